@@ -1,0 +1,23 @@
+use attendance_rules::golden::{run, GOLDEN_VECTORS};
+
+#[test]
+fn golden_vectors_hold() {
+    let (checks, failures) = run(GOLDEN_VECTORS).expect("vectors file parses");
+    assert!(checks >= 10, "expected at least 10 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "golden mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_runner_reports_a_wrong_expectation() {
+    // A runner that cannot fail proves nothing: corrupt one expectation.
+    let corrupted =
+        GOLDEN_VECTORS.replacen("\"attended_seconds\": 900", "\"attended_seconds\": 1680", 1);
+    assert_ne!(corrupted, GOLDEN_VECTORS);
+    let (_, failures) = run(&corrupted).unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("attended_seconds"));
+}

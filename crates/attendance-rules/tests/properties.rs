@@ -1,0 +1,123 @@
+//! Invariants of the rules on random inputs.
+
+use attendance_rules::{compute, CloseReason, Cycle, Schedule};
+use chrono::{DateTime, TimeDelta, Utc};
+use proptest::prelude::*;
+
+const START: i64 = 1_764_068_400; // 2025-11-25T11:00:00Z
+
+fn at(offset_s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(START + offset_s, 0).unwrap()
+}
+
+/// A small schedule, so that brute force per second stays cheap.
+fn schedule() -> impl Strategy<Value = Schedule> {
+    (1u32..=20, 0u32..=10, 0u32..=100).prop_map(|(duration, grace, present)| {
+        let mut s = Schedule::new(at(0), duration);
+        s.grace_minutes = grace;
+        s.late_after_minutes = duration.min(3);
+        s.present_percent = present;
+        s
+    })
+}
+
+/// Cycles around the window, including early joins and late leaves.
+fn cycles() -> impl Strategy<Value = Vec<Cycle>> {
+    prop::collection::vec(
+        (-600i64..2400, prop::option::of(0i64..1500)).prop_map(|(join, length)| match length {
+            Some(length) => Cycle::closed(at(join), at(join + length), CloseReason::Left),
+            None => Cycle::open(at(join)),
+        }),
+        0..5,
+    )
+}
+
+fn closed_cycles() -> impl Strategy<Value = Vec<Cycle>> {
+    prop::collection::vec(
+        (-600i64..2400, 0i64..1500)
+            .prop_map(|(join, len)| Cycle::closed(at(join), at(join + len), CloseReason::Left)),
+        0..5,
+    )
+}
+
+/// The reference: count every second of the window that some cycle covers.
+fn brute_force_seconds(schedule: &Schedule, cycles: &[Cycle], now: DateTime<Utc>) -> i64 {
+    let window = schedule.window();
+    let mut count = 0;
+    let mut second = window.start;
+    while second < window.end {
+        let covered = cycles.iter().any(|c| {
+            let end = c.left_at.unwrap_or(now).min(window.end);
+            c.joined_at <= second && second < end
+        });
+        if covered {
+            count += 1;
+        }
+        second += TimeDelta::seconds(1);
+    }
+    count
+}
+
+proptest! {
+    #[test]
+    fn never_more_than_the_window(s in schedule(), cs in cycles(), now in -600i64..4000) {
+        let a = compute(&s, &cs, None, at(now));
+        prop_assert!(a.attended_seconds >= 0);
+        prop_assert!(a.attended_seconds <= s.window().length_seconds());
+        prop_assert!(a.attendance_percentage <= 100.0);
+    }
+
+    #[test]
+    fn never_decreases_as_now_grows(s in schedule(), cs in cycles(), now in -600i64..4000, later in 0i64..4000) {
+        let before = compute(&s, &cs, None, at(now));
+        let after = compute(&s, &cs, None, at(now + later));
+        prop_assert!(after.attended_seconds >= before.attended_seconds);
+    }
+
+    #[test]
+    fn after_the_end_nothing_changes(s in schedule(), cs in cycles(), beat in prop::option::of(-600i64..4000), later in 1i64..100_000) {
+        let end = (s.window().end - at(0)).num_seconds();
+        let beat = beat.map(at);
+        let at_end = compute(&s, &cs, beat, at(end + 1));
+        let much_later = compute(&s, &cs, beat, at(end + 1 + later));
+        prop_assert_eq!(at_end, much_later);
+    }
+
+    #[test]
+    fn independent_of_cycle_order(s in schedule(), mut cs in cycles(), now in -600i64..4000, beat in prop::option::of(-600i64..4000)) {
+        let forward = compute(&s, &cs, beat.map(at), at(now));
+        cs.reverse();
+        let backward = compute(&s, &cs, beat.map(at), at(now));
+        prop_assert_eq!(forward, backward);
+    }
+
+    #[test]
+    fn another_cycle_never_lowers_attendance(s in schedule(), cs in cycles(), extra in cycles(), now in -600i64..4000) {
+        let base = compute(&s, &cs, None, at(now));
+        let mut more = cs.clone();
+        more.extend(extra);
+        let with_extra = compute(&s, &more, None, at(now));
+        prop_assert!(with_extra.attended_seconds >= base.attended_seconds);
+    }
+
+    #[test]
+    fn equals_a_per_second_count(s in schedule(), cs in cycles(), now in -600i64..4000) {
+        let a = compute(&s, &cs, None, at(now));
+        prop_assert_eq!(a.attended_seconds, brute_force_seconds(&s, &cs, at(now)));
+    }
+
+    #[test]
+    fn closed_cycles_ignore_now_once_past(s in schedule(), cs in closed_cycles(), later in 0i64..10_000) {
+        let last = cs.iter().filter_map(|c| c.left_at).max().unwrap_or(at(0));
+        let a = compute(&s, &cs, None, last);
+        let b = compute(&s, &cs, None, last + TimeDelta::seconds(later));
+        prop_assert_eq!(a.attended_seconds, b.attended_seconds);
+    }
+
+    #[test]
+    fn a_stale_heartbeat_never_counts_more_than_no_heartbeat(s in schedule(), cs in cycles(), beat in -600i64..4000, now in -600i64..4000) {
+        let trusting = compute(&s, &cs, None, at(now));
+        let checked = compute(&s, &cs, Some(at(beat)), at(now));
+        prop_assert!(checked.attended_seconds <= trusting.attended_seconds);
+    }
+}
