@@ -1,0 +1,59 @@
+//! The shared state every route and background task works with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::auth::KeyRing;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest request body accepted (webhooks, sessions), in bytes.
+    pub max_body_bytes: u64,
+    /// Processing attempts before an event is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles on each attempt.
+    pub retry_base: Duration,
+    pub sweep_interval: Duration,
+    /// Serve `/demo/*`: fabricated, LiveKit-signed events for trying it out.
+    pub demo: bool,
+    pub www_dir: std::path::PathBuf,
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub keys: KeyRing,
+    pub hub: Hub,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the processor when a webhook was stored.
+    pub processor_wake: Arc<Notify>,
+}
+
+impl App {
+    pub fn new(store: Store, keys: KeyRing, settings: Settings) -> Self {
+        App {
+            store,
+            keys,
+            hub: Hub::default(),
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::default()),
+            processor_wake: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// The one place the server reads the clock.
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+pub fn now_ms() -> i64 {
+    now().timestamp_millis()
+}

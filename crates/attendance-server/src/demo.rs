@@ -1,0 +1,186 @@
+//! Demo mode (`serve --demo`): lets a new user try the product without a
+//! LiveKit server. It mints tokens and fabricates LiveKit-signed webhooks,
+//! which then take the real path (verification, inbox, processor).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DurationRound, TimeDelta};
+use rand::distr::{Alphanumeric, SampleString};
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use crate::app::{now, now_ms, App};
+use crate::auth::{RoleRequest, TokenRequest};
+use crate::http::{receive_webhook, ApiError, ApiResult};
+use crate::report::SessionView;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StartBody {
+    identity: Option<String>,
+    name: Option<String>,
+    room: Option<String>,
+}
+
+pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let enabled = app.settings.demo;
+    let with_app = warp::any()
+        .and_then(move || async move {
+            if enabled {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .map(move || app.clone());
+    let start = warp::path!("demo" / "start")
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::bytes())
+        .then(|app: App, body: Bytes| async move { into(start(app, body).await) });
+    let join = warp::path!("demo" / "rooms" / String / "join")
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(warp::header::optional::<String>("authorization"))
+        .then(|room: String, app: App, auth: Option<String>| async move {
+            into(join(app, room, auth).await)
+        });
+    let leave = warp::path!("demo" / "rooms" / String / "leave")
+        .and(warp::post())
+        .and(with_app)
+        .and(warp::header::optional::<String>("authorization"))
+        .then(|room: String, app: App, auth: Option<String>| async move {
+            into(leave(app, room, auth).await)
+        });
+    start.or(join).unify().or(leave).unify()
+}
+
+fn into(result: ApiResult) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
+fn sid(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 12)
+    )
+}
+
+async fn start(app: App, body: Bytes) -> ApiResult {
+    let body: StartBody = if body.is_empty() {
+        StartBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    let room = body
+        .room
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "demo-class".into());
+    let identity = body
+        .identity
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| "student-1".into());
+    let name = body
+        .name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "Ada Lovelace".into());
+    let session = match app.store.session(&room).await? {
+        Some(session) if session.schedule.window().end > now() => session,
+        _ => {
+            // A 30-minute class that began at the start of this minute.
+            let start = now()
+                .duration_trunc(TimeDelta::minutes(1))
+                .unwrap_or_else(|_| now());
+            let mut schedule = attendance_rules::Schedule::new(start, 30);
+            schedule.grace_minutes = 10;
+            app.store
+                .upsert_session(&room, "Demo class", &schedule, now_ms())
+                .await?
+                .0
+        }
+    };
+    let mint = |identity: &str, name: &str, role| {
+        app.keys
+            .mint_access_token(&TokenRequest {
+                identity: identity.into(),
+                room: room.clone(),
+                name: Some(name.into()),
+                metadata: None,
+                role,
+                ttl: Duration::from_secs(6 * 3600),
+            })
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+    };
+    Ok(warp::reply::json(&json!({
+        "room": room,
+        "identity": identity,
+        "student_token": mint(&identity, &name, RoleRequest::Student)?,
+        "teacher_token": mint("teacher", "Teacher", RoleRequest::Teacher)?,
+        "session": SessionView::from(&session),
+    }))
+    .into_response())
+}
+
+async fn post_event(app: &App, event: serde_json::Value) -> ApiResult {
+    // Go's protojson spacing, like a real LiveKit server.
+    let body = event.to_string().replace(",\"", ", \"");
+    let token = app
+        .keys
+        .sign_webhook(body.as_bytes())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    receive_webhook(app, Some(&token), body.as_bytes()).await
+}
+
+async fn join(app: App, room: String, auth: Option<String>) -> ApiResult {
+    let who = app.authenticate(auth.as_deref())?;
+    if !who.belongs_to(&room) {
+        return Err(ApiError::forbidden("this token is for another room"));
+    }
+    let at = now();
+    let participant_sid = sid("PA_");
+    post_event(&app, json!({
+        "event": "participant_joined",
+        "room": { "sid": format!("RM_demo{}", room.len()), "name": room },
+        "participant": {
+            "sid": participant_sid, "identity": who.identity, "name": who.name.clone().unwrap_or_default(),
+            "state": "ACTIVE", "joinedAt": at.timestamp().to_string(), "joinedAtMs": at.timestamp_millis().to_string(),
+        },
+        "id": sid("EV_"),
+        "createdAt": at.timestamp().to_string(),
+    }))
+    .await?;
+    Ok(warp::reply::json(&json!({ "participant_sid": participant_sid })).into_response())
+}
+
+async fn leave(app: App, room: String, auth: Option<String>) -> ApiResult {
+    let who = app.authenticate(auth.as_deref())?;
+    if !who.belongs_to(&room) {
+        return Err(ApiError::forbidden("this token is for another room"));
+    }
+    let at = now();
+    let open = app.store.open_cycles(&room, &who.identity).await?;
+    for cycle in &open {
+        post_event(
+            &app,
+            json!({
+                "event": "participant_left",
+                "room": { "sid": cycle.room_sid, "name": room },
+                "participant": {
+                    "sid": cycle.participant_sid, "identity": who.identity,
+                    "joinedAtMs": cycle.joined_at.map(|t| t.timestamp_millis().to_string()),
+                },
+                "id": sid("EV_"),
+                "createdAt": at.timestamp().to_string(),
+            }),
+        )
+        .await?;
+    }
+    Ok(warp::reply::json(&json!({ "closed": open.len() })).into_response())
+}

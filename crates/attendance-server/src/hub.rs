@@ -1,0 +1,59 @@
+//! The change hub: who needs to hear that a room's attendance changed.
+//!
+//! Each room with live subscribers has a bounded broadcast channel. A change
+//! is rendered to JSON once and shared by every subscriber; a subscriber that
+//! falls behind loses messages (never stalls the others) and resyncs from a
+//! fresh snapshot.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+/// Messages a room's subscribers may miss before they must resync.
+const ROOM_QUEUE: usize = 256;
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// One participant's attendance changed; `json` is the full
+    /// `attendance.updated` message.
+    Participant { identity: String, json: Arc<str> },
+    /// Something room-wide changed (schedule, many closes): resync.
+    Room,
+}
+
+#[derive(Clone, Default)]
+pub struct Hub {
+    rooms: Arc<Mutex<HashMap<String, broadcast::Sender<Change>>>>,
+}
+
+impl Hub {
+    pub fn subscribe(&self, room: &str) -> broadcast::Receiver<Change> {
+        let mut rooms = self.rooms.lock().expect("hub lock");
+        rooms
+            .entry(room.to_string())
+            .or_insert_with(|| broadcast::channel(ROOM_QUEUE).0)
+            .subscribe()
+    }
+
+    /// Whether anyone listens: lets publishers skip rendering for nobody.
+    pub fn has_subscribers(&self, room: &str) -> bool {
+        let rooms = self.rooms.lock().expect("hub lock");
+        rooms.get(room).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    pub fn publish(&self, room: &str, change: Change) {
+        let mut rooms = self.rooms.lock().expect("hub lock");
+        if let Some(tx) = rooms.get(room) {
+            if tx.send(change).is_err() {
+                // Last subscriber gone: forget the room.
+                rooms.remove(room);
+            }
+        }
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        let rooms = self.rooms.lock().expect("hub lock");
+        rooms.values().map(broadcast::Sender::receiver_count).sum()
+    }
+}

@@ -1,0 +1,49 @@
+//! The attendance server: LiveKit webhooks in, attendance reports and live
+//! updates out. Facts are stored; every number is computed by
+//! `attendance-rules` when it is read.
+
+pub mod app;
+pub mod auth;
+pub mod demo;
+pub mod http;
+pub mod hub;
+pub mod live;
+pub mod metrics;
+pub mod processor;
+pub mod report;
+pub mod store;
+pub mod sweeper;
+pub mod webhook;
+pub mod ws;
+
+use std::net::SocketAddr;
+
+use tokio::sync::watch;
+
+pub use app::{App, Settings};
+
+/// Serves until `shutdown` resolves, then stops accepting, lets the
+/// background tasks finish their current step, and returns.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let processor = tokio::spawn(processor::run(app.clone(), stop_rx.clone()));
+    let sweeper = tokio::spawn(sweeper::run(app.clone(), stop_rx.clone()));
+    tracing::info!(%addr, backend = ?app.store.backend(), demo = app.settings.demo, "serving");
+    warp::serve(http::routes(app))
+        .incoming(listener)
+        .graceful(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        })
+        .run()
+        .await;
+    let _ = processor.await;
+    let _ = sweeper.await;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The live messages (`attendance.snapshot`, `attendance.updated`) and the
+//! publishing of changes to the hub.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::app::{now, App};
+use crate::auth::Principal;
+use crate::hub::Change;
+use crate::metrics::Metrics;
+use crate::report::{self, ParticipantReport, SessionView};
+use crate::store::StoreResult;
+
+#[derive(Serialize)]
+struct Updated<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    identity: &'a str,
+    attendance: &'a ParticipantReport,
+    session: &'a SessionView,
+    server_time: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    session: Option<SessionView>,
+    participants: Vec<ParticipantReport>,
+    server_time: DateTime<Utc>,
+}
+
+/// Recomputes one participant and tells the room's subscribers.
+pub async fn publish_participant(app: &App, room: &str, identity: &str) -> StoreResult<()> {
+    if !app.hub.has_subscribers(room) {
+        return Ok(());
+    }
+    let facts = app.store.participant_facts(room, identity).await?;
+    let Some(session) = &facts.session else {
+        return Ok(()); // nothing to compute without a schedule
+    };
+    let at = now();
+    let participant = report::one_participant(session, &facts, identity, at);
+    let message = Updated {
+        kind: "attendance.updated",
+        room,
+        identity,
+        attendance: &participant,
+        session: &SessionView::from(session),
+        server_time: at,
+    };
+    let json: Arc<str> = serde_json::to_string(&message)
+        .expect("serializable")
+        .into();
+    Metrics::inc(&app.metrics.broadcasts);
+    app.hub.publish(
+        room,
+        Change::Participant {
+            identity: identity.to_string(),
+            json,
+        },
+    );
+    Ok(())
+}
+
+/// Tells a room's subscribers to resync (schedule changed).
+pub fn publish_room(app: &App, room: &str) {
+    app.hub.publish(room, Change::Room);
+}
+
+/// The snapshot a subscriber gets on connect and on resync: everyone for a
+/// teacher or admin, only themselves for a participant.
+pub async fn snapshot(app: &App, room: &str, who: &Principal) -> StoreResult<String> {
+    let facts = if who.manages(room) {
+        app.store.room_facts(room).await?
+    } else {
+        app.store.participant_facts(room, &who.identity).await?
+    };
+    let at = now();
+    let participants = match &facts.session {
+        Some(session) if who.manages(room) => report::participants(session, &facts, at),
+        Some(session) => vec![report::one_participant(session, &facts, &who.identity, at)],
+        None => Vec::new(),
+    };
+    let message = Snapshot {
+        kind: "attendance.snapshot",
+        room,
+        session: facts.session.as_ref().map(SessionView::from),
+        participants,
+        server_time: at,
+    };
+    Ok(serde_json::to_string(&message).expect("serializable"))
+}

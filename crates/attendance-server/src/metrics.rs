@@ -1,0 +1,117 @@
+//! Counters for `GET /metrics` in Prometheus' text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub webhooks_received: AtomicU64,
+    pub webhooks_accepted: AtomicU64,
+    pub webhooks_duplicate: AtomicU64,
+    webhooks_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    pub events_processed: AtomicU64,
+    pub event_retries: AtomicU64,
+    pub events_dead_lettered: AtomicU64,
+    pub heartbeats: AtomicU64,
+    pub websocket_connections: AtomicU64,
+    pub broadcasts: AtomicU64,
+    pub cycles_swept: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, reason: &'static str) {
+        *self
+            .webhooks_rejected
+            .lock()
+            .expect("metrics lock")
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    /// Renders every counter; `gauges` adds values read at scrape time.
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "attendance_webhooks_received_total",
+                "Webhook requests received",
+                &self.webhooks_received,
+            ),
+            (
+                "attendance_webhooks_accepted_total",
+                "Webhooks verified and stored",
+                &self.webhooks_accepted,
+            ),
+            (
+                "attendance_webhooks_duplicate_total",
+                "Webhooks whose id was already stored",
+                &self.webhooks_duplicate,
+            ),
+            (
+                "attendance_events_processed_total",
+                "Stored events applied to cycles",
+                &self.events_processed,
+            ),
+            (
+                "attendance_event_retries_total",
+                "Failed processing attempts that will be retried",
+                &self.event_retries,
+            ),
+            (
+                "attendance_events_dead_lettered_total",
+                "Events that exhausted their attempts",
+                &self.events_dead_lettered,
+            ),
+            (
+                "attendance_heartbeats_total",
+                "Heartbeats recorded",
+                &self.heartbeats,
+            ),
+            (
+                "attendance_broadcasts_total",
+                "attendance.updated messages published",
+                &self.broadcasts,
+            ),
+            (
+                "attendance_cycles_swept_total",
+                "Cycles closed by the sweeper",
+                &self.cycles_swept,
+            ),
+            (
+                "attendance_websocket_connections_total",
+                "WebSocket connections accepted",
+                &self.websocket_connections,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP attendance_webhooks_rejected_total Webhooks refused, by reason\n# TYPE attendance_webhooks_rejected_total counter"
+        );
+        for (reason, n) in self.webhooks_rejected.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "attendance_webhooks_rejected_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,660 @@
+//! The one storage interface. SQLite (embedded default) and PostgreSQL run the
+//! same SQL through sqlx's `Any` driver; each keeps its own migrations folder
+//! (types differ), and the few dialect differences are named in [`Backend`].
+//! Instants are stored as unix milliseconds (BIGINT) in both.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use attendance_rules::{CloseReason, Schedule};
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A stored session: the schedule plus what people call it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub room: String,
+    pub title: String,
+    pub schedule: Schedule,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleRow {
+    pub participant_sid: String,
+    pub room: String,
+    pub room_sid: String,
+    pub identity: String,
+    pub name: String,
+    pub kind: String,
+    pub metadata: String,
+    pub joined_at: Option<DateTime<Utc>>,
+    pub left_at: Option<DateTime<Utc>>,
+    pub close_reason: Option<String>,
+}
+
+/// A webhook as stored in the inbox.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: String,
+    pub event: String,
+    pub room: String,
+    pub body: String,
+    pub status: String,
+    pub attempts: i64,
+    pub received_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// A connection opened (`participant_joined`) or seen closing.
+#[derive(Debug, Clone)]
+pub struct CycleFact {
+    pub participant_sid: String,
+    pub room: String,
+    pub room_sid: String,
+    pub identity: String,
+    pub name: String,
+    pub kind: String,
+    pub metadata: String,
+    pub joined_at_ms: Option<i64>,
+}
+
+/// Everything needed to compute a room's attendance.
+#[derive(Debug, Clone, Default)]
+pub struct RoomFacts {
+    pub session: Option<SessionRow>,
+    pub cycles: Vec<CycleRow>,
+    pub heartbeats: HashMap<String, DateTime<Utc>>,
+}
+
+pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The close reasons our own sweeper writes. LiveKit's own word about a
+/// participant (`participant_left`, `participant_connection_aborted`)
+/// replaces them; they never replace LiveKit's.
+const SWEEPER_REASONS: &str = "('stale_heartbeat', 'session_ended')";
+
+impl Store {
+    /// Connects, applying SQLite's durability settings and the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = if url.starts_with("sqlite:") {
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (url, Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (url.to_string(), Backend::Postgres)
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:, got `{url}`");
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            // Fail fast when the database is gone: the caller answers 503 and
+            // LiveKit retries, rather than every request hanging.
+            .acquire_timeout(Duration::from_secs(3))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL + synchronous=FULL: a commit is on disk before
+                        // we acknowledge a webhook, even on power loss.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("../../migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("../../migrations/postgres")
+                    .run(&pool)
+                    .await?
+            }
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    // ----- sessions -----
+
+    /// Creates or replaces a session; returns it and whether it was new.
+    pub async fn upsert_session(
+        &self,
+        room: &str,
+        title: &str,
+        schedule: &Schedule,
+        now_ms: i64,
+    ) -> StoreResult<(SessionRow, bool)> {
+        let existed = self.session(room).await?.is_some();
+        sqlx::query(
+            "INSERT INTO sessions (room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
+             late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             ON CONFLICT (room) DO UPDATE SET title = excluded.title, \
+             scheduled_at_ms = excluded.scheduled_at_ms, duration_minutes = excluded.duration_minutes, \
+             grace_minutes = excluded.grace_minutes, late_after_minutes = excluded.late_after_minutes, \
+             present_percent = excluded.present_percent, \
+             heartbeat_stale_seconds = excluded.heartbeat_stale_seconds, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(room)
+        .bind(title)
+        .bind(schedule.scheduled_at.timestamp_millis())
+        .bind(i64::from(schedule.duration_minutes))
+        .bind(i64::from(schedule.grace_minutes))
+        .bind(i64::from(schedule.late_after_minutes))
+        .bind(i64::from(schedule.present_percent))
+        .bind(i64::from(schedule.heartbeat_stale_seconds))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        let session = self.session(room).await?.ok_or(sqlx::Error::RowNotFound)?;
+        Ok((session, !existed))
+    }
+
+    pub async fn session(&self, room: &str) -> StoreResult<Option<SessionRow>> {
+        let row = sqlx::query(&format!("{SESSION_SELECT} WHERE room = $1"))
+            .bind(room)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| session_from_row(&r)).transpose()
+    }
+
+    pub async fn sessions(&self) -> StoreResult<Vec<SessionRow>> {
+        let rows = sqlx::query(&format!("{SESSION_SELECT} ORDER BY scheduled_at_ms"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    // ----- the webhook inbox -----
+
+    /// Stores a verified webhook; `false` when its id was already stored.
+    pub async fn insert_event(
+        &self,
+        id: &str,
+        event: &str,
+        room: &str,
+        created_at_ms: i64,
+        api_key: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
+             status, attempts, next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $5) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(event)
+        .bind(room)
+        .bind(created_at_ms)
+        .bind(now_ms)
+        .bind(api_key)
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Events due for processing, oldest first.
+    pub async fn due_events(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "{EVENT_SELECT} WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
+             ORDER BY created_at_ms, received_at_ms, id LIMIT $2"
+        ))
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub async fn events_by_status(
+        &self,
+        status: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "{EVENT_SELECT} WHERE status = $1 ORDER BY received_at_ms DESC, id LIMIT $2"
+        ))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Records a failed attempt: retried at `retry_at_ms`, or dead-lettered.
+    pub async fn event_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_events SET attempts = attempts + 1, last_error = $2, \
+             status = CASE WHEN $3 < 0 THEN 'failed' ELSE 'pending' END, \
+             next_attempt_at_ms = CASE WHEN $3 < 0 THEN next_attempt_at_ms ELSE $3 END \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(retry_at_ms.unwrap_or(-1))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Puts a dead-lettered event back in the queue; `false` if unknown.
+    pub async fn replay_event(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at_ms = $2 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub async fn event_counts(&self) -> StoreResult<HashMap<String, i64>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM webhook_events GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Applies one event's facts and marks it processed, atomically: an event
+    /// is processed exactly once even if the process dies in between.
+    pub async fn apply_event(&self, id: &str, change: &EventFacts, now_ms: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        match change {
+            EventFacts::Joined(fact) => {
+                insert_cycle(&mut tx, fact, None, now_ms).await?;
+                sqlx::query(
+                    "UPDATE cycles SET joined_at_ms = COALESCE(joined_at_ms, $2), \
+                     name = CASE WHEN $3 <> '' THEN $3 ELSE name END, \
+                     kind = CASE WHEN $4 <> '' THEN $4 ELSE kind END, \
+                     metadata = CASE WHEN $5 <> '' THEN $5 ELSE metadata END, \
+                     room_sid = CASE WHEN $6 <> '' THEN $6 ELSE room_sid END, updated_at_ms = $7 \
+                     WHERE participant_sid = $1",
+                )
+                .bind(&fact.participant_sid)
+                .bind(fact.joined_at_ms)
+                .bind(&fact.name)
+                .bind(&fact.kind)
+                .bind(&fact.metadata)
+                .bind(&fact.room_sid)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                // The room may already have finished (events reordered).
+                sqlx::query(
+                    "UPDATE cycles SET left_at_ms = (SELECT finished_at_ms FROM finished_rooms f \
+                     WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = $2 \
+                     WHERE participant_sid = $1 AND left_at_ms IS NULL AND room_sid <> '' \
+                     AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)",
+                )
+                .bind(&fact.participant_sid)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            EventFacts::Closed {
+                fact,
+                at_ms,
+                reason,
+            } => {
+                insert_cycle(&mut tx, fact, None, now_ms).await?;
+                sqlx::query("UPDATE cycles SET joined_at_ms = COALESCE(joined_at_ms, $2) WHERE participant_sid = $1")
+                    .bind(&fact.participant_sid)
+                    .bind(fact.joined_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                // LiveKit's close wins over the sweeper's guess; of two
+                // LiveKit closes, the earlier one is the truth.
+                sqlx::query(&format!(
+                    "UPDATE cycles SET left_at_ms = $2, close_reason = $3, updated_at_ms = $4 \
+                     WHERE participant_sid = $1 AND (left_at_ms IS NULL OR close_reason IN {SWEEPER_REASONS} \
+                     OR left_at_ms > $2)"
+                ))
+                .bind(&fact.participant_sid)
+                .bind(at_ms)
+                .bind(reason.as_str())
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            EventFacts::RoomFinished {
+                room,
+                room_sid,
+                at_ms,
+            } => {
+                sqlx::query(
+                    "INSERT INTO finished_rooms (room_sid, room, finished_at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (room_sid) DO NOTHING",
+                )
+                .bind(room_sid)
+                .bind(room)
+                .bind(at_ms)
+                .execute(&mut *tx)
+                .await?;
+                // Without a room sid, close by name: every open cycle there.
+                sqlx::query(
+                    "UPDATE cycles SET left_at_ms = $3, close_reason = 'room_finished', updated_at_ms = $4 \
+                     WHERE left_at_ms IS NULL AND room = $1 AND (room_sid = $2 OR $2 = '')",
+                )
+                .bind(room)
+                .bind(room_sid)
+                .bind(at_ms)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            EventFacts::Ignored => {}
+        }
+        sqlx::query(
+            "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
+             processed_at_ms = $2, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    // ----- cycles and heartbeats -----
+
+    pub async fn room_facts(&self, room: &str) -> StoreResult<RoomFacts> {
+        let session = self.session(room).await?;
+        let cycles = sqlx::query(&format!(
+            "{CYCLE_SELECT} WHERE room = $1 ORDER BY identity, joined_at_ms, participant_sid"
+        ))
+        .bind(room)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(cycle_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        let heartbeats =
+            sqlx::query("SELECT identity, last_heartbeat_at_ms FROM heartbeats WHERE room = $1")
+                .bind(room)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("identity")?,
+                        ms_to_time(r.try_get("last_heartbeat_at_ms")?),
+                    ))
+                })
+                .collect::<StoreResult<HashMap<_, _>>>()?;
+        Ok(RoomFacts {
+            session,
+            cycles,
+            heartbeats,
+        })
+    }
+
+    /// One identity's facts in a room.
+    pub async fn participant_facts(&self, room: &str, identity: &str) -> StoreResult<RoomFacts> {
+        let session = self.session(room).await?;
+        let cycles = sqlx::query(&format!(
+            "{CYCLE_SELECT} WHERE room = $1 AND identity = $2 ORDER BY joined_at_ms, participant_sid"
+        ))
+        .bind(room)
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(cycle_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        let heartbeats = sqlx::query(
+            "SELECT identity, last_heartbeat_at_ms FROM heartbeats WHERE room = $1 AND identity = $2",
+        )
+        .bind(room)
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("identity")?, ms_to_time(r.try_get("last_heartbeat_at_ms")?))))
+        .collect::<StoreResult<HashMap<_, _>>>()?;
+        Ok(RoomFacts {
+            session,
+            cycles,
+            heartbeats,
+        })
+    }
+
+    pub async fn record_heartbeat(
+        &self,
+        room: &str,
+        identity: &str,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + 1, \
+             last_heartbeat_at_ms = CASE WHEN excluded.last_heartbeat_at_ms > heartbeats.last_heartbeat_at_ms \
+             THEN excluded.last_heartbeat_at_ms ELSE heartbeats.last_heartbeat_at_ms END",
+        )
+        .bind(room)
+        .bind(identity)
+        .bind(at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Open cycles in rooms that have a schedule, for the sweeper.
+    pub async fn open_cycles_with_sessions(
+        &self,
+    ) -> StoreResult<Vec<(CycleRow, SessionRow, Option<DateTime<Utc>>)>> {
+        let rows = sqlx::query(
+            "SELECT c.participant_sid, c.room, c.room_sid, c.identity, c.name, c.kind, c.metadata, \
+             c.joined_at_ms, c.left_at_ms, c.close_reason, \
+             s.title, s.scheduled_at_ms, s.duration_minutes, s.grace_minutes, s.late_after_minutes, \
+             s.present_percent, s.heartbeat_stale_seconds, s.created_at_ms, s.updated_at_ms, \
+             h.last_heartbeat_at_ms \
+             FROM cycles c JOIN sessions s ON s.room = c.room \
+             LEFT JOIN heartbeats h ON h.room = c.room AND h.identity = c.identity \
+             WHERE c.left_at_ms IS NULL AND c.joined_at_ms IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let beat: Option<i64> = r.try_get("last_heartbeat_at_ms")?;
+                Ok((
+                    cycle_from_row(r)?,
+                    session_from_row(r)?,
+                    beat.map(ms_to_time),
+                ))
+            })
+            .collect()
+    }
+
+    /// Closes a still-open cycle; `false` if someone closed it first.
+    pub async fn close_open_cycle(
+        &self,
+        participant_sid: &str,
+        at_ms: i64,
+        reason: CloseReason,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE cycles SET left_at_ms = $2, close_reason = $3, updated_at_ms = $4 \
+             WHERE participant_sid = $1 AND left_at_ms IS NULL",
+        )
+        .bind(participant_sid)
+        .bind(at_ms)
+        .bind(reason.as_str())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Open cycles of one identity in a room (demo mode's "leave").
+    pub async fn open_cycles(&self, room: &str, identity: &str) -> StoreResult<Vec<CycleRow>> {
+        sqlx::query(&format!(
+            "{CYCLE_SELECT} WHERE room = $1 AND identity = $2 AND left_at_ms IS NULL"
+        ))
+        .bind(room)
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(cycle_from_row)
+        .collect()
+    }
+}
+
+/// What one webhook means for the cycles table.
+#[derive(Debug, Clone)]
+pub enum EventFacts {
+    Joined(CycleFact),
+    Closed {
+        fact: CycleFact,
+        at_ms: i64,
+        reason: CloseReason,
+    },
+    RoomFinished {
+        room: String,
+        room_sid: String,
+        at_ms: i64,
+    },
+    Ignored,
+}
+
+async fn insert_cycle(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    fact: &CycleFact,
+    left_at_ms: Option<i64>,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
+         joined_at_ms, left_at_ms, close_reason, updated_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10) ON CONFLICT (participant_sid) DO NOTHING",
+    )
+    .bind(&fact.participant_sid)
+    .bind(&fact.room)
+    .bind(&fact.room_sid)
+    .bind(&fact.identity)
+    .bind(&fact.name)
+    .bind(&fact.kind)
+    .bind(&fact.metadata)
+    .bind(fact.joined_at_ms)
+    .bind(left_at_ms)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+const SESSION_SELECT: &str = "SELECT room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
+     late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms FROM sessions";
+
+const CYCLE_SELECT: &str =
+    "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
+     joined_at_ms, left_at_ms, close_reason FROM cycles";
+
+const EVENT_SELECT: &str =
+    "SELECT id, event, room, body, status, attempts, received_at_ms, last_error FROM webhook_events";
+
+fn small(row: &AnyRow, column: &str) -> StoreResult<u32> {
+    let value: i64 = row.try_get(column)?;
+    u32::try_from(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
+    Ok(SessionRow {
+        room: row.try_get("room")?,
+        title: row.try_get("title")?,
+        schedule: Schedule {
+            scheduled_at: ms_to_time(row.try_get("scheduled_at_ms")?),
+            duration_minutes: small(row, "duration_minutes")?,
+            grace_minutes: small(row, "grace_minutes")?,
+            late_after_minutes: small(row, "late_after_minutes")?,
+            present_percent: small(row, "present_percent")?,
+            heartbeat_stale_seconds: small(row, "heartbeat_stale_seconds")?,
+        },
+        created_at: ms_to_time(row.try_get("created_at_ms")?),
+        updated_at: ms_to_time(row.try_get("updated_at_ms")?),
+    })
+}
+
+fn cycle_from_row(row: &AnyRow) -> StoreResult<CycleRow> {
+    let joined: Option<i64> = row.try_get("joined_at_ms")?;
+    let left: Option<i64> = row.try_get("left_at_ms")?;
+    Ok(CycleRow {
+        participant_sid: row.try_get("participant_sid")?,
+        room: row.try_get("room")?,
+        room_sid: row.try_get("room_sid")?,
+        identity: row.try_get("identity")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        metadata: row.try_get("metadata")?,
+        joined_at: joined.map(ms_to_time),
+        left_at: left.map(ms_to_time),
+        close_reason: row.try_get("close_reason")?,
+    })
+}
+
+fn event_from_row(row: &AnyRow) -> StoreResult<StoredEvent> {
+    Ok(StoredEvent {
+        id: row.try_get("id")?,
+        event: row.try_get("event")?,
+        room: row.try_get("room")?,
+        body: row.try_get("body")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        received_at: ms_to_time(row.try_get("received_at_ms")?),
+        last_error: row.try_get("last_error")?,
+    })
+}
