@@ -1,0 +1,751 @@
+//! `AttendanceTracker`: the WebSocket, the heartbeats, the polling fallback
+//! and the once-per-second render.
+//!
+//! Every callback (timers, socket and page events) holds the shared state
+//! strongly, like a JS object kept alive by its listeners; `stop()` drops them
+//! all and so frees the tracker. Borrows of the state never span a call into
+//! page code (`onUpdate`), so that code may call back into the tracker.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use attendance_rules::{compute, Attendance, Schedule};
+use gloo_timers::callback::{Interval, Timeout};
+use js_sys::{Array, Date, Function, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Element, Event, EventTarget, MessageEvent, WebSocket};
+
+use crate::view::{Link, View};
+use crate::{at_ms, get, jwt, schedule_from_js, time, to_js, Facts};
+
+const HEARTBEAT: &str = "{\"type\":\"heartbeat\"}";
+const MAX_BACKOFF_MS: f64 = 30_000.0;
+/// Socket attempts in a row that never opened before polling starts.
+const FAILURES_BEFORE_POLLING: u32 = 3;
+
+// Fetch stays in JS: the reply comes back through one long-lived callback,
+// `done(kind, value, ok)`, so no futures runtime is compiled into the wasm.
+#[wasm_bindgen(inline_js = "
+export function request(method, url, token, keepalive, kind, done) {
+  fetch(url, {
+    method,
+    headers: { Authorization: 'Bearer ' + token, Accept: 'application/json' },
+    keepalive,
+    cache: 'no-store',
+  }).then((r) => {
+    if (r.status === 404) return null;
+    if (!r.ok) throw new Error(method + ' ' + url + ': HTTP ' + r.status);
+    return r.json();
+  }).then((v) => done && done(kind, v, true), (e) => done && done(kind, e, false));
+}
+")]
+extern "C" {
+    fn request(
+        method: &str,
+        url: &str,
+        token: &str,
+        keepalive: bool,
+        kind: u32,
+        done: Option<&Function>,
+    );
+}
+
+/// What a reply to [`request`] answers.
+const REPLY_HEARTBEAT: u32 = 0;
+const REPLY_SESSION: u32 = 1;
+const REPLY_PARTICIPANT: u32 = 2;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console)]
+    fn warn(message: &str, detail: &JsValue);
+}
+
+type Shared = Rc<RefCell<Inner>>;
+type Callback = Closure<dyn FnMut()>;
+type ReplyCallback = Closure<dyn FnMut(u32, JsValue, bool)>;
+
+struct Socket {
+    ws: WebSocket,
+    opened: bool,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut()>,
+}
+
+impl Socket {
+    fn is_open(&self) -> bool {
+        self.ws.ready_state() == WebSocket::OPEN
+    }
+
+    /// Closes without triggering the reconnect logic.
+    fn shut(&self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
+}
+
+struct Listener {
+    target: EventTarget,
+    name: &'static str,
+    callback: Closure<dyn FnMut(Event)>,
+}
+
+struct RoomBinding {
+    room: JsValue,
+    handlers: Vec<(&'static str, Callback)>,
+}
+
+struct Inner {
+    base: String,
+    room: String,
+    token: String,
+    identity: Option<String>,
+    heartbeat_ms: u32,
+    poll_ms: u32,
+    view: Option<View>,
+    on_update: Option<Function>,
+
+    /// The session object as the server sent it, and its schedule.
+    session: Option<Schedule>,
+    /// This student's participant object as the server sent it (or null).
+    participant: JsValue,
+    facts: Facts,
+    /// Server clock minus browser clock, in milliseconds.
+    offset_ms: f64,
+
+    socket: Option<Socket>,
+    attempt: u32,
+    failures: u32,
+    reconnect: Option<Timeout>,
+    poll: Option<Interval>,
+    tick: Option<Interval>,
+    heartbeat: Option<Interval>,
+    /// In the LiveKit room, as far as the page knows.
+    connected: bool,
+    stopped: bool,
+    listeners: Vec<Listener>,
+    room_binding: Option<RoomBinding>,
+    /// Receives fetch replies; holds the state weakly, so it never keeps a
+    /// stopped tracker alive.
+    reply: Option<ReplyCallback>,
+}
+
+impl Inner {
+    fn link(&self) -> Link {
+        if self.stopped {
+            Link::Stopped
+        } else if self.socket.as_ref().is_some_and(|s| s.opened) {
+            Link::Live
+        } else if self.poll.is_some() {
+            Link::Polling
+        } else if self.attempt == 0 {
+            Link::Connecting
+        } else {
+            Link::Reconnecting
+        }
+    }
+
+    fn now_ms(&self) -> f64 {
+        Date::now() + self.offset_ms
+    }
+
+    fn compute(&self) -> Option<Attendance> {
+        let schedule = self.session.as_ref()?;
+        Some(compute(
+            schedule,
+            self.facts.cycles(),
+            self.facts.last_heartbeat_at(),
+            at_ms(self.now_ms()),
+        ))
+    }
+
+    fn state(&self) -> JsValue {
+        match self.compute() {
+            Some(att) => to_js(&att, &self.participant, self.facts.last_heartbeat_at()).into(),
+            None => JsValue::NULL,
+        }
+    }
+
+    fn set_session(&mut self, session: &JsValue) {
+        if session.is_null() || session.is_undefined() {
+            self.session = None;
+            return;
+        }
+        match schedule_from_js(session) {
+            Ok(schedule) => self.session = Some(schedule),
+            Err(e) => warn("attendance: unreadable session", &e),
+        }
+    }
+
+    fn set_participant(&mut self, participant: JsValue) {
+        match Facts::from_js(&participant) {
+            Ok(facts) => {
+                self.facts = facts;
+                self.participant = participant;
+            }
+            Err(e) => warn("attendance: unreadable participant", &e),
+        }
+    }
+
+    fn set_server_time(&mut self, server_time: &JsValue) {
+        if let Some(server_ms) = server_time.as_string().and_then(|t| time::parse_ms(&t)) {
+            self.offset_ms = server_ms as f64 - Date::now();
+        }
+    }
+
+    fn is_mine(&self, identity: &JsValue) -> bool {
+        match (&self.identity, identity.as_string()) {
+            (Some(mine), Some(theirs)) => *mine == theirs,
+            _ => true,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        let mut url = String::with_capacity(self.base.len() + path.len() + 32);
+        url.push_str(&self.base);
+        url.push_str("/api/sessions/");
+        url.push_str(&String::from(js_sys::encode_uri_component(&self.room)));
+        url.push_str(path);
+        url
+    }
+
+    fn socket_url(&self) -> String {
+        let http = self.url("/live?access_token=");
+        let mut url = if let Some(rest) = http.strip_prefix("https") {
+            String::from("wss") + rest
+        } else if let Some(rest) = http.strip_prefix("http") {
+            String::from("ws") + rest
+        } else {
+            http
+        };
+        url.push_str(&String::from(js_sys::encode_uri_component(&self.token)));
+        url
+    }
+}
+
+/// Renders and tells the page. Never holds a borrow while calling the page.
+fn emit(shared: &Shared) {
+    let (state, callback) = {
+        let inner = shared.borrow();
+        if let Some(view) = &inner.view {
+            let att = inner.compute();
+            let schedule = inner.session.as_ref();
+            view.render(schedule.zip(att.as_ref()), inner.link());
+        }
+        match &inner.on_update {
+            Some(cb) => (inner.state(), cb.clone()),
+            None => return,
+        }
+    };
+    if let Err(e) = callback.call1(&JsValue::NULL, &state) {
+        warn("attendance: onUpdate failed", &e);
+    }
+}
+
+fn handle_message(shared: &Shared, text: &str) {
+    let Ok(message) = JSON::parse(text) else {
+        return;
+    };
+    {
+        let mut inner = shared.borrow_mut();
+        inner.set_server_time(&get(&message, "server_time"));
+        match get(&message, "type").as_string().as_deref() {
+            Some("attendance.snapshot") => {
+                inner.set_session(&get(&message, "session"));
+                let list: Array = get(&message, "participants")
+                    .dyn_into()
+                    .unwrap_or_else(|_| Array::new());
+                let mine = list
+                    .iter()
+                    .find(|p| inner.identity.is_some() && inner.is_mine(&get(p, "identity")))
+                    .or_else(|| (list.length() == 1).then(|| list.get(0)))
+                    .unwrap_or(JsValue::NULL);
+                inner.set_participant(mine);
+            }
+            Some("attendance.updated") => {
+                let session = get(&message, "session");
+                if !session.is_undefined() {
+                    inner.set_session(&session);
+                }
+                if inner.is_mine(&get(&message, "identity")) {
+                    inner.set_participant(get(&message, "attendance"));
+                }
+            }
+            Some("heartbeat.ack") => {
+                let beat = get(&message, "last_heartbeat_at");
+                if let Some(at) = beat.as_string().and_then(|t| time::parse(&t)) {
+                    inner.facts.last_heartbeat_at = Some(at);
+                }
+            }
+            Some("error") => warn("attendance: server error", &get(&message, "message")),
+            _ => {}
+        }
+    }
+    emit(shared);
+}
+
+fn open_socket(shared: &Shared) {
+    let url = {
+        let mut inner = shared.borrow_mut();
+        inner.reconnect = None;
+        if inner.stopped || inner.socket.is_some() {
+            return;
+        }
+        inner.socket_url()
+    };
+    let ws = match WebSocket::new(&url) {
+        Ok(ws) => ws,
+        Err(e) => {
+            warn("attendance: cannot open the WebSocket", &e);
+            socket_failed(shared, false);
+            return;
+        }
+    };
+    let s = shared.clone();
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        {
+            let mut inner = s.borrow_mut();
+            if let Some(socket) = inner.socket.as_mut() {
+                socket.opened = true;
+            }
+            inner.attempt = 0;
+            inner.failures = 0;
+            inner.poll = None;
+        }
+        emit(&s);
+    });
+    let s = shared.clone();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        if let Some(text) = event.data().as_string() {
+            handle_message(&s, &text);
+        }
+    });
+    let s = shared.clone();
+    let on_close = Closure::<dyn FnMut()>::new(move || {
+        let opened = s
+            .borrow_mut()
+            .socket
+            .take()
+            .is_some_and(|socket| socket.opened);
+        socket_failed(&s, opened);
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    shared.borrow_mut().socket = Some(Socket {
+        ws,
+        opened: false,
+        _on_open: on_open,
+        _on_message: on_message,
+        _on_close: on_close,
+    });
+}
+
+/// The socket closed (after working or not): back off, maybe start polling.
+fn socket_failed(shared: &Shared, had_opened: bool) {
+    let start_polling = {
+        let mut inner = shared.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        if had_opened {
+            inner.failures = 0;
+        } else {
+            inner.failures += 1;
+        }
+        let base = 1000.0 * f64::from(1u32 << inner.attempt.min(5));
+        let delay = (base * (0.8 + 0.4 * js_sys::Math::random())).min(MAX_BACKOFF_MS);
+        inner.attempt += 1;
+        let s = shared.clone();
+        inner.reconnect = Some(Timeout::new(delay as u32, move || open_socket(&s)));
+        inner.failures >= FAILURES_BEFORE_POLLING && inner.poll.is_none()
+    };
+    if start_polling {
+        let ms = shared.borrow().poll_ms;
+        let s = shared.clone();
+        let interval = Interval::new(ms, move || poll_once(&s));
+        shared.borrow_mut().poll = Some(interval);
+        poll_once(shared);
+    }
+    emit(shared);
+}
+
+/// Reconnects now (page shown again, or woken from the back/forward cache).
+fn reconnect_now(shared: &Shared) {
+    let idle = {
+        let mut inner = shared.borrow_mut();
+        let idle = !inner.stopped && inner.socket.is_none();
+        if idle {
+            inner.reconnect = None;
+        }
+        idle
+    };
+    if idle {
+        open_socket(shared);
+    }
+}
+
+fn poll_once(shared: &Shared) {
+    let inner = shared.borrow();
+    if inner.stopped {
+        return;
+    }
+    let done = inner.reply.as_ref().map(|c| c.as_ref().unchecked_ref());
+    request(
+        "GET",
+        &inner.url(""),
+        &inner.token,
+        false,
+        REPLY_SESSION,
+        done,
+    );
+    if let Some(identity) = &inner.identity {
+        let mut path = String::from("/attendance/");
+        path.push_str(&String::from(js_sys::encode_uri_component(identity)));
+        request(
+            "GET",
+            &inner.url(&path),
+            &inner.token,
+            false,
+            REPLY_PARTICIPANT,
+            done,
+        );
+    }
+}
+
+/// A reply from [`request`] arrived.
+fn on_reply(shared: &Shared, kind: u32, value: JsValue, ok: bool) {
+    if !ok {
+        warn("attendance: request failed", &value);
+        return;
+    }
+    {
+        let mut inner = shared.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        let live = inner.socket.as_ref().is_some_and(|s| s.opened);
+        match kind {
+            // The socket is the better source once it works again.
+            REPLY_SESSION if !live => inner.set_session(&value),
+            REPLY_PARTICIPANT if !live => inner.set_participant(value),
+            REPLY_HEARTBEAT if value.is_object() => {
+                let attendance = get(&value, "attendance");
+                if attendance.is_object() {
+                    inner.set_participant(attendance);
+                }
+                let beat = get(&value, "last_heartbeat_at").as_string();
+                if let Some(at) = beat.and_then(|t| time::parse(&t)) {
+                    inner.facts.last_heartbeat_at = Some(at);
+                }
+            }
+            _ => return,
+        }
+    }
+    emit(shared);
+}
+
+fn send_heartbeat(shared: &Shared, keepalive: bool) {
+    let inner = shared.borrow();
+    if !keepalive {
+        if let Some(socket) = inner.socket.as_ref().filter(|s| s.is_open()) {
+            if socket.ws.send_with_str(HEARTBEAT).is_ok() {
+                return;
+            }
+        }
+    }
+    // With keepalive the page is going away: nobody is left to read a reply.
+    let done = match keepalive {
+        true => None,
+        false => inner.reply.as_ref().map(|c| c.as_ref().unchecked_ref()),
+    };
+    let url = inner.url("/heartbeat");
+    request("POST", &url, &inner.token, keepalive, REPLY_HEARTBEAT, done);
+}
+
+fn start_heartbeats(shared: &Shared) {
+    let ms = {
+        let inner = shared.borrow();
+        if inner.stopped || !inner.connected || inner.heartbeat.is_some() {
+            return;
+        }
+        inner.heartbeat_ms
+    };
+    let s = shared.clone();
+    let interval = Interval::new(ms, move || send_heartbeat(&s, false));
+    shared.borrow_mut().heartbeat = Some(interval);
+    send_heartbeat(shared, false);
+}
+
+fn connected(shared: &Shared) {
+    {
+        let mut inner = shared.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        inner.connected = true;
+        // A fresh connection gets a fresh heartbeat right away.
+        inner.heartbeat = None;
+    }
+    start_heartbeats(shared);
+}
+
+fn disconnected(shared: &Shared) {
+    {
+        let mut inner = shared.borrow_mut();
+        inner.connected = false;
+        inner.heartbeat = None;
+    }
+    emit(shared);
+}
+
+fn stop(shared: &Shared) {
+    let (listeners, binding, socket) = {
+        let mut inner = shared.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        inner.stopped = true;
+        inner.connected = false;
+        inner.heartbeat = None;
+        inner.reconnect = None;
+        inner.poll = None;
+        inner.tick = None;
+        (
+            std::mem::take(&mut inner.listeners),
+            inner.room_binding.take(),
+            inner.socket.take(),
+        )
+    };
+    if let Some(socket) = socket {
+        socket.shut();
+    }
+    for l in &listeners {
+        let _ = l
+            .target
+            .remove_event_listener_with_callback(l.name, l.callback.as_ref().unchecked_ref());
+    }
+    if let Some(binding) = binding {
+        unbind_room(&binding);
+    }
+    emit(shared);
+    // The callbacks may still be running (stop() called from one of them):
+    // wasm-bindgen defers freeing a closure until its call returns.
+    drop(listeners);
+}
+
+fn unbind_room(binding: &RoomBinding) {
+    let off = get(&binding.room, "off");
+    if let Some(off) = off.dyn_ref::<Function>() {
+        for (name, handler) in &binding.handlers {
+            let _ = off.call2(&binding.room, &JsValue::from_str(name), handler.as_ref());
+        }
+    }
+}
+
+fn listen(shared: &Shared, target: EventTarget, name: &'static str, f: fn(&Shared, &Event)) {
+    let s = shared.clone();
+    let callback = Closure::<dyn FnMut(Event)>::new(move |event: Event| f(&s, &event));
+    if target
+        .add_event_listener_with_callback(name, callback.as_ref().unchecked_ref())
+        .is_ok()
+    {
+        shared.borrow_mut().listeners.push(Listener {
+            target,
+            name,
+            callback,
+        });
+    }
+}
+
+fn on_page_hide(shared: &Shared, _: &Event) {
+    let was_connected = {
+        let mut inner = shared.borrow_mut();
+        inner.heartbeat = None;
+        inner.connected && !inner.stopped
+    };
+    if was_connected {
+        send_heartbeat(shared, true);
+    }
+}
+
+fn on_page_show(shared: &Shared, event: &Event) {
+    if get(event, "persisted").as_bool() == Some(true) {
+        reconnect_now(shared);
+        start_heartbeats(shared);
+    }
+}
+
+fn on_visibility(shared: &Shared, _: &Event) {
+    // Hidden: keep going (LiveKit keeps the call alive in background tabs).
+    // Visible again: catch up at once instead of waiting for a timer.
+    let visible = web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| get(&d, "visibilityState").as_string().as_deref() == Some("visible"));
+    if visible {
+        reconnect_now(shared);
+        emit(shared);
+    }
+}
+
+/// Tracks one student's attendance in one room: see the crate docs.
+///
+/// Like a JS object kept alive by its listeners, a tracker runs until
+/// `stop()`, even when the page drops its last reference to it.
+#[wasm_bindgen]
+pub struct AttendanceTracker {
+    inner: Shared,
+}
+
+#[wasm_bindgen]
+impl AttendanceTracker {
+    /// `options`: `{ serverUrl, room, token, element?, onUpdate?,
+    /// heartbeatSeconds? (60), pollSeconds? (15) }`. `element` may be an
+    /// element or a CSS selector; `serverUrl` defaults to the page's origin.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: &JsValue) -> Result<AttendanceTracker, JsValue> {
+        let window = web_sys::window();
+        let text = |key: &str| get(options, key).as_string().filter(|s| !s.is_empty());
+        let room = text("room").ok_or_else(|| JsValue::from_str("options.room is required"))?;
+        let token = text("token").ok_or_else(|| JsValue::from_str("options.token is required"))?;
+        let base = match text("serverUrl") {
+            Some(url) => url,
+            None => window
+                .as_ref()
+                .and_then(|w| w.location().origin().ok())
+                .ok_or_else(|| JsValue::from_str("options.serverUrl is required"))?,
+        };
+        let base = base.trim_end_matches('/').to_string();
+        let seconds = |key: &str, default: f64| {
+            let value = get(options, key).as_f64().unwrap_or(default);
+            (value.clamp(0.05, 86_400.0) * 1000.0) as u32
+        };
+        let element = get(options, "element");
+        let host: Option<Element> = if let Some(selector) = element.as_string() {
+            window
+                .as_ref()
+                .and_then(|w| w.document())
+                .and_then(|d| d.query_selector(&selector).ok().flatten())
+        } else {
+            element.dyn_into::<Element>().ok()
+        };
+        let view = host.as_ref().map(View::new).transpose()?;
+        let on_update = get(options, "onUpdate").dyn_into::<Function>().ok();
+
+        let shared: Shared = Rc::new(RefCell::new(Inner {
+            identity: jwt::subject(&token),
+            base,
+            room,
+            token,
+            heartbeat_ms: seconds("heartbeatSeconds", 60.0),
+            poll_ms: seconds("pollSeconds", 15.0),
+            view,
+            on_update,
+            session: None,
+            participant: JsValue::NULL,
+            facts: Facts::default(),
+            offset_ms: 0.0,
+            socket: None,
+            attempt: 0,
+            failures: 0,
+            reconnect: None,
+            poll: None,
+            tick: None,
+            heartbeat: None,
+            connected: false,
+            stopped: false,
+            listeners: Vec::new(),
+            room_binding: None,
+            reply: None,
+        }));
+        let weak = Rc::downgrade(&shared);
+        let reply = ReplyCallback::new(move |kind, value, ok| {
+            if let Some(shared) = weak.upgrade() {
+                on_reply(&shared, kind, value, ok);
+            }
+        });
+        shared.borrow_mut().reply = Some(reply);
+
+        let s = shared.clone();
+        shared.borrow_mut().tick = Some(Interval::new(1000, move || emit(&s)));
+        if let Some(window) = &window {
+            listen(&shared, window.clone().into(), "pagehide", on_page_hide);
+            listen(&shared, window.clone().into(), "pageshow", on_page_show);
+            if let Some(document) = window.document() {
+                listen(&shared, document.into(), "visibilitychange", on_visibility);
+            }
+        }
+        open_socket(&shared);
+        Ok(AttendanceTracker { inner: shared })
+    }
+
+    /// The student joined the LiveKit room: heartbeat now and every interval.
+    pub fn connected(&self) {
+        connected(&self.inner);
+    }
+
+    /// The student left the LiveKit room: heartbeats stop.
+    pub fn disconnected(&self) {
+        disconnected(&self.inner);
+    }
+
+    /// Follows a livekit-client `Room`: its `connected`, `disconnected`,
+    /// `reconnecting` and `reconnected` events drive the heartbeats.
+    pub fn attach(&self, room: &JsValue) -> Result<(), JsValue> {
+        let on = get(room, "on")
+            .dyn_into::<Function>()
+            .map_err(|_| JsValue::from_str("attach(room): room.on is not a function"))?;
+        if let Some(old) = self.inner.borrow_mut().room_binding.take() {
+            unbind_room(&old);
+        }
+        let mut handlers: Vec<(&'static str, Callback)> = Vec::new();
+        for (name, f) in [
+            ("connected", connected as fn(&Shared)),
+            ("reconnected", connected),
+            ("disconnected", disconnected),
+            // Still in the room while LiveKit reconnects: keep heartbeating.
+            ("reconnecting", emit),
+        ] {
+            let s = self.inner.clone();
+            let handler = Callback::new(move || f(&s));
+            on.call2(room, &JsValue::from_str(name), handler.as_ref())?;
+            handlers.push((name, handler));
+        }
+        self.inner.borrow_mut().room_binding = Some(RoomBinding {
+            room: room.clone(),
+            handlers,
+        });
+        if get(room, "state").as_string().as_deref() == Some("connected") {
+            connected(&self.inner);
+        }
+        Ok(())
+    }
+
+    /// Stops everything: heartbeats, socket, polling, rendering.
+    pub fn stop(&self) {
+        stop(&self.inner);
+    }
+
+    /// The latest state: the server's participant object with the computed
+    /// fields (and `phase`) as of now, or null before a session is known.
+    pub fn attendance(&self) -> JsValue {
+        self.inner.borrow().state()
+    }
+
+    /// The identity (`sub`) read from the token, if any.
+    #[wasm_bindgen(getter)]
+    pub fn identity(&self) -> Option<String> {
+        self.inner.borrow().identity.clone()
+    }
+
+    /// Feeds one server message as if it came over the socket (for tests
+    /// and for pages that already hold a socket).
+    #[wasm_bindgen(js_name = handleMessage)]
+    pub fn handle_message(&self, text: &str) {
+        handle_message(&self.inner, text);
+    }
+}

@@ -1,0 +1,209 @@
+//! Runs in Chromium (`CHROMEDRIVER=/usr/bin/chromedriver cargo test -p
+//! attendance-tracker --target wasm32-unknown-unknown`): the rules give the
+//! golden numbers in the browser's wasm build too, and the tracker's JS-facing
+//! API reads the server's objects and renders them.
+#![cfg(target_arch = "wasm32")]
+
+use attendance_rules::golden::{run, GOLDEN_VECTORS};
+use attendance_tracker::{compute_attendance, AttendanceTracker};
+use js_sys::{Date, Object, Reflect, JSON};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(key)).unwrap()
+}
+
+fn ms(text: &str) -> f64 {
+    Date::parse(text)
+}
+
+#[wasm_bindgen_test]
+fn this_is_a_browser() {
+    let navigator = get(&web_sys::window().unwrap(), "navigator");
+    let agent = get(&navigator, "userAgent").as_string().unwrap();
+    assert!(agent.contains("Chrome"), "{agent}");
+}
+
+#[wasm_bindgen_test]
+fn golden_vectors_hold_in_the_browser() {
+    let (checks, failures) = run(GOLDEN_VECTORS).expect("vectors file parses");
+    assert!(checks >= 10, "expected at least 10 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "golden mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+const SESSION: &str = r#"{
+  "room": "math-101", "title": "Algebra", "scheduled_at": "2026-11-25T11:00:00Z",
+  "duration_minutes": 60, "grace_minutes": 30, "late_after_minutes": 10,
+  "present_percent": 80, "heartbeat_stale_seconds": 300,
+  "window_end": "2026-11-25T12:30:00Z",
+  "created_at": "2026-11-20T09:00:00Z", "updated_at": "2026-11-20T09:00:00Z"
+}"#;
+
+const PARTICIPANT: &str = r#"{
+  "identity": "student-17", "name": "Ada", "attended_seconds": 0, "duration_minutes": 0,
+  "attendance_percentage": 0, "status": "absent", "final": false, "phase": "scheduled",
+  "join_count": 3, "in_meeting": false, "is_currently_in_meeting": false,
+  "heartbeat_stale": false, "first_join_at": null, "last_leave_at": null,
+  "first_counted_at": null, "last_heartbeat_at": null,
+  "cycles": [
+    {"participant_sid": "PA_x", "joined_at": null, "left_at": "2026-11-25T10:40:00Z", "close_reason": "left"},
+    {"participant_sid": "PA_a", "joined_at": "2026-11-25T10:45:00Z", "left_at": "2026-11-25T11:15:00Z", "close_reason": "left"},
+    {"participant_sid": "PA_b", "joined_at": "2026-11-25T13:40:00.500+01:00", "left_at": null, "close_reason": null}
+  ]
+}"#;
+
+#[wasm_bindgen_test]
+fn compute_attendance_reads_the_servers_objects() {
+    let session = JSON::parse(SESSION).unwrap();
+    let participant = JSON::parse(PARTICIPANT).unwrap();
+
+    // After the window: the early join is capped at 11:00, the cycle without
+    // a join is skipped, the open one (12:40:00.5 UTC) is after the window.
+    let out = compute_attendance(
+        session.clone(),
+        participant.clone(),
+        ms("2026-11-25T13:00:00Z"),
+    )
+    .unwrap();
+    let out: JsValue = out.into();
+    assert_eq!(get(&out, "attended_seconds").as_f64(), Some(900.0));
+    assert_eq!(get(&out, "duration_minutes").as_f64(), Some(15.0));
+    assert_eq!(get(&out, "attendance_percentage").as_f64(), Some(25.0));
+    assert_eq!(get(&out, "status").as_string().unwrap(), "partial");
+    assert_eq!(get(&out, "phase").as_string().unwrap(), "ended");
+    assert_eq!(get(&out, "final").as_bool(), Some(true));
+    assert_eq!(get(&out, "in_meeting").as_bool(), Some(false));
+    assert_eq!(get(&out, "join_count").as_f64(), Some(2.0));
+    assert_eq!(
+        get(&out, "first_counted_at").as_string().unwrap(),
+        "2026-11-25T11:00:00.000Z"
+    );
+    assert_eq!(
+        get(&out, "first_join_at").as_string().unwrap(),
+        "2026-11-25T10:45:00.000Z"
+    );
+    // The server's other fields pass through untouched.
+    assert_eq!(get(&out, "identity").as_string().unwrap(), "student-17");
+    assert_eq!(get(&out, "name").as_string().unwrap(), "Ada");
+    assert!(js_sys::Array::is_array(&get(&out, "cycles")));
+    // The input object is not modified.
+    assert_eq!(get(&participant, "status").as_string().unwrap(), "absent");
+
+    // Live, with an open cycle since 11:20 UTC: 15 + 10 minutes at 11:30.
+    let participant = JSON::parse(
+        r#"{"identity": "s", "cycles": [
+            {"joined_at": "2026-11-25T10:45:00Z", "left_at": "2026-11-25T11:15:00Z"},
+            {"joined_at": "2026-11-25T11:20:00Z"}
+        ], "last_heartbeat_at": "2026-11-25T11:29:00Z"}"#,
+    )
+    .unwrap();
+    let out: JsValue = compute_attendance(session.clone(), participant, ms("2026-11-25T11:30:00Z"))
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "attended_seconds").as_f64(), Some(1500.0));
+    assert_eq!(get(&out, "phase").as_string().unwrap(), "live");
+    assert_eq!(get(&out, "final").as_bool(), Some(false));
+    assert_eq!(get(&out, "in_meeting").as_bool(), Some(true));
+    assert_eq!(get(&out, "heartbeat_stale").as_bool(), Some(false));
+
+    // No facts yet: absent, and null is accepted as "no participant".
+    let out: JsValue = compute_attendance(session, JsValue::NULL, ms("2026-11-25T10:00:00Z"))
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "attended_seconds").as_f64(), Some(0.0));
+    assert_eq!(get(&out, "phase").as_string().unwrap(), "scheduled");
+    assert_eq!(get(&out, "status").as_string().unwrap(), "absent");
+}
+
+#[wasm_bindgen_test]
+fn compute_attendance_refuses_a_bad_session() {
+    let session = JSON::parse(r#"{"scheduled_at": "tomorrow", "duration_minutes": 60}"#).unwrap();
+    assert!(compute_attendance(session, JsValue::NULL, 0.0).is_err());
+    let session = JSON::parse(r#"{"scheduled_at": "2026-11-25T11:00:00Z"}"#).unwrap();
+    assert!(compute_attendance(session, JsValue::NULL, 0.0).is_err());
+}
+
+/// A JWT whose payload is `{"sub":"student-17","video":{"room":"math-101"}}`
+/// (the tracker reads `sub` only; the signature is the server's business).
+const TOKEN: &str =
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzdHVkZW50LTE3IiwidmlkZW8iOnsicm9vbSI6Im1hdGgtMTAxIn19.sig";
+
+fn field(host: &web_sys::Element, name: &str) -> String {
+    host.query_selector(&format!("[data-field={name}]"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("no [data-field={name}]"))
+        .text_content()
+        .unwrap()
+}
+
+#[wasm_bindgen_test]
+fn tracker_renders_a_snapshot() {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let host = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&host).unwrap();
+    let options = Object::new();
+    Reflect::set(&options, &"serverUrl".into(), &"http://127.0.0.1:9".into()).unwrap();
+    Reflect::set(&options, &"room".into(), &"math-101".into()).unwrap();
+    Reflect::set(&options, &"token".into(), &TOKEN.into()).unwrap();
+    Reflect::set(&options, &"element".into(), &host).unwrap();
+    let tracker = AttendanceTracker::new(&options).unwrap();
+    assert_eq!(tracker.identity().as_deref(), Some("student-17"));
+    assert!(tracker.attendance().is_null(), "no session known yet");
+
+    // A class that started an hour and a bit ago by the server's clock
+    // (which runs 10 minutes ahead of this browser's): ended, final.
+    let server_now = Date::now() + 600_000.0;
+    let iso = |ms: f64| Date::new(&JsValue::from_f64(ms)).to_iso_string();
+    let start = server_now - 2.0 * 3_600_000.0;
+    let snapshot = format!(
+        r#"{{"type":"attendance.snapshot","room":"math-101","server_time":"{now}",
+        "session":{{"room":"math-101","scheduled_at":"{start}","duration_minutes":60,"grace_minutes":30}},
+        "participants":[{{"identity":"student-17","name":"Ada","cycles":[
+          {{"joined_at":"{start}","left_at":"{left}"}}]}}]}}"#,
+        now = String::from(iso(server_now)),
+        start = String::from(iso(start)),
+        left = String::from(iso(start + 45.0 * 60_000.0 + 7_000.0)),
+    );
+    tracker.handle_message(&snapshot);
+    assert_eq!(field(&host, "attended"), "45:07");
+    assert_eq!(field(&host, "percentage"), "75.2%");
+    assert_eq!(field(&host, "status"), "Partial");
+    assert_eq!(field(&host, "phase"), "Final");
+    assert_eq!(field(&host, "in-meeting"), "Not in the meeting");
+    let state = tracker.attendance();
+    assert_eq!(get(&state, "final").as_bool(), Some(true));
+    assert_eq!(get(&state, "name").as_string().unwrap(), "Ada");
+
+    // Rescheduled to start in 5 minutes (server clock): nothing counts yet.
+    let start = server_now + 5.0 * 60_000.0;
+    let update = format!(
+        r#"{{"type":"attendance.updated","room":"math-101","identity":"student-17","server_time":"{now}",
+        "session":{{"room":"math-101","scheduled_at":"{start}","duration_minutes":60}},
+        "attendance":{{"identity":"student-17","cycles":[{{"joined_at":"{now}"}}]}}}}"#,
+        now = String::from(iso(server_now)),
+        start = String::from(iso(start)),
+    );
+    tracker.handle_message(&update);
+    assert_eq!(field(&host, "phase"), "Not started");
+    assert_eq!(field(&host, "attended"), "00:00");
+    assert_eq!(field(&host, "in-meeting"), "In the meeting");
+    let local = Date::new(&JsValue::from_f64(start));
+    let hhmm = format!("{:02}:{:02}", local.get_hours(), local.get_minutes());
+    assert_eq!(field(&host, "note"), format!("Counting starts at {hhmm}"));
+
+    // Someone else's update is not ours.
+    tracker.handle_message(
+        r#"{"type":"attendance.updated","identity":"student-99","attendance":{"identity":"student-99","cycles":[]}}"#,
+    );
+    assert_eq!(field(&host, "in-meeting"), "In the meeting");
+
+    tracker.stop();
+    assert_eq!(field(&host, "connection"), "Stopped");
+}
