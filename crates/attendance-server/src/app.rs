@@ -49,9 +49,11 @@ impl App {
     }
 }
 
-/// The one place the server reads the clock.
+/// The one place the server reads the clock. Whole milliseconds, the
+/// precision the store keeps, so what we answer is what we stored.
 pub fn now() -> DateTime<Utc> {
-    Utc::now()
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
 pub fn now_ms() -> i64 {

@@ -350,11 +350,11 @@ pub struct TokenRequest {
 /// browsers send `Bearer <token>`. Both are accepted.
 pub fn token_from_header(value: Option<&str>) -> Option<&str> {
     let value = value?.trim();
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value)
-        .trim();
+    let token = match value.split_once(char::is_whitespace) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ if value.eq_ignore_ascii_case("bearer") => "",
+        _ => value,
+    };
     (!token.is_empty()).then_some(token)
 }
 

@@ -16,6 +16,7 @@ use crate::auth::{token_from_header, Principal, TokenError};
 use crate::live;
 use crate::metrics::Metrics;
 use crate::report::{self, SessionView};
+use crate::store::NewEvent;
 use crate::webhook::{self, WebhookEvent};
 use crate::{demo, ws};
 
@@ -312,7 +313,17 @@ pub async fn receive_webhook(app: &App, authorization: Option<&str>, body: &[u8]
         .map_or("", |p| p.identity.as_str());
     let stored = app
         .store
-        .insert_event(&event.id, &event.event, event.room_name(), event.created_at * 1000, &api_key, text, now_ms())
+        .insert_event(
+            &NewEvent {
+                id: &event.id,
+                event: &event.event,
+                room: event.room_name(),
+                created_at_ms: event.created_at * 1000,
+                api_key: &api_key,
+                body: text,
+            },
+            now_ms(),
+        )
         .await
         .inspect_err(|error| {
             tracing::error!(event_id = %event.id, room = %event.room_name(), identity, %error, "webhook not stored: answering 503 so LiveKit retries");

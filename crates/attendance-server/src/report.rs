@@ -185,6 +185,16 @@ pub fn session_report(
     }
 }
 
+/// Text a spreadsheet would run as a formula gets a leading `'`
+/// (OWASP's advice against CSV injection); other text is unchanged.
+fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
 fn rfc3339(at: Option<DateTime<Utc>>) -> String {
     at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
         .unwrap_or_default()
@@ -212,11 +222,11 @@ pub fn csv(report: &SessionReport) -> Result<String, csv::Error> {
     for p in &report.participants {
         let a = &p.attendance;
         out.write_record([
-            report.room.as_str(),
-            report.title.as_str(),
+            &*spreadsheet_safe(&report.room),
+            &*spreadsheet_safe(&report.title),
             &rfc3339(Some(report.scheduled_at)),
-            p.identity.as_str(),
-            p.name.as_str(),
+            &*spreadsheet_safe(&p.identity),
+            &*spreadsheet_safe(&p.name),
             a.status.as_str(),
             &a.attended_seconds.to_string(),
             &a.duration_minutes.to_string(),

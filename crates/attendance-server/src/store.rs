@@ -62,6 +62,19 @@ pub struct StoredEvent {
     pub last_error: Option<String>,
 }
 
+/// A verified webhook about to enter the inbox.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub event: &'a str,
+    pub room: &'a str,
+    pub created_at_ms: i64,
+    /// The API key that signed it.
+    pub api_key: &'a str,
+    /// The body exactly as received.
+    pub body: &'a str,
+}
+
 /// A connection opened (`participant_joined`) or seen closing.
 #[derive(Debug, Clone)]
 pub struct CycleFact {
@@ -209,28 +222,19 @@ impl Store {
     // ----- the webhook inbox -----
 
     /// Stores a verified webhook; `false` when its id was already stored.
-    pub async fn insert_event(
-        &self,
-        id: &str,
-        event: &str,
-        room: &str,
-        created_at_ms: i64,
-        api_key: &str,
-        body: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
+    pub async fn insert_event(&self, event: &NewEvent<'_>, now_ms: i64) -> StoreResult<bool> {
         let result = sqlx::query(
             "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
              status, attempts, next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $5) \
              ON CONFLICT (id) DO NOTHING",
         )
-        .bind(id)
-        .bind(event)
-        .bind(room)
-        .bind(created_at_ms)
+        .bind(event.id)
+        .bind(event.event)
+        .bind(event.room)
+        .bind(event.created_at_ms)
         .bind(now_ms)
-        .bind(api_key)
-        .bind(body)
+        .bind(event.api_key)
+        .bind(event.body)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
