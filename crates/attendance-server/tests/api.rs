@@ -79,12 +79,15 @@ async fn past_class(server: &TestServer, room: &str) {
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 }
 
+/// (hour, minute) on the past session's day.
+type Clock = (i64, i64);
+
 /// Join/leave pairs as LiveKit would send them, one connection each.
 async fn attend(
     server: &TestServer,
     room: &str,
     identity: &str,
-    spans: &[((i64, i64), Option<(i64, i64)>)],
+    spans: &[(Clock, Option<Clock>)],
 ) {
     for (n, (join, leave)) in spans.iter().enumerate() {
         let sid = format!("PA_{identity}_{n}");
