@@ -11,19 +11,43 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/wasm}"
 OUT=www/pkg
 WASM="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/attendance_tracker.wasm"
 
+# Keep rustc's target_features section (the profile strips everything): it
+# tells wasm-bindgen which Wasm features it may use. wasm-opt strips the rest.
+export CARGO_PROFILE_WASM_RELEASE_STRIP=debuginfo
 cargo build --profile wasm-release --target wasm32-unknown-unknown -p attendance-tracker
 rm -rf "$OUT"
-wasm-bindgen --target web --no-typescript --out-dir "$OUT" --out-name attendance_tracker "$WASM"
+mkdir -p "$OUT"
 
+# wasm-opt runs on rustc's output, before wasm-bindgen: older binaryen
+# releases (Debian's 108) break the externref table wasm-bindgen adds.
+INPUT="$WASM"
 if command -v wasm-opt >/dev/null 2>&1; then
-  # Features the Rust toolchain emits by default must stay enabled.
-  wasm-opt -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int \
+  INPUT="$CARGO_TARGET_DIR/attendance_tracker.opt.wasm"
+  wasm-opt -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-multivalue \
-    --enable-reference-types \
-    "$OUT/attendance_tracker_bg.wasm" -o "$OUT/attendance_tracker_bg.wasm.opt"
-  mv "$OUT/attendance_tracker_bg.wasm.opt" "$OUT/attendance_tracker_bg.wasm"
+    --enable-reference-types "$WASM" -o "$INPUT"
 else
   echo "build-tracker: wasm-opt not found; skipping (install binaryen for a smaller build)"
+fi
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir "$OUT" --out-name attendance_tracker "$INPUT"
+
+echo '{"type":"module"}' >"$OUT/package.json"
+
+# Smoke test: the module instantiates and computes (catches a broken build
+# before a browser does).
+if command -v node >/dev/null 2>&1; then
+  node --input-type=module -e "
+    import { readFileSync } from 'node:fs';
+    const m = await import('$PWD/$OUT/attendance_tracker.js');
+    m.initSync({ module: readFileSync('$OUT/attendance_tracker_bg.wasm') });
+    const a = m.computeAttendance(
+      { scheduled_at: '2026-11-25T11:00:00Z', duration_minutes: 60, grace_minutes: 30 },
+      { cycles: [{ joined_at: '2026-11-25T10:45:00Z', left_at: '2026-11-25T11:15:00Z' }] },
+      Date.parse('2026-11-25T13:00:00Z'));
+    if (a.attended_seconds !== 900 || a.status !== 'partial' || a.phase !== 'ended') {
+      console.error('build-tracker: smoke test failed', a); process.exit(1);
+    }
+  "
 fi
 
 LIVEKIT_ESM=node_modules/livekit-client/dist/livekit-client.esm.mjs

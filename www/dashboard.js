@@ -29,7 +29,7 @@ function setServerTime(iso) {
 }
 
 function setLink(value) {
-  const text = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', polling: 'Updating every 15 s', offline: 'Offline' }[value];
+  const text = { connecting: 'Connecting…', live: 'Live updates', reconnecting: 'Reconnecting…', polling: 'Updating every 15 s', offline: 'Offline' }[value];
   put($('link'), text, value);
 }
 
@@ -132,7 +132,7 @@ function renderSession() {
   const start = ms(s.scheduled_at);
   const classEnd = start + s.duration_minutes * 60000;
   const windowEnd = s.window_end ? ms(s.window_end) : classEnd + (s.grace_minutes || 0) * 60000;
-  const meta = `Room ${s.room} · ${dateLabel(s.scheduled_at)} ${hhmm(s.scheduled_at)}–${hhmm(new Date(classEnd).toISOString())}` +
+  const meta = `· ${dateLabel(s.scheduled_at)} ${hhmm(s.scheduled_at)}–${hhmm(new Date(classEnd).toISOString())}` +
     (s.grace_minutes ? `, counting until ${hhmm(new Date(windowEnd).toISOString())}` : '');
   if ($('window').textContent !== meta) $('window').textContent = meta;
   $('window-range').textContent = `Timeline: ${hhmm(s.scheduled_at)} to ${hhmm(new Date(windowEnd).toISOString())}`;
@@ -303,6 +303,8 @@ async function downloadCsv() {
 
 function start() {
   $('demo-start').hidden = true;
+  $('session-meta').hidden = false;
+  $('csv').hidden = false;
   $('class').hidden = false;
   $('room-name').textContent = state.room;
   $('csv').addEventListener('click', downloadCsv);
@@ -323,8 +325,6 @@ async function main() {
     return;
   }
   // No token: offer the demo.
-  setLink('offline');
-  put($('phase'), '–', 'none');
   $('demo-start').hidden = false;
   if (state.room) $('demo-room').value = state.room;
   $('demo-form').addEventListener('submit', async (event) => {

@@ -8,15 +8,14 @@ const message = $('message');
 let tracker = null;
 
 function showSession(session) {
-  if (session && session.title) $('title').textContent = session.title;
-  if (session) {
-    $('session-info').innerHTML = '';
-    const text = document.createElement('span');
-    text.textContent = `Room ${session.room} · ${dateLabel(session.scheduled_at)}, ` +
-      `${hhmm(session.scheduled_at)} for ${session.duration_minutes} min` +
-      (session.grace_minutes ? ` (+${session.grace_minutes} min grace)` : '');
-    $('session-info').append(text);
+  if (!session) return;
+  if (session.title) {
+    $('title').textContent = session.title;
+    document.title = `${session.title} · Your attendance`;
   }
+  $('session-when').textContent = `· ${dateLabel(session.scheduled_at)}, ` +
+    `${hhmm(session.scheduled_at)} for ${session.duration_minutes} min` +
+    (session.grace_minutes ? ` (+${session.grace_minutes} min grace)` : '');
 }
 
 async function startTracker(wasm, room, token, name) {
