@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use crate::auth::KeyRing;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::notify::ChangeFeed;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct Settings {
     /// First retry delay; doubles on each attempt.
     pub retry_base: Duration,
     pub sweep_interval: Duration,
+    /// How long a claimed webhook is reserved for the instance processing it.
+    pub processing_lease: Duration,
     /// Serve `/demo/*`: fabricated, LiveKit-signed events for trying it out.
     pub demo: bool,
     pub www_dir: std::path::PathBuf,
@@ -34,6 +37,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Wakes the processor when a webhook was stored.
     pub processor_wake: Arc<Notify>,
+    /// Cross-instance change announcements (PostgreSQL); `None` on SQLite.
+    pub feed: Option<ChangeFeed>,
 }
 
 impl App {
@@ -45,6 +50,7 @@ impl App {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             processor_wake: Arc::new(Notify::new()),
+            feed: None,
         }
     }
 }

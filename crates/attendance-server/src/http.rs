@@ -410,7 +410,7 @@ async fn put_session(app: App, room: String, auth: Option<String>, body: Bytes) 
         .upsert_session(&room, &title, &schedule, now_ms())
         .await?;
     tracing::info!(room = %room, by = %who.identity, created, "session scheduled");
-    live::publish_room(&app, &room);
+    live::changed(&app, &room, None).await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -543,7 +543,7 @@ pub async fn heartbeat(
         .record_heartbeat(room, &who.identity, at.timestamp_millis())
         .await?;
     Metrics::inc(&app.metrics.heartbeats);
-    live::publish_participant(app, room, &who.identity).await?;
+    live::changed(app, room, Some(&who.identity)).await;
     let facts = app.store.participant_facts(room, &who.identity).await?;
     let attendance = facts
         .session

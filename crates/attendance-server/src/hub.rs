@@ -52,6 +52,16 @@ impl Hub {
         }
     }
 
+    /// Rooms with at least one local subscriber.
+    pub fn rooms(&self) -> Vec<String> {
+        let rooms = self.rooms.lock().expect("hub lock");
+        rooms
+            .iter()
+            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .map(|(room, _)| room.clone())
+            .collect()
+    }
+
     pub fn subscriber_count(&self) -> usize {
         let rooms = self.rooms.lock().expect("hub lock");
         rooms.values().map(broadcast::Sender::receiver_count).sum()

@@ -9,6 +9,7 @@ pub mod http;
 pub mod hub;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod processor;
 pub mod report;
 pub mod store;
@@ -25,12 +26,28 @@ pub use app::{App, Settings};
 /// Serves until `shutdown` resolves, then stops accepting, lets the
 /// background tasks finish their current step, and returns.
 pub async fn serve(
-    app: App,
+    mut app: App,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if app.store.backend() == store::Backend::Postgres {
+        let (feed, rx) = notify::ChangeFeed::new();
+        app.feed = Some(feed.clone());
+        tasks.push(tokio::spawn(notify::run_notifier(
+            app.clone(),
+            feed,
+            rx,
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(notify::run_listener(
+            app.clone(),
+            app.store.url().to_string(),
+            stop_rx.clone(),
+        )));
+    }
     let processor = tokio::spawn(processor::run(app.clone(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop_rx.clone()));
     tracing::info!(%addr, backend = ?app.store.backend(), demo = app.settings.demo, "serving");
@@ -45,5 +62,8 @@ pub async fn serve(
         .await;
     let _ = processor.await;
     let _ = sweeper.await;
+    for task in tasks {
+        let _ = task.await;
+    }
     Ok(())
 }

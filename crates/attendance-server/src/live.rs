@@ -10,6 +10,7 @@ use crate::app::{now, App};
 use crate::auth::Principal;
 use crate::hub::Change;
 use crate::metrics::Metrics;
+use crate::notify::Changed;
 use crate::report::{self, ParticipantReport, SessionView};
 use crate::store::StoreResult;
 
@@ -32,6 +33,31 @@ struct Snapshot<'a> {
     session: Option<SessionView>,
     participants: Vec<ParticipantReport>,
     server_time: DateTime<Utc>,
+}
+
+/// Announces a change: straight to local subscribers on SQLite, through
+/// PostgreSQL NOTIFY (to every instance) when several may be running.
+pub async fn changed(app: &App, room: &str, identity: Option<&str>) {
+    let change = Changed {
+        room: room.to_string(),
+        identity: identity.map(str::to_string),
+    };
+    match &app.feed {
+        Some(feed) => feed.send(change),
+        None => deliver_locally(app, &change).await,
+    }
+}
+
+/// Pushes one change to this instance's subscribers.
+pub async fn deliver_locally(app: &App, change: &Changed) {
+    match &change.identity {
+        Some(identity) => {
+            if let Err(error) = publish_participant(app, &change.room, identity).await {
+                tracing::warn!(%error, room = %change.room, identity = %identity, "live update skipped");
+            }
+        }
+        None => publish_room(app, &change.room),
+    }
 }
 
 /// Recomputes one participant and tells the room's subscribers.

@@ -103,6 +103,10 @@ struct ServeArgs {
     /// How often stale heartbeats and ended sessions are swept, e.g. 15s.
     #[arg(long, env = "ATTENDANCE_SWEEP_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
     sweep_interval: Duration,
+    /// How long a claimed webhook stays reserved for the instance that
+    /// claimed it; after that (the instance died) another one takes it.
+    #[arg(long, env = "ATTENDANCE_PROCESSING_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    processing_lease: Duration,
     /// Database connections in the pool.
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     db_connections: u32,
@@ -182,6 +186,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_attempts: args.max_attempts.max(1),
         retry_base: args.retry_base,
         sweep_interval: args.sweep_interval.max(Duration::from_millis(50)),
+        processing_lease: args.processing_lease.max(Duration::from_millis(100)),
         demo: args.demo,
         www_dir: args.www_dir,
     };

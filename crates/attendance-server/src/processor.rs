@@ -105,7 +105,8 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
 
 /// Processes one batch of due events; returns how many were handled.
 pub async fn process_due(app: &App) -> Result<usize, sqlx::Error> {
-    let due = app.store.due_events(now_ms(), BATCH).await?;
+    let lease = app.settings.processing_lease.as_millis() as i64;
+    let due = app.store.claim_due_events(now_ms(), lease, BATCH).await?;
     for event in &due {
         process_one(app, event).await?;
     }
@@ -115,53 +116,46 @@ pub async fn process_due(app: &App) -> Result<usize, sqlx::Error> {
 async fn process_one(app: &App, stored: &StoredEvent) -> Result<(), sqlx::Error> {
     let parsed =
         WebhookEvent::parse(stored.body.as_bytes()).and_then(|e| facts_of(&e).map(|f| (e, f)));
-    let outcome = match &parsed {
-        Ok((_, facts)) => app
-            .store
-            .apply_event(&stored.id, facts, now_ms())
-            .await
-            .map_err(|e| e.to_string()),
-        Err(reason) => Err(reason.clone()),
+    let (event, facts) = match parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => return record_failure(app, stored, &reason).await,
     };
-    match (outcome, parsed) {
-        (Ok(()), Ok((event, facts))) => {
-            Metrics::inc(&app.metrics.events_processed);
-            let participant = event
-                .participant
-                .as_ref()
-                .map(|p| p.identity.as_str())
-                .unwrap_or("");
-            tracing::info!(event_id = %stored.id, event = %stored.event, room = %stored.room, identity = %participant, "webhook processed");
-            match &facts {
-                EventFacts::Joined(f) | EventFacts::Closed { fact: f, .. } => {
-                    live::publish_participant(app, &f.room, &f.identity).await?;
-                }
-                EventFacts::RoomFinished { room, .. } => live::publish_room(app, room),
-                EventFacts::Ignored => {}
-            }
+    // A database error is not the event's fault: it stays claimed and is
+    // retried when the lease runs out, without spending an attempt.
+    if !app.store.apply_event(&stored.id, &facts, now_ms()).await? {
+        return Ok(()); // another instance got there first
+    }
+    Metrics::inc(&app.metrics.events_processed);
+    let identity = event
+        .participant
+        .as_ref()
+        .map_or("", |p| p.identity.as_str());
+    tracing::info!(event_id = %stored.id, event = %stored.event, room = %stored.room, identity, "webhook processed");
+    match &facts {
+        EventFacts::Joined(f) | EventFacts::Closed { fact: f, .. } => {
+            live::changed(app, &f.room, Some(&f.identity)).await;
         }
-        (Err(error), _) => {
-            let attempts = stored.attempts as u32 + 1;
-            if attempts >= app.settings.max_attempts {
-                Metrics::inc(&app.metrics.events_dead_lettered);
-                tracing::error!(event_id = %stored.id, event = %stored.event, room = %stored.room, attempts, %error, "webhook dead-lettered; replay with `attendance-server replay`");
-                app.store.event_failed(&stored.id, &error, None).await?;
-            } else {
-                let delay = backoff(app.settings.retry_base, attempts);
-                Metrics::inc(&app.metrics.event_retries);
-                tracing::warn!(event_id = %stored.id, event = %stored.event, room = %stored.room, attempts, retry_in_ms = delay.as_millis() as u64, %error, "webhook processing failed; will retry");
-                app.store
-                    .event_failed(
-                        &stored.id,
-                        &error,
-                        Some(now_ms() + delay.as_millis() as i64),
-                    )
-                    .await?;
-            }
-        }
-        (Ok(()), Err(_)) => unreachable!("an unparsed event is never applied"),
+        EventFacts::RoomFinished { room, .. } => live::changed(app, room, None).await,
+        EventFacts::Ignored => {}
     }
     Ok(())
+}
+
+/// An event that cannot be applied: retried with backoff, then dead-lettered.
+async fn record_failure(app: &App, stored: &StoredEvent, error: &str) -> Result<(), sqlx::Error> {
+    let attempts = stored.attempts as u32 + 1;
+    if attempts >= app.settings.max_attempts {
+        Metrics::inc(&app.metrics.events_dead_lettered);
+        tracing::error!(event_id = %stored.id, event = %stored.event, room = %stored.room, attempts, %error, "webhook dead-lettered; replay with `attendance-server replay`");
+        app.store.event_failed(&stored.id, error, None).await
+    } else {
+        let delay = backoff(app.settings.retry_base, attempts);
+        Metrics::inc(&app.metrics.event_retries);
+        tracing::warn!(event_id = %stored.id, event = %stored.event, room = %stored.room, attempts, retry_in_ms = delay.as_millis() as u64, %error, "webhook processing failed; will retry");
+        app.store
+            .event_failed(&stored.id, error, Some(now_ms() + delay.as_millis() as i64))
+            .await
+    }
 }
 
 /// `base * 2^(attempts-1)`, capped.

@@ -23,6 +23,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    url: String,
 }
 
 /// A stored session: the schedule plus what people call it.
@@ -55,6 +56,7 @@ pub struct StoredEvent {
     pub id: String,
     pub event: String,
     pub room: String,
+    pub created_at_ms: i64,
     pub body: String,
     pub status: String,
     pub attempts: i64,
@@ -150,11 +152,15 @@ impl Store {
                     .await?
             }
         }
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, url })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -240,17 +246,41 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Events due for processing, oldest first.
-    pub async fn due_events(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<StoredEvent>> {
+    /// Claims up to `limit` due events, oldest first, for `lease_ms`: other
+    /// instances skip them until the lease runs out (so the work of an
+    /// instance that died is picked up again, never lost).
+    pub async fn claim_due_events(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let (skip_locked, lease_ms) = match self.backend {
+            Backend::Postgres => ("FOR UPDATE SKIP LOCKED", lease_ms),
+            // One instance per database file: nobody to reserve events from,
+            // and after a crash the restarted instance resumes at once.
+            Backend::Sqlite => ("", 0),
+        };
         let rows = sqlx::query(&format!(
-            "{EVENT_SELECT} WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
-             ORDER BY created_at_ms, received_at_ms, id LIMIT $2"
+            "UPDATE webhook_events SET next_attempt_at_ms = $2 WHERE id IN (\
+             SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
+             ORDER BY created_at_ms, received_at_ms, id LIMIT $3 {skip_locked}) \
+             RETURNING {EVENT_COLUMNS}"
         ))
         .bind(now_ms)
+        .bind(now_ms + lease_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(event_from_row).collect()
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING has no order: restore the order of events in time.
+        events.sort_by(|a, b| {
+            (a.created_at_ms, a.received_at, &a.id).cmp(&(b.created_at_ms, b.received_at, &b.id))
+        });
+        Ok(events)
     }
 
     pub async fn events_by_status(
@@ -312,9 +342,29 @@ impl Store {
     }
 
     /// Applies one event's facts and marks it processed, atomically: an event
-    /// is processed exactly once even if the process dies in between.
-    pub async fn apply_event(&self, id: &str, change: &EventFacts, now_ms: i64) -> StoreResult<()> {
+    /// is processed exactly once even if the process dies in between, or two
+    /// instances race for it. Returns `false` if it was already processed.
+    pub async fn apply_event(
+        &self,
+        id: &str,
+        change: &EventFacts,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
+        // Marking first takes the row lock: a racing instance waits here,
+        // then finds the event no longer pending and backs off.
+        let marked = sqlx::query(
+            "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
+             processed_at_ms = $2, last_error = NULL WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        if marked.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         match change {
             EventFacts::Joined(fact) => {
                 insert_cycle(&mut tx, fact, None, now_ms).await?;
@@ -400,15 +450,8 @@ impl Store {
             }
             EventFacts::Ignored => {}
         }
-        sqlx::query(
-            "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
-             processed_at_ms = $2, last_error = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     // ----- cycles and heartbeats -----
@@ -608,8 +651,10 @@ const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
      joined_at_ms, left_at_ms, close_reason FROM cycles";
 
-const EVENT_SELECT: &str =
-    "SELECT id, event, room, body, status, attempts, received_at_ms, last_error FROM webhook_events";
+const EVENT_COLUMNS: &str =
+    "id, event, room, created_at_ms, body, status, attempts, received_at_ms, last_error";
+
+const EVENT_SELECT: &str = "SELECT id, event, room, created_at_ms, body, status, attempts, received_at_ms, last_error FROM webhook_events";
 
 fn small(row: &AnyRow, column: &str) -> StoreResult<u32> {
     let value: i64 = row.try_get(column)?;
@@ -655,6 +700,7 @@ fn event_from_row(row: &AnyRow) -> StoreResult<StoredEvent> {
         id: row.try_get("id")?,
         event: row.try_get("event")?,
         room: row.try_get("room")?,
+        created_at_ms: row.try_get("created_at_ms")?,
         body: row.try_get("body")?,
         status: row.try_get("status")?,
         attempts: row.try_get("attempts")?,

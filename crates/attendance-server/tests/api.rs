@@ -83,12 +83,7 @@ async fn past_class(server: &TestServer, room: &str) {
 type Clock = (i64, i64);
 
 /// Join/leave pairs as LiveKit would send them, one connection each.
-async fn attend(
-    server: &TestServer,
-    room: &str,
-    identity: &str,
-    spans: &[(Clock, Option<Clock>)],
-) {
+async fn attend(server: &TestServer, room: &str, identity: &str, spans: &[(Clock, Option<Clock>)]) {
     for (n, (join, leave)) in spans.iter().enumerate() {
         let sid = format!("PA_{identity}_{n}");
         let joined = at(join.0, join.1);
@@ -875,7 +870,7 @@ async fn live_updates_over_websocket(db: Db) {
             Some(("PA_s2", "s2", joined)),
         ))
         .await;
-    let update = next_json(&mut teacher, Duration::from_secs(5)).await;
+    let update = next_of_type(&mut teacher, "attendance.updated", Duration::from_secs(5)).await;
     assert_eq!(update["type"], "attendance.updated");
     assert_eq!(update["identity"], "s2");
     assert_eq!(update["attendance"]["in_meeting"], true);
@@ -894,7 +889,7 @@ async fn live_updates_over_websocket(db: Db) {
             Some(("PA_s1", "s1", joined)),
         ))
         .await;
-    let mine = next_json(&mut student, Duration::from_secs(5)).await;
+    let mine = next_of_type(&mut student, "attendance.updated", Duration::from_secs(5)).await;
     assert_eq!(mine["type"], "attendance.updated");
     assert_eq!(mine["identity"], "s1");
 

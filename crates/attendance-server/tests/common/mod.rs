@@ -76,6 +76,37 @@ impl TestServer {
         }
     }
 
+    /// Another instance on the same database (it does not drop it).
+    pub fn another_instance(&self, extra: &[&str]) -> TestServer {
+        let mut child = Self::spawn(&self.database_url, extra);
+        let base = read_address(&mut child);
+        TestServer {
+            child,
+            base,
+            database_url: self.database_url.clone(),
+            db: self.db,
+            pg_database: None,
+            _dir: tempfile::tempdir().unwrap(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A counter or gauge from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in metrics"))
+    }
+
     fn spawn(database_url: &str, extra: &[&str]) -> Child {
         let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www");
         Command::new(env!("CARGO_BIN_EXE_attendance-server"))
@@ -88,7 +119,14 @@ impl TestServer {
                 "--www-dir",
                 www,
             ])
-            .args(["--sweep-interval", "200ms", "--retry-base", "20ms"])
+            .args([
+                "--sweep-interval",
+                "200ms",
+                "--retry-base",
+                "20ms",
+                "--processing-lease",
+                "1s",
+            ])
             .args(extra)
             .env(
                 "LIVEKIT_KEYS",
@@ -365,6 +403,25 @@ where
             .expect("ok");
         if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
             return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+/// Next message of `kind`, skipping others (snapshots from resyncs, acks).
+pub async fn next_of_type<S>(socket: &mut S, kind: &str, within: Duration) -> Value
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let message = next_json(socket, deadline.saturating_duration_since(Instant::now())).await;
+        if message["type"] == kind {
+            return message;
         }
     }
 }

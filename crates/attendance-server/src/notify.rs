@@ -1,0 +1,227 @@
+//! Several instances on one PostgreSQL act as one: every change is announced
+//! with `NOTIFY`, and every instance (the announcer included) `LISTEN`s and
+//! pushes it to its own WebSocket subscribers.
+//!
+//! NOTIFY payloads are small (ids only; subscribers recompute from the
+//! store), batched (NOTIFY serialises commits, so one per burst, not one per
+//! change or subscriber), and kept under PostgreSQL's 8000-byte limit. When
+//! a notification may have been missed (listener reconnect, full queue),
+//! every local subscriber resyncs from a snapshot.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::app::App;
+use crate::live;
+
+pub const CHANNEL: &str = "attendance_changes";
+/// PostgreSQL refuses payloads of 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7800;
+/// How long the notifier gathers changes into one NOTIFY.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+const QUEUE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Changed {
+    pub room: String,
+    /// `None`: something room-wide (schedule) changed.
+    pub identity: Option<String>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    /// Every instance must resync every room (changes were dropped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    #[serde(default, rename = "c")]
+    pub changes: Vec<Changed>,
+}
+
+/// The sending half, held by the app.
+#[derive(Clone)]
+pub struct ChangeFeed {
+    tx: mpsc::Sender<Changed>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl ChangeFeed {
+    pub fn new() -> (ChangeFeed, mpsc::Receiver<Changed>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (
+            ChangeFeed {
+                tx,
+                overflowed: Arc::new(AtomicBool::new(false)),
+            },
+            rx,
+        )
+    }
+
+    /// Never waits: a full queue turns into a resync for everyone.
+    pub fn send(&self, change: Changed) {
+        if self.tx.try_send(change).is_err() {
+            self.overflowed.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Splits a batch into payloads under the size limit.
+pub fn encode(changes: &[Changed], all: bool) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut current = Payload {
+        all,
+        changes: Vec::new(),
+    };
+    let mut size = 16;
+    for change in changes {
+        let len = change.room.len() + change.identity.as_ref().map_or(4, String::len) + 32;
+        if len > MAX_PAYLOAD - 32 {
+            // Absurdly long names: announce the room only.
+            continue;
+        }
+        if size + len > MAX_PAYLOAD && !current.changes.is_empty() {
+            payloads.push(serde_json::to_string(&current).expect("serializable"));
+            current = Payload::default();
+            size = 16;
+        }
+        size += len;
+        current.changes.push(change.clone());
+    }
+    if current.all || !current.changes.is_empty() {
+        payloads.push(serde_json::to_string(&current).expect("serializable"));
+    }
+    payloads
+}
+
+/// Sends batched NOTIFYs until shutdown.
+pub async fn run_notifier(
+    app: App,
+    feed: ChangeFeed,
+    mut rx: mpsc::Receiver<Changed>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            change = rx.recv() => match change { Some(c) => c, None => return },
+            _ = shutdown.changed() => return,
+        };
+        tokio::time::sleep(BATCH_WINDOW).await;
+        let mut batch = HashSet::from([first]);
+        while let Ok(change) = rx.try_recv() {
+            batch.insert(change);
+        }
+        let all = feed.overflowed.swap(false, Ordering::Relaxed);
+        let changes: Vec<Changed> = batch.into_iter().collect();
+        for payload in encode(&changes, all) {
+            let mut delay = Duration::from_millis(50);
+            while let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(&payload)
+                .execute(app.store.pool())
+                .await
+            {
+                tracing::warn!(%error, "NOTIFY failed; retrying");
+                if *shutdown.borrow() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Listens for every instance's changes and pushes them to local subscribers.
+pub async fn run_listener(app: App, database_url: String, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = loop {
+        match connect(&database_url).await {
+            Ok(listener) => break listener,
+            Err(error) => {
+                tracing::warn!(%error, "LISTEN connection failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    };
+    loop {
+        let received = tokio::select! {
+            r = listener.try_recv() => r,
+            _ = shutdown.changed() => return,
+        };
+        match received {
+            Ok(Some(notification)) => match serde_json::from_str::<Payload>(notification.payload())
+            {
+                Ok(payload) => deliver(&app, payload).await,
+                Err(error) => tracing::warn!(%error, "unreadable change notification"),
+            },
+            // The connection dropped and came back: notifications may be lost.
+            Ok(None) => {
+                tracing::warn!("LISTEN connection was lost; resyncing live subscribers");
+                deliver(
+                    &app,
+                    Payload {
+                        all: true,
+                        changes: Vec::new(),
+                    },
+                )
+                .await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "LISTEN failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn deliver(app: &App, payload: Payload) {
+    if payload.all {
+        for room in app.hub.rooms() {
+            live::publish_room(app, &room);
+        }
+    }
+    for change in payload.changes {
+        live::deliver_locally(app, &change).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_stay_under_the_limit_and_round_trip() {
+        let changes: Vec<Changed> = (0..2000)
+            .map(|i| Changed {
+                room: format!("room-{}", i % 37),
+                identity: (i % 5 != 0).then(|| format!("student-{i}")),
+            })
+            .collect();
+        let payloads = encode(&changes, false);
+        assert!(payloads.len() > 1);
+        let mut back = Vec::new();
+        for p in &payloads {
+            assert!(p.len() < 8000, "{}", p.len());
+            back.extend(serde_json::from_str::<Payload>(p).unwrap().changes);
+        }
+        assert_eq!(back, changes);
+        let resync = encode(&[], true);
+        assert_eq!(
+            serde_json::from_str::<Payload>(&resync[0]).unwrap().all,
+            true
+        );
+    }
+}
