@@ -25,9 +25,45 @@ pub enum Change {
 #[derive(Clone, Default)]
 pub struct Hub {
     rooms: Arc<Mutex<HashMap<String, broadcast::Sender<Change>>>>,
+    /// Open live connections per (room, identity), to cap them.
+    connections: Arc<Mutex<HashMap<(String, String), usize>>>,
+}
+
+/// Holds one admitted connection's place; gives it back when dropped.
+pub struct ConnectionSlot {
+    key: (String, String),
+    connections: Arc<Mutex<HashMap<(String, String), usize>>>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut connections = self.connections.lock().expect("hub lock");
+        if let Some(n) = connections.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                connections.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Hub {
+    /// Admits one more live connection for `identity` in `room`, unless it
+    /// already has `max` (a misbehaving page opening sockets in a loop).
+    pub fn admit(&self, room: &str, identity: &str, max: usize) -> Option<ConnectionSlot> {
+        let key = (room.to_string(), identity.to_string());
+        let mut connections = self.connections.lock().expect("hub lock");
+        let n = connections.entry(key.clone()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ConnectionSlot {
+            key,
+            connections: self.connections.clone(),
+        })
+    }
+
     pub fn subscribe(&self, room: &str) -> broadcast::Receiver<Change> {
         let mut rooms = self.rooms.lock().expect("hub lock");
         rooms

@@ -130,7 +130,7 @@ pub async fn run_notifier(
                     return;
                 }
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -138,44 +138,58 @@ pub async fn run_notifier(
 
 /// Listens for every instance's changes and pushes them to local subscribers.
 pub async fn run_listener(app: App, database_url: String, mut shutdown: watch::Receiver<bool>) {
-    let mut listener = loop {
-        match connect(&database_url).await {
-            Ok(listener) => break listener,
+    let mut first = true;
+    loop {
+        let mut listener = match connect(&database_url).await {
+            Ok(listener) => listener,
             Err(error) => {
                 tracing::warn!(%error, "LISTEN connection failed; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
                     _ = shutdown.changed() => return,
                 }
             }
-        }
-    };
-    loop {
-        let received = tokio::select! {
-            r = listener.try_recv() => r,
-            _ = shutdown.changed() => return,
         };
-        match received {
-            Ok(Some(notification)) => match serde_json::from_str::<Payload>(notification.payload())
-            {
-                Ok(payload) => deliver(&app, payload).await,
-                Err(error) => tracing::warn!(%error, "unreadable change notification"),
-            },
-            // The connection dropped and came back: notifications may be lost.
-            Ok(None) => {
-                tracing::warn!("LISTEN connection was lost; resyncing live subscribers");
-                deliver(
-                    &app,
-                    Payload {
-                        all: true,
-                        changes: Vec::new(),
-                    },
-                )
-                .await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "LISTEN failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        if !first {
+            // Notifications sent while we were away are lost: resync.
+            tracing::info!("LISTEN connection restored; resyncing live subscribers");
+            deliver(
+                &app,
+                Payload {
+                    all: true,
+                    changes: Vec::new(),
+                },
+            )
+            .await;
+        }
+        first = false;
+        loop {
+            let received = tokio::select! {
+                r = listener.try_recv() => r,
+                _ = shutdown.changed() => return,
+            };
+            match received {
+                Ok(Some(notification)) => {
+                    match serde_json::from_str::<Payload>(notification.payload()) {
+                        Ok(payload) => deliver(&app, payload).await,
+                        Err(error) => tracing::warn!(%error, "unreadable change notification"),
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("LISTEN connection was lost; resyncing live subscribers");
+                    deliver(
+                        &app,
+                        Payload {
+                            all: true,
+                            changes: Vec::new(),
+                        },
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "LISTEN connection failed; reconnecting");
+                    break;
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
@@ -26,6 +27,11 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Heartbeats closer together than this are acknowledged but not stored.
 const MIN_HEARTBEAT_GAP: Duration = Duration::from_secs(5);
+/// Live connections one identity may hold in one room (tabs, devices).
+const MAX_CONNECTIONS_PER_IDENTITY: usize = 8;
+/// Messages a client may send per window before it is disconnected.
+const MAX_MESSAGES_PER_WINDOW: u32 = 30;
+const MESSAGE_WINDOW: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
 struct LiveQuery {
@@ -56,9 +62,22 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
                     }
                     Err(e) => return e.into_response(),
                 };
+                let Some(slot) = app
+                    .hub
+                    .admit(&room, &who.identity, MAX_CONNECTIONS_PER_IDENTITY)
+                else {
+                    return ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too many live connections for this identity",
+                    )
+                    .into_response();
+                };
                 ws.max_message_size(MAX_MESSAGE_BYTES)
                     .max_frame_size(MAX_MESSAGE_BYTES)
-                    .on_upgrade(move |socket| serve(app, room, who, socket))
+                    .on_upgrade(move |socket| async move {
+                        serve(app, room, who, socket).await;
+                        drop(slot);
+                    })
                     .into_response()
             },
         )
@@ -79,6 +98,7 @@ async fn serve(app: App, room: String, who: Principal, mut socket: WebSocket) {
     ping.tick().await;
     let mut awaiting_pong = false;
     let mut last_heartbeat: Option<Instant> = None;
+    let mut window = (Instant::now(), 0u32);
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber connected");
 
     if !send_snapshot(&app, &room, &who, &mut socket).await {
@@ -88,6 +108,15 @@ async fn serve(app: App, room: String, who: Principal, mut socket: WebSocket) {
         tokio::select! {
             incoming = socket.next() => {
                 let Some(Ok(message)) = incoming else { break };
+                if window.0.elapsed() > MESSAGE_WINDOW {
+                    window = (Instant::now(), 0);
+                }
+                window.1 += 1;
+                if window.1 > MAX_MESSAGES_PER_WINDOW {
+                    tracing::warn!(room = %room, identity = %who.identity, "live client over its message rate: disconnected");
+                    let _ = socket.send(Message::close_with(1008u16, "too many messages")).await;
+                    break;
+                }
                 if message.is_pong() {
                     awaiting_pong = false;
                 } else if message.is_close() {

@@ -42,6 +42,16 @@ impl TestServer {
     }
 
     pub async fn start_with(db: Db, extra: &[&str]) -> TestServer {
+        Self::start_via(db, extra, |url| url).await
+    }
+
+    /// Like `start_with`, with the database URL the server gets rewritten
+    /// (e.g. to go through a proxy the test can cut).
+    pub async fn start_via(
+        db: Db,
+        extra: &[&str],
+        rewrite: impl Fn(String) -> String,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg_database) = match db {
             Db::Sqlite => (
@@ -63,6 +73,7 @@ impl TestServer {
                 )
             }
         };
+        let database_url = rewrite(database_url);
         let mut server = Self::spawn(&database_url, extra);
         let base = read_address(&mut server);
         TestServer {
@@ -134,7 +145,10 @@ impl TestServer {
             )
             .env_remove("LIVEKIT_API_KEY")
             .env_remove("LIVEKIT_API_SECRET")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
