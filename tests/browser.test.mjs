@@ -1,0 +1,353 @@
+// End to end in Chromium: the real server (SQLite, demo mode), the student's
+// meeting page with the wasm tracker, the teacher dashboard, LiveKit-signed
+// webhooks, heartbeats, a server restart, and what a student may see.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { launchBrowser, newPage, screenshot, seconds } from './helpers/browser.mjs';
+import { eventually, startServer } from './helpers/server.mjs';
+import { accessToken, participantEvent, unix, webhookToken } from './helpers/livekit.mjs';
+
+const ROOM = 'e2e-demo';
+const PAST_ROOM = 'e2e-past';
+const nowS = () => Math.floor(Date.now() / 1000);
+
+// Chromium logs refused WebSocket connections while the server restarts.
+const EXPECTED_ERRORS = /WebSocket connection to|ERR_CONNECTION_REFUSED|Failed to load resource/;
+const unexpected = (page) => page.errors.filter((e) => !EXPECTED_ERRORS.test(e));
+
+/** The HTTP status a WebSocket upgrade request gets (101 when accepted). */
+function upgradeStatus(url) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, {
+      headers: {
+        Connection: 'Upgrade', Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+      timeout: 5000,
+    });
+    req.on('upgrade', (res, socket) => { socket.destroy(); resolve(res.statusCode); });
+    req.on('response', (res) => { res.resume(); resolve(res.statusCode); });
+    req.on('timeout', () => req.destroy(new Error('upgrade timed out')));
+    req.on('error', reject);
+  });
+}
+
+describe('browser', { timeout: 120000 }, () => {
+  let server;
+  let browser;
+  let student; // meeting.html
+  let dashboard; // dashboard.html for ROOM
+  let demo; // the /demo/start reply
+  const admin = accessToken('admin', 'any', 'admin');
+
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await server?.close();
+  });
+
+  async function postEvent(kind, who) {
+    const body = participantEvent(kind, who);
+    const res = await server.postWebhook(body, webhookToken(body));
+    assert.equal(res.status, 200, await res.text());
+  }
+
+  async function report(room, token) {
+    return server.json(`/api/sessions/${room}/attendance`, { token });
+  }
+
+  /** The dashboard row of `identity` as text. */
+  async function row(page, identity) {
+    const tr = page.locator(`tr[data-identity="${identity}"]`);
+    return {
+      attended: await tr.locator('[data-field="attended"]').textContent(),
+      percentage: await tr.locator('[data-field="percentage"]').textContent(),
+      status: await tr.locator('[data-field="status"]').getAttribute('data-value'),
+      statusText: await tr.locator('[data-field="status"]').textContent(),
+      joins: await tr.locator('[data-field="join-count"]').textContent(),
+      inMeeting: await tr.locator('td:nth-child(2) .badge').getAttribute('data-value'),
+    };
+  }
+
+  test('the landing page and the pages before a demo starts', async () => {
+    const page = await newPage(browser);
+    try {
+      await page.goto(`${server.url}/`);
+      assert.match(await page.locator('h1').textContent(), /attendance/i);
+      await screenshot(page, 'index');
+      await page.click('a.button[href="dashboard.html"]');
+      await page.locator('#demo-start').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#class').isHidden(), true);
+      await screenshot(page, 'dashboard-start');
+      await page.goto(`${server.url}/meeting.html?room=${ROOM}`);
+      await page.locator('#demo-start').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#room-name').textContent(), ROOM);
+      await screenshot(page, 'meeting-start');
+      assert.deepEqual(unexpected(page), []);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  test('a student joins in demo mode: the page shows it and ticks', async () => {
+    student = await newPage(browser, { width: 800, height: 900 });
+    await student.goto(`${server.url}/meeting.html?room=${ROOM}&heartbeat=1`);
+    await student.locator('#demo-start').waitFor({ state: 'visible' });
+    const started = student.waitForResponse((r) => r.url().endsWith('/demo/start'));
+    await student.click('#start');
+    demo = await (await started).json();
+    assert.equal(demo.room, ROOM);
+    assert.equal(demo.identity, 'student-1');
+
+    const tracker = student.locator('#tracker');
+    await tracker.locator('[data-field="connection"][data-value="live"]').waitFor();
+    await tracker.locator('[data-field="phase"][data-value="live"]').waitFor();
+    assert.equal(await tracker.locator('[data-field="in-meeting"]').getAttribute('data-value'), 'no');
+
+    await student.click('#connect');
+    await student.locator('#meeting-state[data-value="yes"]').waitFor({ timeout: 3000 });
+    await tracker.locator('[data-field="in-meeting"][data-value="yes"]').waitFor({ timeout: 2000 });
+
+    // The counter ticks every second without any message from the server.
+    const attended = tracker.locator('[data-field="attended"]');
+    const first = seconds(await attended.textContent());
+    assert.ok(Number.isFinite(first), await attended.textContent());
+    await student.waitForFunction(
+      (before) => {
+        const text = document.querySelector('#tracker [data-field="attended"]').textContent;
+        const [m, s] = text.split(':').map(Number);
+        return m * 60 + s > before;
+      },
+      first,
+      { timeout: 2500 },
+    );
+    assert.deepEqual(unexpected(student), []);
+    await screenshot(student, 'meeting-in-class');
+  });
+
+  test('the teacher dashboard shows the student with the server\'s numbers', async () => {
+    const href = await student.locator('#dashboard-link').getAttribute('href');
+    const url = new URL(href, server.url);
+    assert.equal(url.searchParams.get('token'), demo.teacher_token);
+    dashboard = await newPage(browser);
+    await dashboard.goto(url.toString());
+    await dashboard.locator('#link[data-value="live"]').waitFor({ timeout: 5000 });
+    // The row is there within a second of the live connection.
+    await dashboard.locator('tr[data-identity="student-1"]').waitFor({ timeout: 1000 });
+    await dashboard.locator('tr[data-identity="student-1"] td:nth-child(2) .badge[data-value="yes"]').waitFor({ timeout: 1000 });
+
+    const server1 = (await report(ROOM, demo.teacher_token)).participants.find((p) => p.identity === 'student-1');
+    const shown = await row(dashboard, 'student-1');
+    assert.ok(server1, 'student-1 in the report');
+    assert.ok(Math.abs(seconds(shown.attended) - server1.attended_seconds) <= 2,
+      `dashboard ${shown.attended} vs server ${server1.attended_seconds} s`);
+    assert.equal(shown.status, server1.status);
+    assert.equal(shown.joins, String(server1.join_count));
+    assert.equal(shown.joins, '1');
+    assert.equal(await dashboard.locator('#sum-in').textContent(), '1');
+    assert.match(await dashboard.locator('tr[data-identity="student-1"] .who').textContent(), /Ada Lovelace/);
+    assert.deepEqual(unexpected(dashboard), []);
+    await screenshot(dashboard, 'dashboard-live');
+  });
+
+  test('a classmate\'s signed webhooks in the live room show capped numbers', async () => {
+    // Joined ten minutes before the class began, left now: only time since the start counts.
+    const start = unix(demo.session.scheduled_at);
+    const joinedAt = start - 600;
+    const leftAt = Math.max(start, nowS() - 1);
+    const who = { room: ROOM, sid: 'PA_e2eGrace0001', identity: 'student-2', name: 'Grace Hopper', joinedAt };
+    await postEvent('participant_joined', { ...who, createdAt: joinedAt });
+    await postEvent('participant_left', { ...who, createdAt: leftAt });
+    await server.settle(admin);
+    const expected = (await report(ROOM, demo.teacher_token)).participants.find((p) => p.identity === 'student-2');
+    assert.equal(expected.attended_seconds, leftAt - start);
+    await dashboard.locator('tr[data-identity="student-2"]').waitFor({ timeout: 2000 });
+    await eventually(async () => {
+      const shown = await row(dashboard, 'student-2');
+      return seconds(shown.attended) === expected.attended_seconds && shown.inMeeting === 'no' && shown;
+    }, { timeoutMs: 2000, message: 'student-2 row with the capped numbers' });
+    const shown = await row(dashboard, 'student-2');
+    assert.equal(shown.status, expected.status);
+    assert.equal(shown.joins, '1');
+    assert.equal(await dashboard.locator('#sum-total').textContent(), '2');
+  });
+
+  test('a past class: the dashboard shows the final, capped report', async () => {
+    const teacher = accessToken('ms-smith', PAST_ROOM, 'teacher');
+    await server.json(`/api/sessions/${PAST_ROOM}`, {
+      method: 'PUT', token: teacher,
+      body: { scheduled_at: '2025-11-25T11:00:00Z', duration_minutes: 60, title: 'Algebra (past)' },
+    });
+    const t = (hhmm) => unix(`2025-11-25T${hhmm}:00Z`);
+    // [identity, name, [[sid, join, leave], ...]]; window 11:00-12:30 (30 min grace).
+    const people = [
+      ['grace', 'Grace Hopper', [['PA_past_g1', '10:45', '11:15']]], // 900 s, 25 %, partial
+      ['linus', 'Linus Pauling', [['PA_past_l1', '11:05', '12:45']]], // 5100 s, 100 %, present
+      ['kat', 'Katherine Johnson', [['PA_past_k1', '11:20', '12:10']]], // 3000 s, 83.3 %, late
+      ['mia', 'Mia Hamm', [['PA_past_m1', '11:00', '11:30'], ['PA_past_m2', '11:10', '11:40']]], // union 2400 s, 66.7 %
+    ];
+    for (const [identity, name, cycles] of people) {
+      for (const [sid, join, leave] of cycles) {
+        const who = { room: PAST_ROOM, sid, identity, name, joinedAt: t(join) };
+        await postEvent('participant_joined', { ...who, createdAt: t(join) });
+        await postEvent('participant_left', { ...who, createdAt: t(leave) });
+      }
+    }
+    await server.settle(admin);
+    const rep = await report(PAST_ROOM, teacher);
+    const byId = Object.fromEntries(rep.participants.map((p) => [p.identity, p]));
+    const expected = {
+      grace: [900, 25.0, 'partial', 1],
+      linus: [5100, 100.0, 'present', 1],
+      kat: [3000, 83.3, 'late', 1],
+      mia: [2400, 66.7, 'partial', 2],
+    };
+    for (const [identity, [secs, pct, status, joins]] of Object.entries(expected)) {
+      const p = byId[identity];
+      assert.deepEqual([p.attended_seconds, p.attendance_percentage, p.status, p.join_count], [secs, pct, status, joins], identity);
+    }
+
+    const page = await newPage(browser);
+    try {
+      await page.goto(`${server.url}/dashboard.html?room=${PAST_ROOM}&token=${encodeURIComponent(teacher)}`);
+      await page.locator('#link[data-value="live"]').waitFor({ timeout: 5000 });
+      await page.locator('tr[data-identity="mia"]').waitFor({ timeout: 2000 });
+      assert.equal(await page.locator('#phase').getAttribute('data-value'), 'ended');
+      for (const [identity, p] of Object.entries(byId)) {
+        const shown = await row(page, identity);
+        assert.equal(seconds(shown.attended), p.attended_seconds, identity);
+        assert.equal(shown.percentage, `${p.attendance_percentage.toFixed(1)}%`, identity);
+        assert.equal(shown.status, p.status, identity);
+        assert.match(shown.statusText, /· final$/, identity);
+        assert.equal(shown.joins, String(p.join_count), identity);
+        assert.equal(shown.inMeeting, 'no', identity);
+      }
+      assert.equal(await page.locator('#sum-present').textContent(), '1');
+      assert.equal(await page.locator('#sum-late').textContent(), '1');
+      assert.equal(await page.locator('#sum-partial').textContent(), '2');
+      // The CSV button downloads the same report.
+      const downloading = page.waitForEvent('download');
+      await page.click('#csv');
+      const download = await downloading;
+      assert.equal(download.suggestedFilename(), `attendance-${PAST_ROOM}.csv`);
+      const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/).map((line) => line.split(','));
+      const col = (name) => csv[0].indexOf(name);
+      const grace = csv.find((r) => r[col('identity')] === 'grace');
+      assert.ok(grace, csv.join('\n'));
+      assert.deepEqual([grace[col('attended_seconds')], grace[col('status')], grace[col('final')]], ['900', 'partial', 'yes']);
+      assert.equal(csv.length, 1 + 4);
+      assert.deepEqual(unexpected(page), []);
+      await screenshot(page, 'dashboard-past');
+      await page.setViewportSize({ width: 390, height: 844 });
+      await screenshot(page, 'dashboard-past-phone');
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  test('heartbeats over the live socket are stored and advance', async () => {
+    const path = `/api/sessions/${ROOM}/attendance/student-1`;
+    const first = await eventually(async () => {
+      const p = await server.json(path, { token: demo.teacher_token });
+      return p.last_heartbeat_at;
+    }, { timeoutMs: 3000, message: 'a first heartbeat' });
+    // ?heartbeat=1 beats every second; the server stores one per 5 s per socket.
+    const later = await eventually(async () => {
+      const p = await server.json(path, { token: demo.teacher_token });
+      return Date.parse(p.last_heartbeat_at) > Date.parse(first) && p.last_heartbeat_at;
+    }, { timeoutMs: 9000, intervalMs: 250, message: 'the heartbeat to advance' });
+    const gap = Date.parse(later) - Date.parse(first);
+    assert.ok(gap >= 4500 && gap < 9000, `heartbeats ${gap} ms apart`);
+    // The student's own token reads the same.
+    const own = await server.json(path, { token: demo.student_token });
+    assert.ok(Date.parse(own.last_heartbeat_at) >= Date.parse(later));
+  });
+
+  test('a student sees only their own attendance', async () => {
+    // Over the live socket, with the student's token, while classmates change.
+    const collecting = student.evaluate(async ({ room, token }) => {
+      const messages = [];
+      const ws = new WebSocket(`${location.origin.replace('http', 'ws')}/api/sessions/${room}/live?access_token=${encodeURIComponent(token)}`);
+      ws.onmessage = (e) => messages.push(e.data);
+      await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+      window.__privacyDone = new Promise((resolve) => { window.__finishPrivacy = resolve; });
+      ws.send(JSON.stringify({ type: 'heartbeat' }));
+      await window.__privacyDone;
+      ws.close();
+      return messages;
+    }, { room: ROOM, token: demo.student_token });
+    await student.waitForFunction(() => typeof window.__finishPrivacy === 'function');
+    const at = nowS();
+    const who = { room: ROOM, sid: 'PA_e2eClass0003', identity: 'student-3', name: 'Hedy Lamarr', joinedAt: at };
+    await postEvent('participant_joined', { ...who, createdAt: at });
+    await server.settle(admin);
+    // The teacher's dashboard gets the classmate: the change was broadcast.
+    await dashboard.locator('tr[data-identity="student-3"]').waitFor({ timeout: 2000 });
+    await new Promise((r) => setTimeout(r, 300));
+    await student.evaluate(() => window.__finishPrivacy());
+    const messages = (await collecting).map((m) => JSON.parse(m));
+
+    const snapshot = messages.find((m) => m.type === 'attendance.snapshot');
+    assert.ok(snapshot, JSON.stringify(messages));
+    assert.deepEqual(snapshot.participants.map((p) => p.identity), ['student-1']);
+    assert.ok(messages.some((m) => m.type === 'heartbeat.ack'), 'the socket answers');
+    const text = JSON.stringify(messages);
+    for (const classmate of ['student-2', 'Grace Hopper', 'student-3', 'Hedy Lamarr']) {
+      assert.ok(!text.includes(classmate), `${classmate} leaked over the student's socket`);
+    }
+    const pageText = await student.locator('body').innerText();
+    for (const classmate of ['student-2', 'Grace Hopper', 'student-3', 'Hedy Lamarr']) {
+      assert.ok(!pageText.includes(classmate), `${classmate} on the student's page`);
+    }
+
+    // Over HTTP: a classmate's numbers and the class report are forbidden.
+    for (const path of [`/api/sessions/${ROOM}/attendance/student-2`, `/api/sessions/${ROOM}/attendance`]) {
+      const res = await server.fetch(path, { token: demo.student_token });
+      assert.equal(res.status, 403, path);
+    }
+    // Another room's socket is refused too.
+    assert.equal(await upgradeStatus(`${server.url}/api/sessions/${PAST_ROOM}/live?access_token=${demo.student_token}`), 403);
+    assert.equal(await upgradeStatus(`${server.url}/api/sessions/${ROOM}/live?access_token=${demo.student_token}`), 101);
+  });
+
+  test('after a server restart both pages reconnect and get new updates', async () => {
+    const port = server.port;
+    await server.stop();
+    await dashboard.locator('#link[data-value="reconnecting"]').waitFor({ timeout: 5000 });
+    await student.locator('#tracker [data-field="connection"][data-value="reconnecting"]').waitFor({ timeout: 5000 });
+    await server.restart();
+    assert.equal(server.port, port);
+    // Backoff is 1 s, 2 s, 4 s (±20 %) after the first failures.
+    await dashboard.locator('#link[data-value="live"]').waitFor({ timeout: 15000 });
+    await student.locator('#tracker [data-field="connection"][data-value="live"]').waitFor({ timeout: 15000 });
+
+    // A webhook after the restart reaches the dashboard.
+    const at = nowS();
+    const who = { room: ROOM, sid: 'PA_e2eClass0004', identity: 'student-4', name: 'Alan Turing', joinedAt: at };
+    await postEvent('participant_joined', { ...who, createdAt: at });
+    await dashboard.locator('tr[data-identity="student-4"] td:nth-child(2) .badge[data-value="yes"]').waitFor({ timeout: 3000 });
+
+    // The student leaves: their page and the dashboard both follow.
+    await student.click('#disconnect');
+    await student.locator('#meeting-state[data-value="no"]').waitFor({ timeout: 3000 });
+    await student.locator('#tracker [data-field="in-meeting"][data-value="no"]').waitFor({ timeout: 3000 });
+    await dashboard.locator('tr[data-identity="student-1"] td:nth-child(2) .badge[data-value="no"]').waitFor({ timeout: 3000 });
+    await server.settle(admin);
+    const rep = await report(ROOM, demo.teacher_token);
+    const s1 = rep.participants.find((p) => p.identity === 'student-1');
+    assert.equal(s1.is_currently_in_meeting, false);
+    const shown = await row(dashboard, 'student-1');
+    assert.equal(seconds(shown.attended), s1.attended_seconds);
+    assert.equal(seconds(await student.locator('#tracker [data-field="attended"]').textContent()), s1.attended_seconds);
+    assert.deepEqual(unexpected(student), []);
+    assert.deepEqual(unexpected(dashboard), []);
+    await screenshot(dashboard, 'dashboard-after-restart');
+    await screenshot(student, 'meeting-after-leave');
+  });
+});
