@@ -1,0 +1,343 @@
+//! `fanout`: `--rooms` × `--per-room` live subscribers (`--teachers` per
+//! room see everyone; the others are students who see themselves), then
+//! `participant_joined` webhooks for those students. Measures the push
+//! latency from each `attendance.updated` message's `server_time` to its
+//! receipt, and end to end from posting the webhook to receipt.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::{self, CpuMeter, Statuses, Target};
+use crate::sign::{livekit_id, participant_event, run_prefix, Participant, Role, Signer};
+
+#[derive(Args, Clone)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub conn: crate::Conn,
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    /// Subscribers per room, teachers included.
+    #[arg(long, default_value_t = 500)]
+    pub per_room: usize,
+    /// Subscribers per room with a teacher token (they get every update).
+    #[arg(long, default_value_t = 1)]
+    pub teachers: usize,
+    /// Webhooks to post (one `participant_joined` per student, rooms taken
+    /// in turn); default: every student, at most 2,000.
+    #[arg(long)]
+    pub events: Option<usize>,
+    /// Webhooks per second (0 = as fast as the server accepts them).
+    #[arg(long, default_value_t = 200)]
+    pub rate: u64,
+    /// Webhook requests in flight.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// After the last webhook, wait at most this long for the pushes.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+    /// Loopback source addresses (127.0.0.1 … 127.0.0.N).
+    #[arg(long, default_value_t = 1)]
+    pub source_ips: u8,
+}
+
+struct Sub {
+    room: String,
+    identity: String,
+    token: String,
+}
+
+#[derive(Default)]
+struct Received {
+    push: Option<hdrhistogram::Histogram<u64>>,
+    end_to_end: Option<hdrhistogram::Histogram<u64>>,
+    updates: u64,
+    resyncs: u64,
+    closed: bool,
+}
+
+pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
+    let target = Target::parse(&args.conn.url)?;
+    let signer = Signer::new(&args.conn.key, &args.conn.secret);
+    let prefix = run_prefix();
+    let per_room = args.per_room.max(1);
+    let teachers = args.teachers.min(per_room);
+    let rooms: Vec<String> = (0..args.rooms.max(1))
+        .map(|r| format!("fan-{prefix}-{r}"))
+        .collect();
+    let fd = common::raise_fd_limit((rooms.len() * per_room) as u64 * 2 + 1024);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    common::schedule_all(&client, &target, &signer, &rooms).await?;
+
+    let mut subs = Vec::new();
+    for room in &rooms {
+        for i in 0..per_room {
+            let (identity, role) = if i < teachers {
+                (format!("teacher-{i}"), Role::Teacher)
+            } else {
+                (format!("student-{i}"), Role::Student)
+            };
+            let token = signer.access_token(&identity, room, role);
+            subs.push(Sub {
+                room: room.clone(),
+                identity,
+                token,
+            });
+        }
+    }
+    eprintln!(
+        "fanout: {} rooms x {per_room} subscribers ({teachers} teacher(s) each); fd limit {fd}",
+        rooms.len()
+    );
+
+    // Connect everyone (64 handshakes at a time) before any webhook.
+    let ips = common::source_ips(args.source_ips);
+    let connect_started = Instant::now();
+    let results: Vec<anyhow::Result<common::Ws>> =
+        futures_util::stream::iter(subs.iter().enumerate())
+            .map(|(i, s)| {
+                let (target, ip) = (target.clone(), ips[i % ips.len()]);
+                async move {
+                    let mut ws = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        common::ws_connect(&target, ip, &s.room, &s.token),
+                    )
+                    .await
+                    .map_err(|_| anyhow::anyhow!("connect timeout"))??;
+                    // The snapshot comes first.
+                    tokio::time::timeout(Duration::from_secs(30), ws.next())
+                        .await
+                        .map_err(|_| anyhow::anyhow!("no snapshot"))?;
+                    Ok(ws)
+                }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+    let mut errors = Statuses::default();
+    let mut sockets = Vec::new();
+    for (r, s) in results.into_iter().zip(&subs) {
+        match r {
+            Ok(ws) => sockets.push((ws, s)),
+            Err(e) => errors.add(format!("connect: {e}")),
+        }
+    }
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+    eprintln!(
+        "fanout: {} of {} subscribers connected in {connect_secs:.1}s",
+        sockets.len(),
+        subs.len()
+    );
+
+    // Which subscriber hears about whom: teachers everyone, students themselves.
+    let connected_students: HashMap<(String, String), u64> =
+        sockets.iter().fold(HashMap::new(), |mut m, (_, s)| {
+            if !s.identity.starts_with("teacher-") {
+                *m.entry((s.room.clone(), s.identity.clone())).or_default() += 1;
+            }
+            m
+        });
+    let teachers_in: HashMap<String, u64> = sockets.iter().fold(HashMap::new(), |mut m, (_, s)| {
+        if s.identity.starts_with("teacher-") {
+            *m.entry(s.room.clone()).or_default() += 1;
+        }
+        m
+    });
+
+    let posted_at: Arc<Mutex<HashMap<(String, String), Instant>>> = Arc::default();
+    let received = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut readers = Vec::new();
+    for (mut ws, s) in sockets {
+        let (posted_at, received, mut stop) =
+            (posted_at.clone(), received.clone(), stop_rx.clone());
+        let room = s.room.clone();
+        readers.push(tokio::spawn(async move {
+            let mut r = Received {
+                push: Some(common::histogram()),
+                end_to_end: Some(common::histogram()),
+                ..Received::default()
+            };
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    message = ws.next() => {
+                        let Some(Ok(message)) = message else { r.closed = true; break };
+                        let Message::Text(text) = message else { continue };
+                        let now = chrono::Utc::now();
+                        let arrived = Instant::now();
+                        let text = text.as_str();
+                        if text.contains("\"attendance.snapshot\"") {
+                            r.resyncs += 1;
+                            continue;
+                        }
+                        if !text.contains("\"attendance.updated\"") { continue }
+                        let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
+                        r.updates += 1;
+                        received.fetch_add(1, Ordering::Relaxed);
+                        if let Some(at) = v["server_time"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+                            let d = (now - at.to_utc()).to_std().unwrap_or_default();
+                            common::record(r.push.as_mut().expect("h"), d);
+                        }
+                        let identity = v["identity"].as_str().unwrap_or_default().to_string();
+                        let posted = posted_at.lock().expect("lock").get(&(room.clone(), identity)).copied();
+                        if let Some(posted) = posted {
+                            common::record(r.end_to_end.as_mut().expect("h"), arrived - posted);
+                        }
+                    }
+                }
+            }
+            let _ = ws.close(None).await;
+            r
+        }));
+    }
+
+    // The webhooks: one join per student, rooms in turn, paced.
+    let students_per_room = per_room - teachers;
+    let total = args
+        .events
+        .unwrap_or((rooms.len() * students_per_room).min(2000))
+        .min(rooms.len() * students_per_room);
+    let mut plan = Vec::with_capacity(total);
+    'plan: for i in 0..students_per_room {
+        for room in &rooms {
+            if plan.len() == total {
+                break 'plan;
+            }
+            plan.push((room.clone(), format!("student-{}", teachers + i)));
+        }
+    }
+    let expected: u64 = plan
+        .iter()
+        .map(|(room, identity)| {
+            teachers_in.get(room).copied().unwrap_or(0)
+                + connected_students
+                    .get(&(room.clone(), identity.clone()))
+                    .copied()
+                    .unwrap_or(0)
+        })
+        .sum();
+    let cpu = CpuMeter::start(args.conn.server_pid);
+    let post_started = Instant::now();
+    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
+    let statuses = Arc::new(Mutex::new(Statuses::default()));
+    let webhook_url = target.url("/webhooks/livekit");
+    futures_util::stream::iter(plan.iter().enumerate())
+        .map(|(n, (room, identity))| {
+            let (client, signer, posted_at, statuses, url, prefix) = (
+                client.clone(),
+                signer.clone(),
+                posted_at.clone(),
+                statuses.clone(),
+                webhook_url.clone(),
+                prefix.clone(),
+            );
+            async move {
+                if let Some(every) = interval {
+                    tokio::time::sleep_until((post_started + every * n as u32).into()).await;
+                }
+                let now = chrono::Utc::now();
+                let body = participant_event(
+                    "participant_joined",
+                    &livekit_id("EV", &prefix, n as u64),
+                    now.timestamp(),
+                    &Participant {
+                        room,
+                        room_sid: &livekit_id("RM", &prefix, 0),
+                        sid: &livekit_id("PA", &prefix, n as u64),
+                        identity,
+                        joined_at_ms: now.timestamp_millis(),
+                    },
+                );
+                let token = signer.webhook_token(body.as_bytes());
+                posted_at
+                    .lock()
+                    .expect("lock")
+                    .insert((room.clone(), identity.clone()), Instant::now());
+                let status = match client
+                    .post(&url)
+                    .header("Content-Type", "application/webhook+json")
+                    .header("Authorization", token)
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let text = r.text().await.unwrap_or_default();
+                        if text.contains("\"duplicate\"") {
+                            format!("{status} duplicate")
+                        } else {
+                            status.to_string()
+                        }
+                    }
+                    Err(e) => format!("error: {}", crate::ingest::short_error(&e)),
+                };
+                statuses
+                    .lock()
+                    .expect("lock")
+                    .add(format!("webhook {status}"));
+            }
+        })
+        .buffer_unordered(args.concurrency.max(1))
+        .collect::<Vec<()>>()
+        .await;
+    let post_secs = post_started.elapsed().as_secs_f64();
+    let settle_deadline = Instant::now() + args.settle;
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < settle_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cpu = cpu.report();
+    let _ = stop_tx.send(true);
+    let mut push = common::histogram();
+    let mut end_to_end = common::histogram();
+    let (mut updates, mut resyncs, mut closed) = (0, 0, 0);
+    for reader in readers {
+        let r = reader.await?;
+        push.add(r.push.as_ref().expect("h")).expect("same bounds");
+        end_to_end
+            .add(r.end_to_end.as_ref().expect("h"))
+            .expect("same bounds");
+        updates += r.updates;
+        resyncs += r.resyncs;
+        closed += u64::from(r.closed);
+    }
+    let mut statuses = std::mem::take(&mut *statuses.lock().expect("lock"));
+    statuses.merge(errors);
+    let result = json!({
+        "scenario": "fanout",
+        "url": target.base,
+        "rooms": rooms.len(), "per_room": per_room, "teachers_per_room": teachers,
+        "subscribers": subs.len(),
+        "connected": subs.len() as u64 - statuses.0.iter().filter(|(k, _)| k.starts_with("connect")).map(|(_, v)| v).sum::<u64>(),
+        "connect_seconds": (connect_secs * 100.0).round() / 100.0,
+        "webhooks": plan.len(),
+        "webhook_seconds": (post_secs * 100.0).round() / 100.0,
+        "expected_updates": expected,
+        "updates": updates,
+        "resyncs": resyncs,
+        "closed_by_server": closed,
+        "push_latency": common::percentiles(&push),
+        "end_to_end_latency": common::percentiles(&end_to_end),
+        "statuses": statuses.to_json(),
+        "cpu": cpu,
+    });
+    eprintln!(
+        "fanout: {updates}/{expected} updates; push {}; webhook→receipt {}",
+        common::percentiles(&push),
+        common::percentiles(&end_to_end)
+    );
+    common::print_result(&result);
+    common::require(updates > 0, "no attendance.updated message arrived")
+}

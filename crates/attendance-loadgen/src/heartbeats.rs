@@ -1,0 +1,290 @@
+//! `heartbeats`: N simulated students sending heartbeats as fast as the
+//! server answers (closed loop), over HTTP or over their live WebSocket.
+//!
+//! The server stores at most one WebSocket heartbeat per connection every
+//! 5 s and acknowledges the rest with `"throttled": true`; the WS mode
+//! therefore reports acknowledged messages/s and stored heartbeats/s apart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::{self, CpuMeter, Statuses, Target};
+use crate::sign::{run_prefix, Role, Signer};
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Http,
+    Ws,
+}
+
+#[derive(Args, Clone)]
+pub struct HeartbeatArgs {
+    #[command(flatten)]
+    pub conn: crate::Conn,
+    /// Simulated students (each with its own access token).
+    #[arg(long, default_value_t = 1000)]
+    pub students: usize,
+    /// Students per room (rooms = students / this).
+    #[arg(long, default_value_t = 25)]
+    pub per_room: usize,
+    #[arg(long, value_enum, default_value_t = Mode::Http)]
+    pub mode: Mode,
+    /// HTTP: requests in flight (each worker cycles through its students).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Do not schedule the rooms first (heartbeats for unscheduled rooms
+    /// skip the attendance computation).
+    #[arg(long)]
+    pub no_schedule: bool,
+    /// Loopback source addresses for WS mode (127.0.0.1 … 127.0.0.N).
+    #[arg(long, default_value_t = 1)]
+    pub source_ips: u8,
+}
+
+#[derive(Default)]
+struct Tally {
+    latency: Option<hdrhistogram::Histogram<u64>>,
+    statuses: Statuses,
+    acked: u64,
+    stored: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            latency: Some(common::histogram()),
+            ..Tally::default()
+        }
+    }
+    fn merge(&mut self, other: Tally) {
+        if let (Some(a), Some(b)) = (self.latency.as_mut(), other.latency.as_ref()) {
+            a.add(b).expect("same bounds");
+        }
+        self.statuses.merge(other.statuses);
+        self.acked += other.acked;
+        self.stored += other.stored;
+    }
+}
+
+pub async fn run(args: HeartbeatArgs) -> anyhow::Result<()> {
+    let target = Target::parse(&args.conn.url)?;
+    let signer = Signer::new(&args.conn.key, &args.conn.secret);
+    let students = args.students.max(1);
+    let per_room = args.per_room.max(1);
+    let prefix = run_prefix();
+    let rooms: Vec<String> = (0..students.div_ceil(per_room))
+        .map(|r| format!("hb-{prefix}-{r}"))
+        .collect();
+    let who: Arc<Vec<(String, String)>> = Arc::new(
+        (0..students)
+            .map(|i| {
+                let room = rooms[i / per_room].clone();
+                let token = signer.access_token(&format!("student-{i}"), &room, Role::Student);
+                (room, token)
+            })
+            .collect(),
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    if !args.no_schedule {
+        common::schedule_all(&client, &target, &signer, &rooms).await?;
+    }
+    eprintln!(
+        "heartbeats: {students} students in {} rooms over {:?}, {:?}",
+        rooms.len(),
+        args.mode,
+        args.duration
+    );
+    let (tally, secs, cpu, connected) = match args.mode {
+        Mode::Http => {
+            let (t, s, c) = http(&args, &target, &client, who).await?;
+            (t, s, c, None)
+        }
+        Mode::Ws => {
+            common::raise_fd_limit(students as u64 * 2 + 1024);
+            let (t, s, c, n) = ws(&args, &target, who).await?;
+            (t, s, c, Some(n))
+        }
+    };
+    let latency = tally.latency.as_ref().expect("histogram");
+    let result = json!({
+        "scenario": "heartbeats",
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "url": target.base,
+        "students": students, "rooms": rooms.len(),
+        "connected": connected,
+        "seconds": (secs * 100.0).round() / 100.0,
+        "acked": tally.acked,
+        "acked_per_s": (tally.acked as f64 / secs).round(),
+        "stored": tally.stored,
+        "stored_per_s": (tally.stored as f64 / secs).round(),
+        "latency": common::percentiles(latency),
+        "statuses": tally.statuses.to_json(),
+        "cpu": cpu,
+    });
+    eprintln!(
+        "heartbeats: {} acked ({:.0}/s), {} stored ({:.0}/s); latency {}",
+        tally.acked,
+        tally.acked as f64 / secs,
+        tally.stored,
+        tally.stored as f64 / secs,
+        common::percentiles(latency)
+    );
+    common::print_result(&result);
+    common::require(tally.acked > 0, "no heartbeat was acknowledged")
+}
+
+async fn http(
+    args: &HeartbeatArgs,
+    target: &Target,
+    client: &reqwest::Client,
+    who: Arc<Vec<(String, String)>>,
+) -> anyhow::Result<(Tally, f64, Value)> {
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let cpu = CpuMeter::start(args.conn.server_pid);
+    let workers = args.concurrency.clamp(1, who.len());
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (client, target, who) = (client.clone(), target.clone(), who.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut t = Tally::new();
+            let mut i = w;
+            while Instant::now() < deadline {
+                let (room, token) = &who[i];
+                i = (i + workers) % who.len();
+                let t0 = Instant::now();
+                match client
+                    .post(target.url(&format!("/api/sessions/{room}/heartbeat")))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let _ = response.bytes().await;
+                        common::record(t.latency.as_mut().expect("h"), t0.elapsed());
+                        t.statuses.add(status.to_string());
+                        if status == 200 {
+                            t.acked += 1;
+                            t.stored += 1;
+                        }
+                    }
+                    Err(e) => {
+                        t.statuses
+                            .add(format!("error: {}", crate::ingest::short_error(&e)));
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            t
+        }));
+    }
+    let mut tally = Tally::new();
+    for task in tasks {
+        tally.merge(task.await?);
+    }
+    Ok((tally, started.elapsed().as_secs_f64(), cpu.report()))
+}
+
+async fn ws(
+    args: &HeartbeatArgs,
+    target: &Target,
+    who: Arc<Vec<(String, String)>>,
+) -> anyhow::Result<(Tally, f64, Value, usize)> {
+    // Connect everyone first (64 handshakes at a time), then start the clock.
+    let ips = common::source_ips(args.source_ips);
+    let sockets: Vec<anyhow::Result<common::Ws>> = futures_util::stream::iter(0..who.len())
+        .map(|i| {
+            let (target, who, ip) = (target.clone(), who.clone(), ips[i % ips.len()]);
+            async move {
+                let (room, token) = &who[i];
+                tokio::time::timeout(
+                    Duration::from_secs(20),
+                    common::ws_connect(&target, ip, room, token),
+                )
+                .await
+                .map_err(|_| anyhow::anyhow!("connect timeout"))?
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut connect_errors = Statuses::default();
+    let sockets: Vec<common::Ws> = sockets
+        .into_iter()
+        .filter_map(|r| {
+            r.map_err(|e| connect_errors.add(format!("connect: {e}")))
+                .ok()
+        })
+        .collect();
+    let connected = sockets.len();
+    eprintln!("heartbeats: {connected} WebSockets open");
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let cpu = CpuMeter::start(args.conn.server_pid);
+    let mut tasks = Vec::new();
+    for mut socket in sockets {
+        tasks.push(tokio::spawn(async move {
+            let mut t = Tally::new();
+            let beat = Message::text(r#"{"type":"heartbeat"}"#);
+            'outer: while Instant::now() < deadline {
+                let t0 = Instant::now();
+                if socket.send(beat.clone()).await.is_err() {
+                    t.statuses.add("send failed");
+                    break;
+                }
+                loop {
+                    let left =
+                        deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
+                    let Ok(Some(Ok(message))) = tokio::time::timeout(left, socket.next()).await
+                    else {
+                        t.statuses.add("closed");
+                        break 'outer;
+                    };
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
+                    let text = text.as_str();
+                    if text.contains("\"heartbeat.ack\"") {
+                        common::record(t.latency.as_mut().expect("h"), t0.elapsed());
+                        t.acked += 1;
+                        if text.contains("\"throttled\":true") {
+                            t.statuses.add("ack throttled");
+                        } else {
+                            t.stored += 1;
+                            t.statuses.add("ack stored");
+                        }
+                        break;
+                    } else if text.contains("\"type\":\"error\"") {
+                        t.statuses.add("error message");
+                        break;
+                    }
+                }
+            }
+            let _ = socket.close(None).await;
+            t
+        }));
+    }
+    let mut tally = Tally::new();
+    tally.statuses.merge(connect_errors);
+    for task in tasks {
+        tally.merge(task.await?);
+    }
+    Ok((
+        tally,
+        started.elapsed().as_secs_f64(),
+        cpu.report(),
+        connected,
+    ))
+}
