@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Runs the load generator against a fresh server per scenario, over loopback
+# only, and appends each `RESULT {json}` line to bench/results/<target>.jsonl.
+#
+#   bench/run.sh TARGET [SCENARIO ...]
+#
+# TARGET:   sqlite | postgres | ref-fsync | ref-none
+#           (ref-* = bench/reference-node, the Node.js REFERENCE, not the product)
+# SCENARIO: ingest hb-http hb-ws fan-500 fan-10k idle   (default: all)
+#
+# Needs a release build first:
+#   CARGO_TARGET_DIR=target/bench cargo build --release -p attendance-server -p attendance-loadgen
+# and, for ref-*, `npm install` in bench/reference-node; for postgres, the
+# PostgreSQL at 127.0.0.1:5432 (trust auth, database `test`): each scenario
+# creates and drops its own database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=${1:?usage: bench/run.sh sqlite|postgres|ref-fsync|ref-none [scenario ...]}
+shift
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(ingest hb-http hb-ws fan-500 fan-10k idle)
+
+BIN=${CARGO_TARGET_DIR:-$PWD/target/bench}/release
+# The server binary to measure (default: the one built beside the load generator).
+SERVER_BIN=${SERVER_BIN:-$BIN/attendance-server}
+export LIVEKIT_API_KEY=benchkey
+export LIVEKIT_API_SECRET=bench-secret-0123456789abcdefghijklmnop
+OUT=bench/results
+mkdir -p "$OUT"
+# 20,000 WebSockets need as many descriptors on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+SERVER_PID=
+DB_NAME=
+WORK=$(mktemp -d /tmp/attendance-bench.XXXXXX)
+
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+  if [ -n "$DB_NAME" ]; then
+    psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" || true
+    DB_NAME=
+  fi
+  rm -f "$WORK"/*
+}
+trap 'stop_server; rm -rf "$WORK"' EXIT
+
+start_server() {
+  local fifo="$WORK/stdout"
+  mkfifo "$fifo"
+  case "$TARGET" in
+    sqlite)
+      RUST_LOG=warn "$SERVER_BIN" serve --listen 127.0.0.1:0 \
+        --database-url "sqlite://$WORK/bench.db" --www-dir www >"$fifo" 2>"$WORK/stderr" &
+      ;;
+    postgres)
+      DB_NAME="bench_$(date +%s)_$$"
+      psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $DB_NAME"
+      RUST_LOG=warn "$SERVER_BIN" serve --listen 127.0.0.1:0 \
+        --database-url "postgres://postgres@127.0.0.1:5432/$DB_NAME" --www-dir www >"$fifo" 2>"$WORK/stderr" &
+      ;;
+    ref-fsync | ref-none)
+      node bench/reference-node/server.mjs --listen 127.0.0.1:0 --store "${TARGET#ref-}" \
+        --file "$WORK/events.log" >"$fifo" 2>"$WORK/stderr" &
+      ;;
+    *) echo "unknown target $TARGET" >&2; exit 2 ;;
+  esac
+  SERVER_PID=$!
+  exec 3<"$fifo"
+  local line
+  read -r -t 30 line <&3 || { cat "$WORK/stderr" >&2; exit 1; }
+  URL=${line#listening on }
+  # Keep draining stdout so the server never blocks on it.
+  cat <&3 >/dev/null &
+  exec 3<&-
+}
+
+loadgen() {
+  "$BIN/attendance-loadgen" "$@" --url "$URL" --server-pid "$SERVER_PID" | tee -a "$WORK/out"
+}
+
+for scenario in "${SCENARIOS[@]}"; do
+  start_server
+  echo "== $TARGET $scenario ($URL, pid $SERVER_PID)" >&2
+  case "$scenario" in
+    ingest) loadgen ingest --rooms 200 --students 25 --concurrency 64 --duration 10s ;;
+    hb-http) loadgen heartbeats --students 1000 --mode http --concurrency 64 --duration 10s ;;
+    hb-ws) loadgen heartbeats --students 2000 --mode ws --duration 10s ;;
+    fan-500) loadgen fanout --rooms 1 --per-room 500 ;;
+    fan-10k) loadgen fanout --rooms 100 --per-room 100 --source-ips 2 ;;
+    idle) loadgen idle --connections 20000 --source-ips 2 --hold 3s ;;
+    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+  esac
+  grep '^RESULT ' "$WORK/out" | sed "s/^RESULT /{\"target\":\"$TARGET\",\"at\":\"$(date -u +%FT%TZ)\",\"result\":/; s/\$/}/" >>"$OUT/$TARGET.jsonl"
+  stop_server
+done
