@@ -195,8 +195,10 @@ pub fn compute_with_threshold(
     let first_counted_at = counted.iter().map(|i| i.start).min().map(from_ms);
 
     let scheduled_ms = i64::from(schedule.duration_minutes) * 60_000;
-    let attendance_percentage =
-        round_one_decimal((attended_ms as f64 / scheduled_ms as f64 * 100.0).min(100.0));
+    // From the whole seconds shown, so the three figures always agree.
+    let attendance_percentage = round_one_decimal(
+        (attended_seconds as f64 * 1000.0 / scheduled_ms as f64 * 100.0).min(100.0),
+    );
 
     let late_after = window.start + TimeDelta::minutes(i64::from(schedule.late_after_minutes));
     let status = if attended_seconds == 0 {

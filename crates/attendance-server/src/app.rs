@@ -25,6 +25,8 @@ pub struct Settings {
     pub processing_lease: Duration,
     /// Serve `/demo/*`: fabricated, LiveKit-signed events for trying it out.
     pub demo: bool,
+    /// Who counts as a student, a teacher or neither.
+    pub classifier: crate::report::Classifier,
     pub www_dir: std::path::PathBuf,
 }
 

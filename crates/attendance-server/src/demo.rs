@@ -17,6 +17,7 @@ use crate::app::{now, now_ms, App};
 use crate::auth::{RoleRequest, TokenRequest};
 use crate::http::{receive_webhook, ApiError, ApiResult};
 use crate::report::SessionView;
+use crate::store::SessionDetails;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -101,7 +102,17 @@ async fn start(app: App, body: Bytes) -> ApiResult {
             let mut schedule = attendance_rules::Schedule::new(start, 30);
             schedule.grace_minutes = 10;
             app.store
-                .upsert_session(&room, "Demo class", &schedule, now_ms())
+                .upsert_session(
+                    &room,
+                    &SessionDetails {
+                        title: "Demo class".into(),
+                        timezone: String::new(),
+                        teacher_present_percent: 90,
+                    },
+                    &schedule,
+                    None,
+                    now_ms(),
+                )
                 .await?
                 .0
         }

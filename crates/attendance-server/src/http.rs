@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warp::http::{header, HeaderValue, StatusCode};
@@ -15,10 +14,10 @@ use crate::app::{now, now_ms, App};
 use crate::auth::{token_from_header, Principal, TokenError};
 use crate::live;
 use crate::metrics::Metrics;
-use crate::report::{self, SessionView};
+use crate::report;
 use crate::store::NewEvent;
 use crate::webhook::{self, WebhookEvent};
-use crate::{demo, ws};
+use crate::{demo, sessions, ws};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -78,11 +77,11 @@ impl Reply for ApiError {
 
 pub type ApiResult = Result<Response, ApiError>;
 
-fn respond(result: ApiResult) -> Result<Response, Infallible> {
+pub(crate) fn respond(result: ApiResult) -> Result<Response, Infallible> {
     Ok(result.unwrap_or_else(Reply::into_response))
 }
 
-fn json_reply<T: Serialize>(value: &T, status: StatusCode) -> Response {
+pub(crate) fn json_reply<T: Serialize>(value: &T, status: StatusCode) -> Response {
     warp::reply::with_status(warp::reply::json(value), status).into_response()
 }
 
@@ -93,11 +92,12 @@ impl App {
     }
 }
 
-fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
+pub(crate) fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
     warp::any().map(move || app.clone())
 }
 
-fn authorization() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+pub(crate) fn authorization() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone
+{
     warp::header::optional::<String>("authorization")
 }
 
@@ -124,59 +124,6 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .and_then(|app: App, auth: Option<String>, body: Bytes| async move {
             respond(receive_webhook(&app, auth.as_deref(), &body).await)
         });
-
-    let put_session = warp::path!("api" / "sessions" / String)
-        .and(warp::put())
-        .and(with_app(app.clone()))
-        .and(authorization())
-        .and(body())
-        .and_then(
-            |room: String, app: App, auth: Option<String>, body: Bytes| async move {
-                respond(put_session(app, room, auth, body).await)
-            },
-        );
-
-    let get_session = warp::path!("api" / "sessions" / String)
-        .and(warp::get())
-        .and(with_app(app.clone()))
-        .and(authorization())
-        .and_then(|room: String, app: App, auth: Option<String>| async move {
-            respond(get_session(app, room, auth).await)
-        });
-
-    let list_sessions = warp::path!("api" / "sessions")
-        .and(warp::get())
-        .and(with_app(app.clone()))
-        .and(authorization())
-        .and_then(|app: App, auth: Option<String>| async move {
-            respond(list_sessions(app, auth).await)
-        });
-
-    let report = warp::path!("api" / "sessions" / String / "attendance")
-        .and(warp::get())
-        .and(with_app(app.clone()))
-        .and(authorization())
-        .and(warp::query::<FormatQuery>())
-        .and(warp::header::optional::<String>("accept"))
-        .and_then(
-            |room: String,
-             app: App,
-             auth: Option<String>,
-             q: FormatQuery,
-             accept: Option<String>| async move {
-                respond(session_report(app, room, auth, q, accept).await)
-            },
-        );
-
-    let one = warp::path!("api" / "sessions" / String / "attendance" / String)
-        .and(warp::get())
-        .and(with_app(app.clone()))
-        .and(authorization())
-        .and_then(
-            |room: String, identity: String, app: App, auth: Option<String>| async move {
-                respond(participant_report(app, room, identity, auth).await)
-            },
-        );
 
     let heartbeat = warp::path!("api" / "sessions" / String / "heartbeat")
         .and(warp::post())
@@ -212,15 +159,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .unify()
         .or(webhook)
         .unify()
-        .or(put_session)
-        .unify()
-        .or(get_session)
-        .unify()
-        .or(list_sessions)
-        .unify()
-        .or(report)
-        .unify()
-        .or(one)
+        .or(sessions::routes(app.clone()))
         .unify()
         .or(heartbeat)
         .unify()
@@ -345,187 +284,7 @@ pub async fn receive_webhook(app: &App, authorization: Option<&str>, body: &[u8]
 
 /// `PUT /api/sessions/{room}` body. Unknown fields are refused so a typo
 /// (`duraton_minutes`) is an error, not a silently ignored setting.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionBody {
-    scheduled_at: DateTime<FixedOffset>,
-    duration_minutes: i64,
-    grace_minutes: Option<i64>,
-    late_after_minutes: Option<i64>,
-    present_percent: Option<i64>,
-    heartbeat_stale_seconds: Option<i64>,
-    title: Option<String>,
-}
-
-fn field(name: &str, value: i64) -> Result<u32, ApiError> {
-    u32::try_from(value)
-        .map_err(|_| ApiError::bad_request(format!("{name} must be a non-negative whole number")))
-}
-
-fn check_room(room: &str) -> Result<(), ApiError> {
-    if room.is_empty() || room.len() > 256 {
-        return Err(ApiError::bad_request("room name must be 1 to 256 bytes"));
-    }
-    Ok(())
-}
-
-async fn put_session(app: App, room: String, auth: Option<String>, body: Bytes) -> ApiResult {
-    let who = app.authenticate(auth.as_deref())?;
-    check_room(&room)?;
-    if !who.manages(&room) {
-        return Err(ApiError::forbidden(
-            "only the room's teacher or an administrator may schedule it",
-        ));
-    }
-    let body: SessionBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid session: {e}")))?;
-    let mut schedule = attendance_rules::Schedule::new(body.scheduled_at.with_timezone(&Utc), 1);
-    if body.duration_minutes <= 0 {
-        return Err(ApiError::bad_request(
-            "duration_minutes must be greater than 0",
-        ));
-    }
-    schedule.duration_minutes = field("duration_minutes", body.duration_minutes)?;
-    if let Some(v) = body.grace_minutes {
-        schedule.grace_minutes = field("grace_minutes", v)?;
-    }
-    if let Some(v) = body.late_after_minutes {
-        schedule.late_after_minutes = field("late_after_minutes", v)?;
-    }
-    if let Some(v) = body.present_percent {
-        schedule.present_percent = field("present_percent", v)?;
-    }
-    if let Some(v) = body.heartbeat_stale_seconds {
-        schedule.heartbeat_stale_seconds = field("heartbeat_stale_seconds", v)?;
-    }
-    schedule
-        .validate()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let title = body.title.unwrap_or_default();
-    if title.len() > 500 {
-        return Err(ApiError::bad_request("title must be at most 500 bytes"));
-    }
-    let (session, created) = app
-        .store
-        .upsert_session(&room, &title, &schedule, now_ms())
-        .await?;
-    tracing::info!(room = %room, by = %who.identity, created, "session scheduled");
-    live::changed(&app, &room, None).await;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(json_reply(&SessionView::from(&session), status))
-}
-
-async fn get_session(app: App, room: String, auth: Option<String>) -> ApiResult {
-    let who = app.authenticate(auth.as_deref())?;
-    if !who.belongs_to(&room) {
-        return Err(ApiError::forbidden("this token is for another room"));
-    }
-    let session =
-        app.store.session(&room).await?.ok_or_else(|| {
-            ApiError::not_found(format!("no session scheduled for room `{room}`"))
-        })?;
-    Ok(json_reply(&SessionView::from(&session), StatusCode::OK))
-}
-
-async fn list_sessions(app: App, auth: Option<String>) -> ApiResult {
-    let who = app.authenticate(auth.as_deref())?;
-    let sessions: Vec<SessionView> = app
-        .store
-        .sessions()
-        .await?
-        .iter()
-        .filter(|s| who.belongs_to(&s.room))
-        .map(SessionView::from)
-        .collect();
-    Ok(json_reply(&json!({ "sessions": sessions }), StatusCode::OK))
-}
-
-#[derive(Debug, Deserialize)]
-struct FormatQuery {
-    format: Option<String>,
-}
-
-async fn session_report(
-    app: App,
-    room: String,
-    auth: Option<String>,
-    q: FormatQuery,
-    accept: Option<String>,
-) -> ApiResult {
-    let who = app.authenticate(auth.as_deref())?;
-    if !who.manages(&room) {
-        return Err(ApiError::forbidden(
-            "only the room's teacher or an administrator may read the whole class",
-        ));
-    }
-    let facts = app.store.room_facts(&room).await?;
-    let session = facts
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found(format!("no session scheduled for room `{room}`")))?;
-    let report = report::session_report(session, &facts, now());
-    let wants_csv = match q.format.as_deref() {
-        Some("csv") => true,
-        Some("json") | None => accept.is_some_and(|a| a.contains("text/csv")),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "unknown format `{other}`; use json or csv"
-            )))
-        }
-    };
-    if wants_csv {
-        let text = report::csv(&report)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let filename = format!(
-            "attendance-{}.csv",
-            room.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                })
-                .collect::<String>()
-        );
-        let mut response =
-            warp::reply::with_header(text, header::CONTENT_TYPE, "text/csv; charset=utf-8")
-                .into_response();
-        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_DISPOSITION, value);
-        }
-        return Ok(response);
-    }
-    Ok(json_reply(&report, StatusCode::OK))
-}
-
-async fn participant_report(
-    app: App,
-    room: String,
-    identity: String,
-    auth: Option<String>,
-) -> ApiResult {
-    let who = app.authenticate(auth.as_deref())?;
-    if !who.may_read(&room, &identity) {
-        return Err(ApiError::forbidden(
-            "a participant may read only their own attendance",
-        ));
-    }
-    let facts = app.store.participant_facts(&room, &identity).await?;
-    let session = facts
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found(format!("no session scheduled for room `{room}`")))?;
-    Ok(json_reply(
-        &report::one_participant(session, &facts, &identity, now()),
-        StatusCode::OK,
-    ))
-}
-
+/// an open page is not presence in the meeting.
 /// Records a heartbeat for the token's own identity. Never opens a cycle:
 /// an open page is not presence in the meeting.
 pub async fn heartbeat(
@@ -548,7 +307,7 @@ pub async fn heartbeat(
     let attendance = facts
         .session
         .as_ref()
-        .map(|s| report::one_participant(s, &facts, &who.identity, at));
+        .map(|s| report::one_participant(s, &facts, &who.identity, &app.settings.classifier, at));
     Ok(json!({ "last_heartbeat_at": at, "attendance": attendance }))
 }
 

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod notify;
 pub mod processor;
 pub mod report;
+pub mod sessions;
 pub mod store;
 pub mod sweeper;
 pub mod webhook;

@@ -31,7 +31,10 @@ struct Snapshot<'a> {
     kind: &'static str,
     room: &'a str,
     session: Option<SessionView>,
+    /// Students (a participant token: only themselves).
     participants: Vec<ParticipantReport>,
+    teachers: Vec<ParticipantReport>,
+    excluded: Vec<ParticipantReport>,
     server_time: DateTime<Utc>,
 }
 
@@ -70,7 +73,8 @@ pub async fn publish_participant(app: &App, room: &str, identity: &str) -> Store
         return Ok(()); // nothing to compute without a schedule
     };
     let at = now();
-    let participant = report::one_participant(session, &facts, identity, at);
+    let participant =
+        report::one_participant(session, &facts, identity, &app.settings.classifier, at);
     let message = Updated {
         kind: "attendance.updated",
         room,
@@ -107,16 +111,32 @@ pub async fn snapshot(app: &App, room: &str, who: &Principal) -> StoreResult<Str
         app.store.participant_facts(room, &who.identity).await?
     };
     let at = now();
-    let participants = match &facts.session {
-        Some(session) if who.manages(room) => report::participants(session, &facts, at),
-        Some(session) => vec![report::one_participant(session, &facts, &who.identity, at)],
-        None => Vec::new(),
+    let classifier = &app.settings.classifier;
+    let (participants, teachers, excluded) = match &facts.session {
+        Some(session) if who.manages(room) => {
+            let r = report::session_report(session, &facts, classifier, None, at);
+            (r.participants, r.teachers, r.excluded)
+        }
+        Some(session) => (
+            vec![report::one_participant(
+                session,
+                &facts,
+                &who.identity,
+                classifier,
+                at,
+            )],
+            Vec::new(),
+            Vec::new(),
+        ),
+        None => Default::default(),
     };
     let message = Snapshot {
         kind: "attendance.snapshot",
         room,
         session: facts.session.as_ref().map(SessionView::from),
         participants,
+        teachers,
+        excluded,
         server_time: at,
     };
     Ok(serde_json::to_string(&message).expect("serializable"))

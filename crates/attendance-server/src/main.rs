@@ -107,6 +107,22 @@ struct ServeArgs {
     /// claimed it; after that (the instance died) another one takes it.
     #[arg(long, env = "ATTENDANCE_PROCESSING_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
     processing_lease: Duration,
+    /// LiveKit participant kinds left out of class statistics (kept as facts).
+    #[arg(
+        long,
+        env = "ATTENDANCE_EXCLUDE_KINDS",
+        value_delimiter = ',',
+        default_value = "INGRESS,EGRESS,SIP,AGENT"
+    )]
+    exclude_kinds: Vec<String>,
+    /// Participant `role`s (metadata or attributes) left out of statistics.
+    #[arg(
+        long,
+        env = "ATTENDANCE_EXCLUDE_ROLES",
+        value_delimiter = ',',
+        default_value = "observer"
+    )]
+    exclude_roles: Vec<String>,
     /// Database connections in the pool.
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     db_connections: u32,
@@ -189,6 +205,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         processing_lease: args.processing_lease.max(Duration::from_millis(100)),
         demo: args.demo,
         www_dir: args.www_dir,
+        classifier: attendance_server::report::Classifier {
+            excluded_kinds: args
+                .exclude_kinds
+                .into_iter()
+                .map(|k| k.trim().to_ascii_uppercase())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            excluded_roles: args
+                .exclude_roles
+                .into_iter()
+                .map(|r| r.trim().to_ascii_lowercase())
+                .filter(|r| !r.is_empty())
+                .collect(),
+        },
     };
     // Tests and scripts read this line to find an ephemeral port.
     println!("listening on http://{addr}");

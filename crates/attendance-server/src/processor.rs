@@ -42,6 +42,11 @@ pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
             name: p.name.clone(),
             kind: p.kind.clone(),
             metadata: p.metadata.clone(),
+            attributes: if p.attributes.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&p.attributes).expect("a map of strings serializes")
+            },
             joined_at_ms: p.joined_at_ms(),
         })
     };

@@ -32,8 +32,50 @@ pub struct SessionRow {
     pub room: String,
     pub title: String,
     pub schedule: Schedule,
+    /// IANA time zone people read times in; empty = UTC.
+    pub timezone: String,
+    /// The `present` threshold for teachers (schools may pay by it).
+    pub teacher_present_percent: u32,
+    /// Whether a roster was set (an empty roster is still a roster).
+    pub has_roster: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a teacher or admin sets besides the schedule.
+#[derive(Debug, Clone, Default)]
+pub struct SessionDetails {
+    pub title: String,
+    pub timezone: String,
+    pub teacher_present_percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterEntry {
+    pub identity: String,
+    pub name: String,
+    /// `student` or `teacher`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideRow {
+    pub identity: String,
+    pub status: String,
+    pub reason: String,
+    pub author: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub room: String,
+    pub identity: String,
+    pub action: String,
+    pub status: Option<String>,
+    pub reason: String,
+    pub author: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +87,8 @@ pub struct CycleRow {
     pub name: String,
     pub kind: String,
     pub metadata: String,
+    /// LiveKit participant attributes, as a JSON object (or empty).
+    pub attributes: String,
     pub joined_at: Option<DateTime<Utc>>,
     pub left_at: Option<DateTime<Utc>>,
     pub close_reason: Option<String>,
@@ -87,6 +131,7 @@ pub struct CycleFact {
     pub name: String,
     pub kind: String,
     pub metadata: String,
+    pub attributes: String,
     pub joined_at_ms: Option<i64>,
 }
 
@@ -96,6 +141,8 @@ pub struct RoomFacts {
     pub session: Option<SessionRow>,
     pub cycles: Vec<CycleRow>,
     pub heartbeats: HashMap<String, DateTime<Utc>>,
+    pub roster: Vec<RosterEntry>,
+    pub overrides: HashMap<String, OverrideRow>,
 }
 
 pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
@@ -176,27 +223,32 @@ impl Store {
 
     // ----- sessions -----
 
-    /// Creates or replaces a session; returns it and whether it was new.
+    /// Creates or replaces a session (and its roster, when given); returns
+    /// it and whether it was new.
     pub async fn upsert_session(
         &self,
         room: &str,
-        title: &str,
+        details: &SessionDetails,
         schedule: &Schedule,
+        roster: Option<&[RosterEntry]>,
         now_ms: i64,
     ) -> StoreResult<(SessionRow, bool)> {
         let existed = self.session(room).await?.is_some();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
-             late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms, \
+             timezone, teacher_present_percent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) \
              ON CONFLICT (room) DO UPDATE SET title = excluded.title, \
              scheduled_at_ms = excluded.scheduled_at_ms, duration_minutes = excluded.duration_minutes, \
              grace_minutes = excluded.grace_minutes, late_after_minutes = excluded.late_after_minutes, \
              present_percent = excluded.present_percent, \
-             heartbeat_stale_seconds = excluded.heartbeat_stale_seconds, updated_at_ms = excluded.updated_at_ms",
+             heartbeat_stale_seconds = excluded.heartbeat_stale_seconds, updated_at_ms = excluded.updated_at_ms, \
+             timezone = excluded.timezone, teacher_present_percent = excluded.teacher_present_percent",
         )
         .bind(room)
-        .bind(title)
+        .bind(&details.title)
         .bind(schedule.scheduled_at.timestamp_millis())
         .bind(i64::from(schedule.duration_minutes))
         .bind(i64::from(schedule.grace_minutes))
@@ -204,10 +256,143 @@ impl Store {
         .bind(i64::from(schedule.present_percent))
         .bind(i64::from(schedule.heartbeat_stale_seconds))
         .bind(now_ms)
-        .execute(&self.pool)
+        .bind(&details.timezone)
+        .bind(i64::from(details.teacher_present_percent))
+        .execute(&mut *tx)
         .await?;
+        if let Some(roster) = roster {
+            replace_roster(&mut tx, room, roster).await?;
+        }
+        tx.commit().await?;
         let session = self.session(room).await?.ok_or(sqlx::Error::RowNotFound)?;
         Ok((session, !existed))
+    }
+
+    /// Replaces a session's roster; `false` if the session does not exist.
+    pub async fn set_roster(
+        &self,
+        room: &str,
+        roster: &[RosterEntry],
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("UPDATE sessions SET updated_at_ms = $2 WHERE room = $1")
+            .bind(room)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if found {
+            replace_roster(&mut tx, room, roster).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    // ----- overrides -----
+
+    /// Sets a teacher's correction and records it in the audit trail.
+    pub async fn set_override(
+        &self,
+        room: &str,
+        identity: &str,
+        status: &str,
+        reason: &str,
+        author: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO attendance_overrides (room, identity, status, reason, author, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room, identity) DO UPDATE SET \
+             status = excluded.status, reason = excluded.reason, author = excluded.author, \
+             created_at_ms = excluded.created_at_ms",
+        )
+        .bind(room)
+        .bind(identity)
+        .bind(status)
+        .bind(reason)
+        .bind(author)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            room,
+            identity,
+            "set",
+            Some(status),
+            reason,
+            author,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Removes a correction; `false` if there was none.
+    pub async fn remove_override(
+        &self,
+        room: &str,
+        identity: &str,
+        reason: &str,
+        author: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let removed =
+            sqlx::query("DELETE FROM attendance_overrides WHERE room = $1 AND identity = $2")
+                .bind(room)
+                .bind(identity)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if removed {
+            audit(
+                &mut tx, room, identity, "remove", None, reason, author, now_ms,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    pub async fn audit_trail(&self, room: Option<&str>, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT room, identity, action, status, reason, author, at_ms FROM override_audit \
+             WHERE ($1 = '' OR room = $1) ORDER BY at_ms DESC, id DESC LIMIT $2",
+        )
+        .bind(room.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    room: r.try_get("room")?,
+                    identity: r.try_get("identity")?,
+                    action: r.try_get("action")?,
+                    status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
+                    author: r.try_get("author")?,
+                    at: ms_to_time(r.try_get("at_ms")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Sessions scheduled in `[from, to)`, by time.
+    pub async fn sessions_between(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<SessionRow>> {
+        let rows = sqlx::query(&format!(
+            "{SESSION_SELECT} WHERE scheduled_at_ms >= $1 AND scheduled_at_ms < $2 ORDER BY scheduled_at_ms, room"
+        ))
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
     }
 
     pub async fn session(&self, room: &str) -> StoreResult<Option<SessionRow>> {
@@ -216,13 +401,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| session_from_row(&r)).transpose()
-    }
-
-    pub async fn sessions(&self) -> StoreResult<Vec<SessionRow>> {
-        let rows = sqlx::query(&format!("{SESSION_SELECT} ORDER BY scheduled_at_ms"))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(session_from_row).collect()
     }
 
     // ----- the webhook inbox -----
@@ -373,7 +551,8 @@ impl Store {
                      name = CASE WHEN $3 <> '' THEN $3 ELSE name END, \
                      kind = CASE WHEN $4 <> '' THEN $4 ELSE kind END, \
                      metadata = CASE WHEN $5 <> '' THEN $5 ELSE metadata END, \
-                     room_sid = CASE WHEN $6 <> '' THEN $6 ELSE room_sid END, updated_at_ms = $7 \
+                     room_sid = CASE WHEN $6 <> '' THEN $6 ELSE room_sid END, updated_at_ms = $7, \
+                     attributes = CASE WHEN $8 <> '' THEN $8 ELSE attributes END \
                      WHERE participant_sid = $1",
                 )
                 .bind(&fact.participant_sid)
@@ -383,6 +562,7 @@ impl Store {
                 .bind(&fact.metadata)
                 .bind(&fact.room_sid)
                 .bind(now_ms)
+                .bind(&fact.attributes)
                 .execute(&mut *tx)
                 .await?;
                 // The room may already have finished (events reordered).
@@ -457,64 +637,88 @@ impl Store {
     // ----- cycles and heartbeats -----
 
     pub async fn room_facts(&self, room: &str) -> StoreResult<RoomFacts> {
-        let session = self.session(room).await?;
-        let cycles = sqlx::query(&format!(
-            "{CYCLE_SELECT} WHERE room = $1 ORDER BY identity, joined_at_ms, participant_sid"
-        ))
-        .bind(room)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(cycle_from_row)
-        .collect::<StoreResult<Vec<_>>>()?;
-        let heartbeats =
-            sqlx::query("SELECT identity, last_heartbeat_at_ms FROM heartbeats WHERE room = $1")
-                .bind(room)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("identity")?,
-                        ms_to_time(r.try_get("last_heartbeat_at_ms")?),
-                    ))
-                })
-                .collect::<StoreResult<HashMap<_, _>>>()?;
-        Ok(RoomFacts {
-            session,
-            cycles,
-            heartbeats,
-        })
+        self.facts(room, None).await
     }
 
     /// One identity's facts in a room.
     pub async fn participant_facts(&self, room: &str, identity: &str) -> StoreResult<RoomFacts> {
+        self.facts(room, Some(identity)).await
+    }
+
+    /// A room's facts, for everyone or for one identity (`$2 = ''` = all).
+    async fn facts(&self, room: &str, identity: Option<&str>) -> StoreResult<RoomFacts> {
+        let who = identity.unwrap_or("");
         let session = self.session(room).await?;
         let cycles = sqlx::query(&format!(
-            "{CYCLE_SELECT} WHERE room = $1 AND identity = $2 ORDER BY joined_at_ms, participant_sid"
+            "{CYCLE_SELECT} WHERE room = $1 AND ($2 = '' OR identity = $2) \
+             ORDER BY identity, joined_at_ms, participant_sid"
         ))
         .bind(room)
-        .bind(identity)
+        .bind(who)
         .fetch_all(&self.pool)
         .await?
         .iter()
         .map(cycle_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
         let heartbeats = sqlx::query(
-            "SELECT identity, last_heartbeat_at_ms FROM heartbeats WHERE room = $1 AND identity = $2",
+            "SELECT identity, last_heartbeat_at_ms FROM heartbeats WHERE room = $1 AND ($2 = '' OR identity = $2)",
         )
         .bind(room)
-        .bind(identity)
+        .bind(who)
         .fetch_all(&self.pool)
         .await?
         .iter()
         .map(|r| Ok((r.try_get("identity")?, ms_to_time(r.try_get("last_heartbeat_at_ms")?))))
         .collect::<StoreResult<HashMap<_, _>>>()?;
+        let roster = sqlx::query(
+            "SELECT identity, name, role FROM roster WHERE room = $1 AND ($2 = '' OR identity = $2) ORDER BY identity",
+        )
+        .bind(room)
+        .bind(who)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok(RosterEntry { identity: r.try_get("identity")?, name: r.try_get("name")?, role: r.try_get("role")? }))
+        .collect::<StoreResult<Vec<_>>>()?;
+        let overrides = sqlx::query(
+            "SELECT identity, status, reason, author, created_at_ms FROM attendance_overrides \
+             WHERE room = $1 AND ($2 = '' OR identity = $2)",
+        )
+        .bind(room)
+        .bind(who)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let o = OverrideRow {
+                identity: r.try_get("identity")?,
+                status: r.try_get("status")?,
+                reason: r.try_get("reason")?,
+                author: r.try_get("author")?,
+                created_at: ms_to_time(r.try_get("created_at_ms")?),
+            };
+            Ok((o.identity.clone(), o))
+        })
+        .collect::<StoreResult<HashMap<_, _>>>()?;
         Ok(RoomFacts {
             session,
             cycles,
             heartbeats,
+            roster,
+            overrides,
         })
+    }
+
+    /// Rooms in which `identity` has cycles, an override or a roster place.
+    pub async fn rooms_of_identity(&self, identity: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT room FROM cycles WHERE identity = $1 UNION SELECT room FROM roster WHERE identity = $1 \
+             UNION SELECT room FROM attendance_overrides WHERE identity = $1",
+        )
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.try_get("room")).collect()
     }
 
     pub async fn record_heartbeat(
@@ -543,9 +747,10 @@ impl Store {
     ) -> StoreResult<Vec<(CycleRow, SessionRow, Option<DateTime<Utc>>)>> {
         let rows = sqlx::query(
             "SELECT c.participant_sid, c.room, c.room_sid, c.identity, c.name, c.kind, c.metadata, \
-             c.joined_at_ms, c.left_at_ms, c.close_reason, \
+             c.attributes, c.joined_at_ms, c.left_at_ms, c.close_reason, \
              s.title, s.scheduled_at_ms, s.duration_minutes, s.grace_minutes, s.late_after_minutes, \
              s.present_percent, s.heartbeat_stale_seconds, s.created_at_ms, s.updated_at_ms, \
+             s.timezone, s.teacher_present_percent, s.has_roster, \
              h.last_heartbeat_at_ms \
              FROM cycles c JOIN sessions s ON s.room = c.room \
              LEFT JOIN heartbeats h ON h.room = c.room AND h.identity = c.identity \
@@ -626,8 +831,8 @@ async fn insert_cycle(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
-         joined_at_ms, left_at_ms, close_reason, updated_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10) ON CONFLICT (participant_sid) DO NOTHING",
+         joined_at_ms, left_at_ms, close_reason, updated_at_ms, attributes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11) ON CONFLICT (participant_sid) DO NOTHING",
     )
     .bind(&fact.participant_sid)
     .bind(&fact.room)
@@ -639,17 +844,20 @@ async fn insert_cycle(
     .bind(fact.joined_at_ms)
     .bind(left_at_ms)
     .bind(now_ms)
+    .bind(&fact.attributes)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-const SESSION_SELECT: &str = "SELECT room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
-     late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms FROM sessions";
+const SESSION_SELECT: &str =
+    "SELECT room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
+     late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms, \
+     timezone, teacher_present_percent, has_roster FROM sessions";
 
 const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
-     joined_at_ms, left_at_ms, close_reason FROM cycles";
+     attributes, joined_at_ms, left_at_ms, close_reason FROM cycles";
 
 const EVENT_COLUMNS: &str =
     "id, event, room, created_at_ms, body, status, attempts, received_at_ms, last_error";
@@ -673,6 +881,9 @@ fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
             present_percent: small(row, "present_percent")?,
             heartbeat_stale_seconds: small(row, "heartbeat_stale_seconds")?,
         },
+        timezone: row.try_get("timezone")?,
+        teacher_present_percent: small(row, "teacher_present_percent")?,
+        has_roster: row.try_get::<i64, _>("has_roster")? != 0,
         created_at: ms_to_time(row.try_get("created_at_ms")?),
         updated_at: ms_to_time(row.try_get("updated_at_ms")?),
     })
@@ -689,6 +900,7 @@ fn cycle_from_row(row: &AnyRow) -> StoreResult<CycleRow> {
         name: row.try_get("name")?,
         kind: row.try_get("kind")?,
         metadata: row.try_get("metadata")?,
+        attributes: row.try_get("attributes")?,
         joined_at: joined.map(ms_to_time),
         left_at: left.map(ms_to_time),
         close_reason: row.try_get("close_reason")?,
@@ -707,4 +919,59 @@ fn event_from_row(row: &AnyRow) -> StoreResult<StoredEvent> {
         received_at: ms_to_time(row.try_get("received_at_ms")?),
         last_error: row.try_get("last_error")?,
     })
+}
+
+async fn replace_roster(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    room: &str,
+    roster: &[RosterEntry],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM roster WHERE room = $1")
+        .bind(room)
+        .execute(&mut **tx)
+        .await?;
+    for entry in roster {
+        sqlx::query(
+            "INSERT INTO roster (room, identity, name, role) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (room, identity) DO UPDATE SET name = excluded.name, role = excluded.role",
+        )
+        .bind(room)
+        .bind(&entry.identity)
+        .bind(&entry.name)
+        .bind(&entry.role)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query("UPDATE sessions SET has_roster = 1 WHERE room = $1")
+        .bind(room)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    room: &str,
+    identity: &str,
+    action: &str,
+    status: Option<&str>,
+    reason: &str,
+    author: &str,
+    at_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO override_audit (room, identity, action, status, reason, author, at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(room)
+    .bind(identity)
+    .bind(action)
+    .bind(status)
+    .bind(reason)
+    .bind(author)
+    .bind(at_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

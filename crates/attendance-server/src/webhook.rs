@@ -91,9 +91,11 @@ pub struct ParticipantInfo {
     pub joined_at: i64,
     #[serde(default, deserialize_with = "int64")]
     pub joined_at_ms: i64,
-    /// `STANDARD`, `INGRESS`, `EGRESS`, `SIP`, `AGENT` (or its number).
-    #[serde(default, deserialize_with = "enum_name")]
+    /// `STANDARD`, `INGRESS`, `EGRESS`, `SIP`, `AGENT` (numbers are mapped to names).
+    #[serde(default, deserialize_with = "participant_kind")]
     pub kind: String,
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 impl ParticipantInfo {
@@ -146,11 +148,16 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-/// protojson writes enums by name; accept their numbers too.
-fn enum_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// protojson writes enums by name; accept their numbers too
+/// (`ParticipantInfo.Kind`: 0 STANDARD, 1 INGRESS, 2 EGRESS, 3 SIP, 4 AGENT).
+fn participant_kind<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    const NAMES: [&str; 5] = ["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT"];
     Ok(match Option::<serde_json::Value>::deserialize(d)? {
         Some(serde_json::Value::String(s)) => s,
-        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .and_then(|i| NAMES.get(i as usize))
+            .map_or_else(|| n.to_string(), |name| name.to_string()),
         _ => String::new(),
     })
 }
