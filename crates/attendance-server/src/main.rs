@@ -165,7 +165,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,warp=warn".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn,warp=warn,warp::filters::trace=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

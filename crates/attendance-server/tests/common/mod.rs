@@ -358,6 +358,18 @@ pub fn event(
     room: &str,
     participant: Option<(&str, &str, i64)>,
 ) -> String {
+    event_with(kind, id, created_at, room, participant, json!({}))
+}
+
+/// [`event`] with extra participant fields (`kind`, `metadata`, `attributes`, …).
+pub fn event_with(
+    kind: &str,
+    id: &str,
+    created_at: i64,
+    room: &str,
+    participant: Option<(&str, &str, i64)>,
+    extra: Value,
+) -> String {
     let mut value = json!({
         "event": kind,
         "room": {"sid": format!("RM_{room}"), "name": room, "emptyTimeout": 300, "creationTime": (created_at - 3600).to_string()},
@@ -370,6 +382,9 @@ pub fn event(
             "joinedAt": joined_at.to_string(), "joinedAtMs": (joined_at * 1000).to_string(), "version": 2,
             "permission": {"canSubscribe": true, "canPublish": true}, "someFutureField": {"x": 1},
         });
+        for (key, field) in extra.as_object().into_iter().flatten() {
+            value["participant"][key] = field.clone();
+        }
     }
     value.to_string().replace(",\"", ", \"")
 }
