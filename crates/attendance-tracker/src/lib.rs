@@ -10,7 +10,7 @@
 //! - `.connected()`, `.disconnected()`, `.attach(room)`, `.stop()`, `.attendance()`
 //! - `computeAttendance(session, participant, nowMs)` for dashboards.
 
-use attendance_rules::{compute, Attendance, Cycle, Phase, Schedule};
+use attendance_rules::{compute_with_threshold, Attendance, Cycle, Phase, Schedule};
 use chrono::{DateTime, Utc};
 use js_sys::{Date, Object, Reflect};
 use wasm_bindgen::prelude::*;
@@ -32,6 +32,11 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 pub(crate) struct Facts {
     cycles: Vec<Cycle>,
     last_heartbeat_at: Option<DateTime<Utc>>,
+    /// `present_percent` for this participant's role; the session's when absent.
+    threshold: Option<u32>,
+    /// A teacher's correction (`override.status`): shown instead of the
+    /// computed status.
+    correction: Option<String>,
 }
 
 pub(crate) fn get(object: &JsValue, key: &str) -> JsValue {
@@ -77,18 +82,38 @@ impl Facts {
                 }
             }
         }
+        let threshold = get(participant, "present_percent")
+            .as_f64()
+            .filter(|n| (0.0..=100.0).contains(n))
+            .map(|n| n as u32);
+        let correction = get(&get(participant, "override"), "status")
+            .as_string()
+            .filter(|s| !s.is_empty());
         Ok(Facts {
             cycles,
             last_heartbeat_at: time_field(participant, "last_heartbeat_at")?,
+            threshold,
+            correction,
         })
     }
 
-    pub(crate) fn cycles(&self) -> &[Cycle] {
-        &self.cycles
+    /// The rules at `now`, with this participant's threshold.
+    pub(crate) fn compute(&self, schedule: &Schedule, now: DateTime<Utc>) -> Attendance {
+        compute_with_threshold(
+            schedule,
+            &self.cycles,
+            self.last_heartbeat_at,
+            now,
+            self.threshold.unwrap_or(schedule.present_percent),
+        )
     }
 
     pub(crate) fn last_heartbeat_at(&self) -> Option<DateTime<Utc>> {
         self.last_heartbeat_at
+    }
+
+    pub(crate) fn correction(&self) -> Option<&str> {
+        self.correction.as_deref()
     }
 }
 
@@ -151,12 +176,8 @@ fn set(target: &Object, key: &str, value: JsValue) {
 }
 
 /// The server's participant object with every computed field replaced by
-/// what the rules say at this instant.
-pub(crate) fn to_js(
-    att: &Attendance,
-    participant: &JsValue,
-    last_heartbeat_at: Option<DateTime<Utc>>,
-) -> Object {
+/// what the rules say at this instant (`status`: the correction if any).
+pub(crate) fn to_js(att: &Attendance, participant: &JsValue, facts: &Facts) -> Object {
     let out = Object::new();
     if participant.is_object() {
         Object::assign(&out, participant.unchecked_ref());
@@ -169,7 +190,19 @@ pub(crate) fn to_js(
         "attendance_percentage",
         num(att.attendance_percentage),
     );
-    set(&out, "status", att.status.as_str().into());
+    let computed = att.status.as_str();
+    set(
+        &out,
+        "status",
+        facts.correction().unwrap_or(computed).into(),
+    );
+    set(&out, "computed_status", computed.into());
+    let correction = get(participant, "override");
+    let correction = match correction.is_object() {
+        true => correction,
+        false => JsValue::NULL,
+    };
+    set(&out, "override", correction);
     set(&out, "phase", phase_str(att.phase).into());
     set(&out, "final", att.is_final.into());
     set(&out, "in_meeting", att.in_meeting.into());
@@ -179,7 +212,7 @@ pub(crate) fn to_js(
     set(&out, "first_join_at", iso(att.first_join_at));
     set(&out, "last_leave_at", iso(att.last_leave_at));
     set(&out, "first_counted_at", iso(att.first_counted_at));
-    set(&out, "last_heartbeat_at", iso(last_heartbeat_at));
+    set(&out, "last_heartbeat_at", iso(facts.last_heartbeat_at()));
     out
 }
 
@@ -194,11 +227,6 @@ pub fn compute_attendance(
 ) -> Result<Object, JsValue> {
     let schedule = schedule_from_js(&session)?;
     let facts = Facts::from_js(&participant)?;
-    let att = compute(
-        &schedule,
-        facts.cycles(),
-        facts.last_heartbeat_at(),
-        at_ms(now_ms),
-    );
-    Ok(to_js(&att, &participant, facts.last_heartbeat_at()))
+    let att = facts.compute(&schedule, at_ms(now_ms));
+    Ok(to_js(&att, &participant, &facts))
 }

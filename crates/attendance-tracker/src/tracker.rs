@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use attendance_rules::{compute, Attendance, Schedule};
+use attendance_rules::{Attendance, Schedule};
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::{Array, Date, Function, JSON};
 use wasm_bindgen::prelude::*;
@@ -155,17 +155,12 @@ impl Inner {
 
     fn compute(&self) -> Option<Attendance> {
         let schedule = self.session.as_ref()?;
-        Some(compute(
-            schedule,
-            self.facts.cycles(),
-            self.facts.last_heartbeat_at(),
-            at_ms(self.now_ms()),
-        ))
+        Some(self.facts.compute(schedule, at_ms(self.now_ms())))
     }
 
     fn state(&self) -> JsValue {
         match self.compute() {
-            Some(att) => to_js(&att, &self.participant, self.facts.last_heartbeat_at()).into(),
+            Some(att) => to_js(&att, &self.participant, &self.facts).into(),
             None => JsValue::NULL,
         }
     }
@@ -234,7 +229,8 @@ fn emit(shared: &Shared) {
         if let Some(view) = &inner.view {
             let att = inner.compute();
             let schedule = inner.session.as_ref();
-            view.render(schedule.zip(att.as_ref()), inner.link());
+            let correction = inner.facts.correction();
+            view.render(schedule.zip(att.as_ref()), correction, inner.link());
         }
         match &inner.on_update {
             Some(cb) => (inner.state(), cb.clone()),
@@ -256,13 +252,20 @@ fn handle_message(shared: &Shared, text: &str) {
         match get(&message, "type").as_string().as_deref() {
             Some("attendance.snapshot") => {
                 inner.set_session(&get(&message, "session"));
-                let list: Array = get(&message, "participants")
-                    .dyn_into()
-                    .unwrap_or_else(|_| Array::new());
-                let mine = list
+                // Students are in `participants`; a teacher's own token may
+                // find itself among `teachers` (or `excluded`).
+                let list = |key: &str| -> Array {
+                    get(&message, key)
+                        .dyn_into()
+                        .unwrap_or_else(|_| Array::new())
+                };
+                let students = list("participants");
+                let mine = students
+                    .concat(&list("teachers"))
+                    .concat(&list("excluded"))
                     .iter()
                     .find(|p| inner.identity.is_some() && inner.is_mine(&get(p, "identity")))
-                    .or_else(|| (list.length() == 1).then(|| list.get(0)))
+                    .or_else(|| (students.length() == 1).then(|| students.get(0)))
                     .unwrap_or(JsValue::NULL);
                 inner.set_participant(mine);
             }

@@ -3,7 +3,7 @@
 //! Plain elements with classes and `data-field` attributes, updated through
 //! `textContent` only when a value changes. Styling is the page's business.
 
-use attendance_rules::{Attendance, Phase, Schedule, Status};
+use attendance_rules::{Attendance, Phase, Schedule};
 use js_sys::Date;
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Element};
@@ -102,11 +102,18 @@ impl View {
             note,
             link,
         };
-        view.render(None, Link::Connecting);
+        view.render(None, None, Link::Connecting);
         Ok(view)
     }
 
-    pub(crate) fn render(&self, state: Option<(&Schedule, &Attendance)>, link: Link) {
+    /// `correction`: a teacher's status for this student, shown instead of
+    /// the computed one.
+    pub(crate) fn render(
+        &self,
+        state: Option<(&Schedule, &Attendance)>,
+        correction: Option<&str>,
+        link: Link,
+    ) {
         let (link_value, link_text) = link.label();
         put(&self.link, link_text, Some(link_value));
         let Some((schedule, att)) = state else {
@@ -144,13 +151,16 @@ impl View {
             &text::percent(att.attendance_percentage),
             None,
         );
-        let status = match att.status {
-            Status::Present => "Present",
-            Status::Late => "Late",
-            Status::Partial => "Partial",
-            Status::Absent => "Absent",
+        let status = correction.unwrap_or(att.status.as_str());
+        let label = match status {
+            "present" => "Present",
+            "late" => "Late",
+            "partial" => "Partial",
+            "absent" => "Absent",
+            "excused" => "Excused",
+            other => other,
         };
-        put(&self.status, status, Some(att.status.as_str()));
+        put(&self.status, label, Some(status));
         let mut note = String::with_capacity(48);
         match att.phase {
             Phase::Scheduled => {
@@ -165,6 +175,9 @@ impl View {
                 note.push_str("Final: counting ended at ");
                 note.push_str(&local_time(window.end.timestamp_millis()));
             }
+        }
+        if correction.is_some() {
+            note.push_str(". Status set by your teacher");
         }
         put(&self.note, &note, None);
         let _ = self.root.set_attribute("data-phase", phase_value);

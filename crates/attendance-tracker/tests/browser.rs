@@ -207,3 +207,183 @@ fn tracker_renders_a_snapshot() {
     tracker.stop();
     assert_eq!(field(&host, "connection"), "Stopped");
 }
+
+/// 51 of 60 minutes (85 %), from the start: present at 80 %, partial at 90 %.
+const EIGHTY_FIVE: &str = r#"{"identity": "ms-smith", "cycles": [
+    {"joined_at": "2026-11-25T11:00:00Z", "left_at": "2026-11-25T11:51:00Z"}]"#;
+
+#[wasm_bindgen_test]
+fn compute_attendance_uses_the_participants_threshold() {
+    let session = JSON::parse(SESSION).unwrap();
+    let at = ms("2026-11-25T13:00:00Z");
+    let status = |extra: &str| {
+        let participant = JSON::parse(&format!("{EIGHTY_FIVE}{extra}}}")).unwrap();
+        let out: JsValue = compute_attendance(session.clone(), participant, at)
+            .unwrap()
+            .into();
+        assert_eq!(get(&out, "attendance_percentage").as_f64(), Some(85.0));
+        get(&out, "status").as_string().unwrap()
+    };
+    // The session's 80 % when the participant carries no threshold.
+    assert_eq!(status(""), "present");
+    assert_eq!(
+        status(r#", "role": "student", "present_percent": 80"#),
+        "present"
+    );
+    // A teacher's stricter threshold, as the server sends it.
+    assert_eq!(
+        status(r#", "role": "teacher", "present_percent": 90"#),
+        "partial"
+    );
+    // A nonsensical threshold falls back to the session's.
+    assert_eq!(status(r#", "present_percent": "ninety""#), "present");
+}
+
+#[wasm_bindgen_test]
+fn compute_attendance_shows_a_teachers_override() {
+    let session = JSON::parse(SESSION).unwrap();
+    let at = ms("2026-11-25T13:00:00Z");
+    let participant = JSON::parse(
+        r#"{"identity": "s", "status": "excused", "computed_status": "absent", "present_percent": 80,
+            "cycles": [{"joined_at": "2026-11-25T11:00:00Z", "left_at": "2026-11-25T11:15:00Z"}],
+            "override": {"status": "excused", "reason": "Doctor's note", "author": "ms-smith",
+                         "at": "2026-11-25T12:00:00Z"}}"#,
+    )
+    .unwrap();
+    let out: JsValue = compute_attendance(session.clone(), participant.clone(), at)
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "status").as_string().unwrap(), "excused");
+    // The rules' own verdict stays visible next to it (and is recomputed).
+    assert_eq!(get(&out, "computed_status").as_string().unwrap(), "partial");
+    assert_eq!(get(&out, "attended_seconds").as_f64(), Some(900.0));
+    let correction = get(&out, "override");
+    assert_eq!(
+        get(&correction, "reason").as_string().unwrap(),
+        "Doctor's note"
+    );
+    assert_eq!(get(&correction, "author").as_string().unwrap(), "ms-smith");
+
+    // Without an override: the computed status, and `override` is null.
+    Reflect::set(&participant, &"override".into(), &JsValue::NULL).unwrap();
+    let out: JsValue = compute_attendance(session.clone(), participant, at)
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "status").as_string().unwrap(), "partial");
+    assert_eq!(get(&out, "computed_status").as_string().unwrap(), "partial");
+    assert!(get(&out, "override").is_null());
+    let out: JsValue = compute_attendance(session, JsValue::NULL, at)
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "computed_status").as_string().unwrap(), "absent");
+    assert!(get(&out, "override").is_null());
+}
+
+fn status_value(host: &web_sys::Element) -> String {
+    host.query_selector("[data-field=status]")
+        .unwrap()
+        .unwrap()
+        .get_attribute("data-value")
+        .unwrap()
+}
+
+#[wasm_bindgen_test]
+fn tracker_shows_the_effective_status_and_the_teachers_threshold() {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let host = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&host).unwrap();
+    let options = Object::new();
+    Reflect::set(&options, &"serverUrl".into(), &"http://127.0.0.1:9".into()).unwrap();
+    Reflect::set(&options, &"room".into(), &"math-101".into()).unwrap();
+    Reflect::set(&options, &"token".into(), &TOKEN.into()).unwrap();
+    Reflect::set(&options, &"element".into(), &host).unwrap();
+    let tracker = AttendanceTracker::new(&options).unwrap();
+
+    // An ended class; student-17 attended 15 of 60 minutes, and the teacher
+    // excused them.
+    let now = Date::now();
+    let iso = |ms: f64| String::from(Date::new(&JsValue::from_f64(ms)).to_iso_string());
+    let start = now - 2.0 * 3_600_000.0;
+    let session = format!(
+        r#"{{"room":"math-101","scheduled_at":"{}","duration_minutes":60,"grace_minutes":30,"present_percent":80}}"#,
+        iso(start)
+    );
+    let cycles = format!(
+        r#"[{{"joined_at":"{}","left_at":"{}"}}]"#,
+        iso(start),
+        iso(start + 15.0 * 60_000.0)
+    );
+    let correction = r#"{"status":"excused","reason":"Doctor's note","author":"ms-smith","at":"2026-11-25T12:00:00Z"}"#;
+    tracker.handle_message(&format!(
+        r#"{{"type":"attendance.snapshot","room":"math-101","server_time":"{}","session":{session},
+        "participants":[{{"identity":"student-17","role":"student","present_percent":80,
+          "status":"excused","computed_status":"partial","override":{correction},"cycles":{cycles}}}],
+        "teachers":[],"excluded":[]}}"#,
+        iso(now)
+    ));
+    assert_eq!(field(&host, "status"), "Excused");
+    assert_eq!(status_value(&host), "excused");
+    assert!(
+        field(&host, "note").ends_with("Status set by your teacher"),
+        "{}",
+        field(&host, "note")
+    );
+    assert_eq!(field(&host, "attended"), "15:00");
+    let state = tracker.attendance();
+    assert_eq!(get(&state, "status").as_string().unwrap(), "excused");
+    assert_eq!(
+        get(&state, "computed_status").as_string().unwrap(),
+        "partial"
+    );
+    assert_eq!(
+        get(&get(&state, "override"), "author").as_string().unwrap(),
+        "ms-smith"
+    );
+
+    // The teacher removes the correction: the computed status is back.
+    tracker.handle_message(&format!(
+        r#"{{"type":"attendance.updated","room":"math-101","identity":"student-17","session":{session},
+        "attendance":{{"identity":"student-17","role":"student","present_percent":80,"status":"partial",
+          "computed_status":"partial","override":null,"cycles":{cycles}}}}}"#
+    ));
+    assert_eq!(field(&host, "status"), "Partial");
+    assert_eq!(status_value(&host), "partial");
+    assert!(!field(&host, "note").contains("teacher"));
+    assert!(get(&tracker.attendance(), "override").is_null());
+    tracker.stop();
+
+    // A teacher's own token finds itself among `teachers`, with its own
+    // (stricter) threshold: 51 of 60 minutes is partial at 90 %.
+    let host = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&host).unwrap();
+    Reflect::set(&options, &"element".into(), &host).unwrap();
+    // {"sub":"ms-smith"}
+    Reflect::set(
+        &options,
+        &"token".into(),
+        &"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtcy1zbWl0aCJ9.sig".into(),
+    )
+    .unwrap();
+    let tracker = AttendanceTracker::new(&options).unwrap();
+    assert_eq!(tracker.identity().as_deref(), Some("ms-smith"));
+    let cycles = format!(
+        r#"[{{"joined_at":"{}","left_at":"{}"}}]"#,
+        iso(start),
+        iso(start + 51.0 * 60_000.0)
+    );
+    tracker.handle_message(&format!(
+        r#"{{"type":"attendance.snapshot","room":"math-101","server_time":"{}","session":{session},
+        "participants":[{{"identity":"student-17","present_percent":80,"cycles":[]}},
+                        {{"identity":"student-18","present_percent":80,"cycles":[]}}],
+        "teachers":[{{"identity":"ms-smith","role":"teacher","present_percent":90,"cycles":{cycles}}}],
+        "excluded":[]}}"#,
+        iso(now)
+    ));
+    assert_eq!(field(&host, "attended"), "51:00");
+    assert_eq!(field(&host, "status"), "Partial");
+    assert_eq!(
+        get(&tracker.attendance(), "identity").as_string().unwrap(),
+        "ms-smith"
+    );
+    tracker.stop();
+}
