@@ -31,7 +31,8 @@ pub struct FanoutArgs {
     #[arg(long, default_value_t = 1)]
     pub teachers: usize,
     /// Webhooks to post (one `participant_joined` per student, rooms taken
-    /// in turn); default: every student, at most 2,000.
+    /// in turn); default: every subscribed student, at most 2,000 (200 when
+    /// every subscriber is a teacher).
     #[arg(long)]
     pub events: Option<usize>,
     /// Webhooks per second (0 = as fast as the server accepts them).
@@ -204,20 +205,20 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     }
 
     // The webhooks: one join per student, rooms in turn, paced.
+    // Students beyond the subscribers (e.g. `--teachers` = `--per-room`)
+    // still join: only the teachers hear about them.
     let students_per_room = per_room - teachers;
-    let total = args
-        .events
-        .unwrap_or((rooms.len() * students_per_room).min(2000))
-        .min(rooms.len() * students_per_room);
-    let mut plan = Vec::with_capacity(total);
-    'plan: for i in 0..students_per_room {
-        for room in &rooms {
-            if plan.len() == total {
-                break 'plan;
-            }
-            plan.push((room.clone(), format!("student-{}", teachers + i)));
-        }
-    }
+    let total = args.events.unwrap_or(if students_per_room == 0 {
+        200
+    } else {
+        (rooms.len() * students_per_room).min(2000)
+    });
+    let plan: Vec<(String, String)> = (0..total)
+        .map(|n| {
+            let room = rooms[n % rooms.len()].clone();
+            (room, format!("student-{}", teachers + n / rooms.len()))
+        })
+        .collect();
     let expected: u64 = plan
         .iter()
         .map(|(room, identity)| {
