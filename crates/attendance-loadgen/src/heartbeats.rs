@@ -43,6 +43,12 @@ pub struct HeartbeatArgs {
     /// skip the attendance computation).
     #[arg(long)]
     pub no_schedule: bool,
+    /// WS: one heartbeat per connection per interval, starts spread over
+    /// the first interval (0 = closed loop: the next as soon as the ack
+    /// arrives). Servers that cap messages per socket (e.g. 30 per 10 s)
+    /// close a closed-loop client; `--interval 400ms` stays under that.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
     /// Loopback source addresses for WS mode (127.0.0.1 … 127.0.0.N).
     #[arg(long, default_value_t = 1)]
     pub source_ips: u8,
@@ -122,6 +128,7 @@ pub async fn run(args: HeartbeatArgs) -> anyhow::Result<()> {
         "mode": format!("{:?}", args.mode).to_lowercase(),
         "url": target.base,
         "students": students, "rooms": rooms.len(),
+        "interval_ms": args.interval.as_millis() as u64,
         "connected": connected,
         "seconds": (secs * 100.0).round() / 100.0,
         "acked": tally.acked,
@@ -234,11 +241,21 @@ async fn ws(
     let deadline = started + args.duration;
     let cpu = CpuMeter::start(args.conn.server_pid);
     let mut tasks = Vec::new();
-    for mut socket in sockets {
+    let interval = args.interval;
+    let n = sockets.len().max(1) as u32;
+    for (i, mut socket) in sockets.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut t = Tally::new();
             let beat = Message::text(r#"{"type":"heartbeat"}"#);
+            let mut next = started + interval * i as u32 / n;
             'outer: while Instant::now() < deadline {
+                if !interval.is_zero() {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += interval;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
                 let t0 = Instant::now();
                 if socket.send(beat.clone()).await.is_err() {
                     t.statuses.add("send failed");

@@ -96,6 +96,7 @@ async fn smoke(conn: Conn) -> anyhow::Result<()> {
             concurrency: 4,
             duration: s,
             no_schedule: false,
+            interval: Duration::ZERO,
             source_ips: 1,
         })
         .await?;
