@@ -177,7 +177,7 @@ impl View {
             }
         }
         if correction.is_some() {
-            note.push_str(". Status set by your teacher");
+            note.push_str(". Status set by your teacher.");
         }
         put(&self.note, &note, None);
         let _ = self.root.set_attribute("data-phase", phase_value);

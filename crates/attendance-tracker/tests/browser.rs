@@ -324,7 +324,7 @@ fn tracker_shows_the_effective_status_and_the_teachers_threshold() {
     assert_eq!(field(&host, "status"), "Excused");
     assert_eq!(status_value(&host), "excused");
     assert!(
-        field(&host, "note").ends_with("Status set by your teacher"),
+        field(&host, "note").ends_with("Status set by your teacher."),
         "{}",
         field(&host, "note")
     );
