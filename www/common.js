@@ -59,16 +59,27 @@ export function clock(seconds) {
 
 export const percent = (p) => `${(Math.round((p || 0) * 10) / 10).toFixed(1)}%`;
 
-/** Local HH:MM of an RFC 3339 time. */
-export function hhmm(iso) {
+/** HH:MM of an RFC 3339 time, in `timeZone` (IANA) or the browser's zone. */
+export function hhmm(iso, timeZone) {
   if (!iso) return '–';
   const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false });
+  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false, timeZone });
 }
 
-export function dateLabel(iso) {
+export function dateLabel(iso, timeZone) {
   if (!iso) return '';
-  return new Date(iso).toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' });
+  return new Date(iso).toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short', timeZone });
+}
+
+/** `zone` when this browser knows it, else undefined (the browser's own zone). */
+export function knownZone(zone) {
+  if (!zone) return undefined;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return zone;
+  } catch {
+    return undefined;
+  }
 }
 
 export function wsUrl(path) {
@@ -78,7 +89,7 @@ export function wsUrl(path) {
 }
 
 export const PHASE_LABEL = { scheduled: 'Not started', live: 'Live', ended: 'Final' };
-export const STATUS_LABEL = { present: 'Present', late: 'Late', partial: 'Partial', absent: 'Absent' };
+export const STATUS_LABEL = { present: 'Present', late: 'Late', partial: 'Partial', absent: 'Absent', excused: 'Excused' };
 
 /** Sets text and data-value only when they change. */
 export function put(el, text, value) {

@@ -1,7 +1,7 @@
 // The teacher dashboard: one WebSocket for the room, every row ticked once per
 // second with the wasm build of the attendance rules (computeAttendance).
 import {
-  api, clock, dateLabel, hhmm, loadTracker, params, percent, put, showMessage, wsUrl,
+  api, clock, dateLabel, hhmm, knownZone, loadTracker, params, percent, put, showMessage, wsUrl,
   PHASE_LABEL, STATUS_LABEL,
 } from './common.js';
 
@@ -13,10 +13,12 @@ const state = {
   room: params.get('room') || '',
   token: params.get('token') || '',
   session: null,
-  participants: new Map(), // identity -> server participant object
+  // identity -> server participant object; its `role` (student, teacher,
+  // excluded) says which list it is shown in.
+  participants: new Map(),
   offsetMs: 0, // server clock - browser clock
   rows: new Map(), // identity -> { tr, cells, timelineKey }
-  order: '',
+  order: { rows: '', 'teacher-rows': '', excluded: '' },
 };
 let wasm = null;
 
@@ -69,7 +71,7 @@ function onMessage(msg) {
   switch (msg.type) {
     case 'attendance.snapshot':
       state.session = msg.session || null;
-      state.participants = new Map((msg.participants || []).map((p) => [p.identity, p]));
+      state.participants = byIdentity(msg);
       break;
     case 'attendance.updated':
       if (msg.session) state.session = msg.session;
@@ -81,8 +83,17 @@ function onMessage(msg) {
     default:
       return;
   }
-  $('updated').textContent = `· updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
+  $('updated').textContent = `· updated ${new Date().toLocaleTimeString([], { hour12: false, timeZone: zone() })}`;
   render();
+}
+
+/** A snapshot's or report's three lists as one map (each entry keeps its role). */
+function byIdentity({ participants = [], teachers = [], excluded = [] }) {
+  const map = new Map();
+  for (const [list, role] of [[participants, 'student'], [teachers, 'teacher'], [excluded, 'excluded']]) {
+    for (const p of list) map.set(p.identity, { role, ...p });
+  }
+  return map;
 }
 
 async function pollOnce() {
@@ -94,7 +105,7 @@ async function pollOnce() {
     ]);
     if (live.ws && live.ws.readyState === WebSocket.OPEN) return;
     state.session = session;
-    state.participants = new Map((report.participants || []).map((p) => [p.identity, p]));
+    state.participants = byIdentity(report);
     render();
   } catch (e) {
     showMessage(message, 'Could not reach the attendance service: ' + e.message, true);
@@ -120,6 +131,25 @@ document.addEventListener('visibilitychange', () => {
 });
 
 // ---- rendering ----
+/** The session's IANA zone when it has one (and this browser knows it). */
+const zone = () => knownZone(state.session && state.session.timezone);
+const time = (iso) => hhmm(iso, zone());
+
+function zoneLabel() {
+  const tz = zone();
+  if (tz) return `Times in ${tz}`;
+  const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return `Times in your time zone${own ? ` (${own})` : ''}`;
+}
+
+/** Date and time of an instant in the session's zone, e.g. "25 Nov, 12:05". */
+function when(iso) {
+  if (!iso) return '';
+  return new Date(iso).toLocaleString([], {
+    day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', hour12: false, timeZone: zone(),
+  });
+}
+
 function renderSession() {
   const s = state.session;
   $('room-name').textContent = state.room;
@@ -132,10 +162,14 @@ function renderSession() {
   const start = ms(s.scheduled_at);
   const classEnd = start + s.duration_minutes * 60000;
   const windowEnd = s.window_end ? ms(s.window_end) : classEnd + (s.grace_minutes || 0) * 60000;
-  const meta = `· ${dateLabel(s.scheduled_at)} ${hhmm(s.scheduled_at)}–${hhmm(new Date(classEnd).toISOString())}` +
-    (s.grace_minutes ? `, counting until ${hhmm(new Date(windowEnd).toISOString())}` : '');
-  if ($('window').textContent !== meta) $('window').textContent = meta;
-  $('window-range').textContent = `Timeline: ${hhmm(s.scheduled_at)} to ${hhmm(new Date(windowEnd).toISOString())}`;
+  const iso = (t) => new Date(t).toISOString();
+  const meta = `· ${dateLabel(s.scheduled_at, zone())} ${time(s.scheduled_at)}–${time(iso(classEnd))}` +
+    (s.grace_minutes ? `, counting until ${time(iso(windowEnd))}` : '');
+  put($('window'), meta);
+  put($('zone'), zoneLabel());
+  put($('window-range'), `Timeline: ${time(s.scheduled_at)} to ${time(iso(windowEnd))}`);
+  put($('teacher-threshold'), s.teacher_present_percent != null
+    ? `· present from ${s.teacher_present_percent} % of the class (students: ${s.present_percent ?? 80} %)` : '');
   let phase = 'scheduled';
   try { phase = wasm.computeAttendance(s, null, now()).phase; } catch { /* keep */ }
   put($('phase'), PHASE_LABEL[phase] || phase, phase);
@@ -149,30 +183,58 @@ function cell(tr, className) {
   return td;
 }
 
+function element(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text) e.textContent = text;
+  return e;
+}
+
 function makeRow(identity) {
   const tr = document.createElement('tr');
   tr.dataset.identity = identity;
   const who = cell(tr);
-  const name = document.createElement('div');
-  name.className = 'who';
-  const id = document.createElement('div');
-  id.className = 'id';
-  who.append(name, id);
-  const inMeeting = document.createElement('span');
-  inMeeting.className = 'badge';
+  const nameLine = element('div', 'who');
+  const name = element('span', 'name');
+  const guest = element('span', 'tag guest', 'Guest');
+  guest.title = 'Not on the class roster';
+  guest.hidden = true;
+  nameLine.append(name, ' ', guest);
+  const id = element('div', 'id');
+  who.append(nameLine, id);
+  const inMeeting = element('span', 'badge');
   cell(tr).append(inMeeting);
   const attended = cell(tr, 'num');
   attended.dataset.field = 'attended';
   const pct = cell(tr, 'num');
   pct.dataset.field = 'percentage';
-  const status = document.createElement('span');
-  status.className = 'badge';
+  const status = element('span', 'badge');
   status.dataset.field = 'status';
-  cell(tr).append(status);
+  const marker = element('span', 'corrected', '✎ corrected');
+  marker.dataset.field = 'override';
+  marker.hidden = true;
+  const detail = element('div', 'correction');
+  detail.dataset.field = 'override-detail';
+  detail.hidden = true;
+  // The correction's details and its removal live with the status.
+  const remove = element('button', 'small link', 'Remove correction');
+  remove.type = 'button';
+  remove.dataset.action = 'remove';
+  remove.hidden = true;
+  cell(tr, 'status').append(status, ' ', marker, detail, remove);
   const joins = cell(tr, 'num');
   joins.dataset.field = 'join-count';
   const timeline = cell(tr, 'timeline');
-  const row = { tr, name, id, inMeeting, attended, pct, status, joins, timeline, timelineKey: '' };
+  const correct = element('button', 'small secondary', 'Correct…');
+  correct.type = 'button';
+  correct.dataset.action = 'correct';
+  cell(tr, 'row-actions').append(correct);
+  correct.addEventListener('click', () => openCorrection(identity, 'set', correct));
+  remove.addEventListener('click', () => openCorrection(identity, 'remove', remove));
+  const row = {
+    tr, name, guest, id, inMeeting, attended, pct, status, marker, detail, joins, timeline, correct, remove,
+    timelineKey: '',
+  };
   state.rows.set(identity, row);
   return row;
 }
@@ -180,7 +242,7 @@ function makeRow(identity) {
 function drawTimeline(row, p, w) {
   const t = now();
   const span = w.windowEnd - w.start;
-  const x = (time) => Math.max(0, Math.min(1000, ((time - w.start) / span) * 1000));
+  const x = (at) => Math.max(0, Math.min(1000, ((at - w.start) / span) * 1000));
   const parts = [];
   for (const c of p.cycles || []) {
     if (!c.joined_at) continue;
@@ -190,10 +252,10 @@ function drawTimeline(row, p, w) {
     const x1 = x(Math.max(from, w.start));
     const x2 = x(Math.min(to, w.windowEnd));
     if (x2 <= x1) continue;
-    parts.push({ x1, x2, open, label: `${hhmm(c.joined_at)}–${open ? 'now' : hhmm(c.left_at)}` });
+    parts.push({ x1, x2, open, label: `${time(c.joined_at)}–${open ? 'now' : time(c.left_at)}` });
   }
   const nowX = w.phase === 'live' ? x(t) : -1;
-  const key = parts.map((q) => `${q.x1.toFixed(1)}-${q.x2.toFixed(1)}${q.open ? 'o' : ''}`).join(',') + `|${nowX.toFixed(1)}`;
+  const key = parts.map((q) => `${q.x1.toFixed(1)}-${q.x2.toFixed(1)}${q.open ? 'o' : ''}${q.label}`).join(',') + `|${nowX.toFixed(1)}`;
   if (key === row.timelineKey) return;
   row.timelineKey = key;
   const svg = document.createElementNS(SVG, 'svg');
@@ -233,49 +295,207 @@ function drawTimeline(row, p, w) {
   row.timeline.replaceChildren(svg);
 }
 
+const label = (status) => STATUS_LABEL[status] || status;
+const displayName = (p) => p.name || p.identity;
+
+/** The participant as of now: the tracker's rules with their own threshold and override. */
+function current(p) {
+  if (!state.session) return p;
+  try { return wasm.computeAttendance(state.session, p, now()); } catch { return p; }
+}
+
+function renderRow(p, a, w) {
+  const row = state.rows.get(p.identity) || makeRow(p.identity);
+  const name = displayName(p);
+  put(row.name, name);
+  put(row.id, p.name && p.name !== p.identity ? p.identity : '');
+  const guest = p.role === 'student' && !!state.session?.has_roster && p.rostered === false;
+  row.guest.hidden = !guest;
+  const never = !!p.never_joined;
+  row.tr.classList.toggle('never-joined', never);
+  const presence = never ? ['never', 'Never joined']
+    : a.in_meeting ? ['yes', 'In meeting'] : a.heartbeat_stale ? ['stale', 'Connection lost'] : ['no', 'Not in meeting'];
+  put(row.inMeeting, presence[1], presence[0]);
+  put(row.attended, clock(a.attended_seconds));
+  put(row.pct, percent(a.attendance_percentage));
+  put(row.status, label(a.status) + (a.final ? ' · final' : ''), a.status);
+  const o = a.override || p.override || null;
+  row.tr.classList.toggle('overridden', !!o);
+  row.marker.hidden = !o;
+  row.detail.hidden = !o;
+  row.remove.hidden = !o;
+  if (o) {
+    const detail = `Was ${label(a.computed_status).toLowerCase()} · “${o.reason}” — ${o.author}, ${when(o.at)}`;
+    put(row.detail, detail);
+    const tip = `Corrected by ${o.author} on ${when(o.at)}. Computed status: ${label(a.computed_status)}. Reason: ${o.reason}`;
+    if (row.marker.title !== tip) row.marker.title = tip;
+    if (row.detail.title !== tip) row.detail.title = tip;
+  }
+  const correctLabel = `Correct the attendance of ${name}`;
+  if (row.correct.getAttribute('aria-label') !== correctLabel) {
+    row.correct.setAttribute('aria-label', correctLabel);
+    row.remove.setAttribute('aria-label', `Remove the correction of ${name}`);
+  }
+  put(row.joins, String(a.join_count ?? (p.cycles || []).length));
+  if (w) drawTimeline(row, p, w);
+  return row;
+}
+
+/** Puts `rows` into the tbody `id` (only when the order changed). */
+function place(id, list) {
+  const order = list.map((p) => p.identity).join('\n');
+  if (order === state.order[id]) return;
+  state.order[id] = order;
+  $(id).replaceChildren(...list.map((p) => state.rows.get(p.identity).tr));
+}
+
+const KIND_LABEL = {
+  EGRESS: 'recorder (egress)', INGRESS: 'stream (ingress)', SIP: 'phone bridge (SIP)', AGENT: 'agent',
+  STANDARD: 'observer', '': 'observer',
+};
+
+function renderExcluded(list) {
+  $('excluded').hidden = list.length === 0;
+  put($('excluded-count'), String(list.length));
+  put($('excluded-what'), list.length === 1 ? 'recorder, agent or observer' : 'recorders, agents and observers');
+  const key = list.map((p) => `${p.identity}|${p.name}|${p.kind}|${p.join_count}|${p.in_meeting}`).join('\n');
+  if (key === state.order.excluded) return;
+  state.order.excluded = key;
+  $('excluded-list').replaceChildren(...list.map((p) => {
+    const li = element('li');
+    li.dataset.identity = p.identity;
+    li.append(element('strong', null, displayName(p)));
+    if (p.name && p.name !== p.identity) li.append(' ', element('span', 'muted', p.identity));
+    const what = [KIND_LABEL[p.kind] || (p.kind ? p.kind.toLowerCase() : 'observer')];
+    if (p.in_meeting) what.push('in the room now');
+    const first = (p.cycles || []).find((c) => c.joined_at);
+    if (first) what.push(`joined ${time(first.joined_at)}`);
+    li.append(' ', element('span', 'tag', what[0]), ' ', element('span', 'muted small', what.slice(1).join(' · ')),
+      ' ', element('span', 'tag muted', 'not counted'));
+    return li;
+  }));
+}
+
 function render() {
   const w = renderSession();
   $('class').hidden = false;
   $('csv').disabled = !state.session;
-  const totals = { present: 0, late: 0, partial: 0, absent: 0, in: 0 };
-  const list = [...state.participants.values()].sort((a, b) =>
-    (a.name || a.identity).localeCompare(b.name || b.identity));
-  for (const p of list) {
-    const row = state.rows.get(p.identity) || makeRow(p.identity);
-    let a = p;
-    if (state.session) {
-      try { a = wasm.computeAttendance(state.session, p, now()); } catch { a = p; }
-    }
-    put(row.name, p.name || p.identity);
-    put(row.id, p.name && p.name !== p.identity ? p.identity : '');
-    const presence = a.in_meeting ? ['yes', 'In meeting'] : a.heartbeat_stale ? ['stale', 'Connection lost'] : ['no', 'Not in meeting'];
-    put(row.inMeeting, presence[1], presence[0]);
-    put(row.attended, clock(a.attended_seconds));
-    put(row.pct, percent(a.attendance_percentage));
-    put(row.status, (STATUS_LABEL[a.status] || a.status) + (a.final ? ' · final' : ''), a.status);
-    put(row.joins, String(a.join_count ?? (p.cycles || []).length));
-    if (w) drawTimeline(row, p, w);
+  const totals = { present: 0, late: 0, partial: 0, absent: 0, excused: 0, in: 0 };
+  const all = [...state.participants.values()].sort((a, b) => displayName(a).localeCompare(displayName(b)));
+  const students = all.filter((p) => (p.role || 'student') === 'student');
+  const teachers = all.filter((p) => p.role === 'teacher');
+  const excluded = all.filter((p) => p.role === 'excluded');
+  for (const p of students) {
+    const a = current(p);
+    renderRow(p, a, w);
     totals[a.status] = (totals[a.status] || 0) + 1;
     if (a.in_meeting) totals.in += 1;
   }
+  for (const p of teachers) renderRow(p, current(p), w);
   for (const [identity, row] of state.rows) {
-    if (!state.participants.has(identity)) {
+    const p = state.participants.get(identity);
+    if (!p || p.role === 'excluded') {
       row.tr.remove();
       state.rows.delete(identity);
     }
   }
-  const order = list.map((p) => p.identity).join('\n');
-  if (order !== state.order) {
-    state.order = order;
-    $('rows').replaceChildren(...list.map((p) => state.rows.get(p.identity).tr));
-  }
-  $('empty').hidden = list.length > 0;
-  put($('sum-total'), String(list.length));
+  place('rows', students);
+  place('teacher-rows', teachers);
+  $('teachers-wrap').hidden = teachers.length === 0;
+  renderExcluded(excluded);
+  $('empty').hidden = students.length > 0;
+  const s = state.session;
+  const guests = s?.has_roster ? students.filter((p) => p.rostered === false).length : 0;
+  const never = students.filter((p) => p.never_joined).length;
+  const notes = [];
+  if (s?.has_roster) notes.push(`· from the class roster${never ? `, ${never} never joined` : ''}`);
+  if (guests) notes.push(`${guests} guest${guests === 1 ? '' : 's'} not on the roster`);
+  put($('roster-note'), notes.join(', '));
+  put($('sum-total'), String(students.length));
   put($('sum-in'), String(totals.in));
-  for (const s of ['present', 'late', 'partial', 'absent']) put($(`sum-${s}`), String(totals[s]));
+  for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), String(totals[k]));
   if (!state.session) showMessage(message, `No session is scheduled in room ${state.room} yet.`);
   else if (!message.classList.contains('error')) showMessage(message, '');
 }
+
+// ---- corrections: a teacher's override of one participant's status ----
+const dialog = $('correct');
+const correction = { identity: null, mode: 'set', opener: null, busy: false };
+
+function openCorrection(identity, mode, opener) {
+  const p = state.participants.get(identity);
+  if (!p) return;
+  const a = current(p);
+  Object.assign(correction, { identity, mode, opener, busy: false });
+  const name = displayName(p);
+  $('correct-h').textContent = mode === 'set' ? 'Correct attendance' : 'Remove the correction';
+  const computed = label(a.computed_status || a.status);
+  $('correct-who').textContent = mode === 'set'
+    ? `${name} (${identity}) · computed: ${computed}${a.override ? ` · now corrected to ${label(a.override.status)}` : ''}`
+    : `${name} (${identity}) goes back to the computed status: ${computed}.`;
+  $('correct-status-field').hidden = mode !== 'set';
+  $('correct-status').value = (a.override && a.override.status) || (a.status === 'absent' ? 'excused' : a.status);
+  $('correct-reason').value = '';
+  $('correct-save').textContent = mode === 'set' ? 'Save correction' : 'Remove correction';
+  $('correct-save').disabled = false;
+  showError('');
+  dialog.showModal();
+  (mode === 'set' ? $('correct-status') : $('correct-reason')).focus();
+}
+
+function showError(text) {
+  put($('correct-error'), text);
+  $('correct-reason').setAttribute('aria-invalid', text ? 'true' : 'false');
+}
+
+function announce(text) {
+  showMessage($('feedback'), text);
+  clearTimeout(announce.timer);
+  announce.timer = setTimeout(() => showMessage($('feedback'), ''), 10000);
+}
+
+async function submitCorrection(event) {
+  event.preventDefault();
+  if (correction.busy) return;
+  const reason = $('correct-reason').value.trim();
+  if (!reason) {
+    showError('Please give a reason: it is kept in the audit trail.');
+    $('correct-reason').focus();
+    return;
+  }
+  const { identity, mode } = correction;
+  const path = `/api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override`;
+  correction.busy = true;
+  $('correct-save').disabled = true;
+  try {
+    const p = mode === 'set'
+      ? await api('PUT', path, state.token, { status: $('correct-status').value, reason })
+      : await api('DELETE', `${path}?reason=${encodeURIComponent(reason)}`, state.token);
+    if (p && p.identity) state.participants.set(p.identity, p);
+    render();
+    dialog.close();
+    const name = displayName(p || { identity });
+    announce(mode === 'set'
+      ? `${name} is now ${label(p.status).toLowerCase()} (corrected).`
+      : `Correction removed: ${name} is ${label(p.status).toLowerCase()} again.`);
+  } catch (e) {
+    showError(`Could not save: ${e.message}`);
+    $('correct-save').disabled = false;
+  } finally {
+    correction.busy = false;
+  }
+}
+
+$('correct-form').addEventListener('submit', submitCorrection);
+$('correct-cancel').addEventListener('click', () => dialog.close());
+$('correct-reason').addEventListener('input', () => { if ($('correct-reason').value.trim()) showError(''); });
+dialog.addEventListener('close', () => {
+  // Back to the button that opened the dialog (or its row's other action).
+  const row = state.rows.get(correction.identity);
+  const target = [correction.opener, row && row.remove, row && row.correct]
+    .find((b) => b && b.isConnected && !b.hidden);
+  if (target) target.focus();
+});
 
 async function downloadCsv() {
   const button = $('csv');
