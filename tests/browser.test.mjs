@@ -251,6 +251,168 @@ describe('browser', { timeout: 120000 }, () => {
     }
   });
 
+  test('roster, teachers, a recorder and a teacher\'s correction on the dashboard', async () => {
+    const room = 'e2e-roster';
+    const teacher = accessToken('ms-smith', room, 'teacher', { name: 'Ms Smith' });
+    const start = nowS() - 300;
+    await server.json(`/api/sessions/${room}`, {
+      method: 'PUT', token: teacher,
+      body: {
+        scheduled_at: new Date(start * 1000).toISOString(), duration_minutes: 60, grace_minutes: 10,
+        title: 'Physics (roster)', timezone: 'Europe/Berlin', teacher_present_percent: 90,
+      },
+    });
+    await server.json(`/api/sessions/${room}/roster`, {
+      method: 'PUT', token: teacher,
+      body: {
+        roster: [
+          { identity: 'rose', name: 'Rosalind Franklin' },
+          { identity: 'nils', name: 'Niels Bohr', role: 'student' },
+          { identity: 'ms-smith', name: 'Ms Smith', role: 'teacher' },
+        ],
+      },
+    });
+    const join = (identity, name, sid, extra = {}) => postEvent('participant_joined', {
+      room, sid, identity, name, joinedAt: start + 60, createdAt: start + 60, ...extra,
+    });
+    await join('nils', 'Niels Bohr', 'PA_roster_nils');
+    await join('ms-smith', 'Ms Smith', 'PA_roster_smith');
+    await join('gus', 'Gus Guest', 'PA_roster_gus');
+    await server.settle(admin);
+
+    const page = await newPage(browser, { width: 1280, height: 900 });
+    try {
+      await page.goto(`${server.url}/dashboard.html?room=${room}&token=${encodeURIComponent(teacher)}`);
+      await page.locator('#link[data-value="live"]').waitFor({ timeout: 5000 });
+      await page.locator('tr[data-identity="rose"]').waitFor({ timeout: 2000 });
+
+      // A rostered student who never joined: listed, highlighted, absent.
+      const rose = page.locator('#rows tr[data-identity="rose"]');
+      assert.equal(await rose.getAttribute('class'), 'never-joined');
+      assert.equal(await rose.locator('td:nth-child(2) .badge').textContent(), 'Never joined');
+      assert.equal((await row(page, 'rose')).status, 'absent');
+      // A guest is marked as not on the roster; rostered students are not.
+      assert.equal(await page.locator('#rows tr[data-identity="gus"] .tag.guest').isVisible(), true);
+      assert.equal(await page.locator('#rows tr[data-identity="nils"] .tag.guest').isVisible(), false);
+      // The rostered teacher is in the Teachers table, not among students.
+      await page.locator('#teachers-wrap').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#teacher-rows tr[data-identity="ms-smith"]').count(), 1);
+      assert.equal(await page.locator('#rows tr[data-identity="ms-smith"]').count(), 0);
+      assert.match(await page.locator('#teachers caption').textContent(), /90 %/);
+      assert.equal((await row(page, 'ms-smith')).inMeeting, 'yes');
+
+      // Times in the session's zone (the browser runs in UTC), and it says so.
+      const session = await server.json(`/api/sessions/${room}`, { token: teacher });
+      assert.equal(await page.locator('#zone').textContent(), 'Times in Europe/Berlin');
+      assert.ok((await page.locator('#window').textContent()).includes(session.scheduled_at_local.slice(11, 16)),
+        `${await page.locator('#window').textContent()} vs ${session.scheduled_at_local}`);
+
+      const sums = async () => {
+        const out = {};
+        for (const k of ['total', 'in', 'present', 'late', 'partial', 'absent', 'excused']) {
+          out[k] = await page.locator(`#sum-${k}`).textContent();
+        }
+        return out;
+      };
+      const asText = (counts, total, inMeeting) => ({
+        total: String(total), in: String(inMeeting),
+        ...Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, String(v)])),
+      });
+      const before = await report(room, teacher);
+      assert.deepEqual(before.participants.map((p) => p.identity).sort(), ['gus', 'nils', 'rose']);
+      assert.deepEqual(await sums(), asText(before.counts, 3, 2));
+
+      // A recorder (EGRESS) joins: listed as not counted, no count moves.
+      assert.equal(await page.locator('#excluded').isHidden(), true);
+      await join('EG_recorder', 'Recorder', 'PA_roster_egress', { participantKind: 'EGRESS' });
+      await server.settle(admin);
+      await page.locator('#excluded-list li[data-identity="EG_recorder"]').waitFor({ state: 'attached', timeout: 2000 });
+      await page.locator('#excluded').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#excluded').getAttribute('open'), null, 'collapsed');
+      assert.match(await page.locator('#excluded summary').textContent(), /Not counted: 1/);
+      assert.match(await page.locator('#excluded-list li[data-identity="EG_recorder"]').textContent(), /egress.*not counted/);
+      assert.equal(await page.locator('tr[data-identity="EG_recorder"]').count(), 0);
+      const after = await report(room, teacher);
+      assert.deepEqual(after.counts, before.counts);
+      assert.deepEqual(after.excluded.map((p) => [p.identity, p.role, p.kind]), [['EG_recorder', 'excluded', 'EGRESS']]);
+      assert.deepEqual(await sums(), asText(before.counts, 3, 2));
+      await page.click('#excluded summary');
+      await screenshot(page, 'dashboard-roster');
+
+      // The student's own page, to see the correction arrive.
+      const own = await newPage(browser, { width: 700, height: 800 });
+      const roseToken = accessToken('rose', room, 'student', { name: 'Rosalind Franklin' });
+      await own.goto(`${server.url}/meeting.html?room=${room}&token=${encodeURIComponent(roseToken)}`);
+      await own.locator('#tracker [data-field="status"][data-value="absent"]').waitFor({ timeout: 5000 });
+
+      // The teacher excuses Rosalind through the dialog.
+      await rose.locator('button[data-action="correct"]').click();
+      const dialog = page.locator('#correct');
+      await dialog.waitFor({ state: 'visible' });
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'correct-status');
+      await page.selectOption('#correct-status', 'excused');
+      await page.click('#correct-save'); // no reason yet: refused, nothing sent
+      assert.match(await page.locator('#correct-error').textContent(), /reason/i);
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'correct-reason');
+      await page.fill('#correct-reason', 'Doctor\'s note for today');
+      await screenshot(page, 'dashboard-correct-dialog');
+      await page.click('#correct-save');
+      await dialog.waitFor({ state: 'hidden' });
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.action), 'correct',
+        'focus back on the row\'s button');
+      await rose.locator('[data-field="status"][data-value="excused"]').waitFor({ timeout: 2000 });
+      assert.equal(await rose.locator('[data-field="override"]').isVisible(), true);
+      assert.match(await rose.locator('[data-field="override"]').getAttribute('title'),
+        /ms-smith.*Computed status: Absent.*Doctor's note/);
+      assert.match(await rose.locator('[data-field="override-detail"]').textContent(), /Was absent · “Doctor's note for today” — ms-smith/);
+      assert.match(await page.locator('#feedback').textContent(), /Rosalind Franklin is now excused/);
+      assert.equal(await page.locator('#sum-excused').textContent(), '1');
+      assert.equal(await page.locator('#sum-absent').textContent(), String(before.counts.absent - 1));
+      const corrected = (await report(room, teacher)).participants.find((p) => p.identity === 'rose');
+      assert.deepEqual([corrected.status, corrected.computed_status, corrected.override.reason],
+        ['excused', 'absent', 'Doctor\'s note for today']);
+      await own.locator('#tracker [data-field="status"][data-value="excused"]').waitFor({ timeout: 3000 });
+      assert.match(await own.locator('#tracker [data-field="note"]').textContent(), /set by your teacher/);
+      await screenshot(own, 'meeting-excused');
+
+      // A later webhook for her does not undo the correction.
+      await join('rose', 'Rosalind Franklin', 'PA_roster_rose', { joinedAt: nowS(), createdAt: nowS() });
+      await server.settle(admin);
+      await rose.locator('td:nth-child(2) .badge[data-value="yes"]').waitFor({ timeout: 2000 });
+      assert.equal(await rose.getAttribute('class'), 'overridden');
+      assert.equal((await row(page, 'rose')).status, 'excused');
+      // Her computed status moves on underneath (absent, then partial after a second).
+      await page.waitForFunction(() => /Computed status: Partial/.test(
+        document.querySelector('tr[data-identity="rose"] [data-field="override"]').title), null, { timeout: 3000 });
+      await screenshot(page, 'dashboard-excused');
+
+      // Removing it (with a reason) restores the computed status.
+      await rose.locator('button[data-action="remove"]').click();
+      await dialog.waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#correct-status-field').isHidden(), true);
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'correct-reason');
+      await page.fill('#correct-reason', 'She joined after all');
+      await page.click('#correct-save');
+      await dialog.waitFor({ state: 'hidden' });
+      await rose.locator('[data-field="status"][data-value="partial"]').waitFor({ timeout: 2000 });
+      assert.equal(await rose.locator('[data-field="override"]').isHidden(), true);
+      assert.equal(await rose.locator('button[data-action="remove"]').isHidden(), true);
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.action), 'correct');
+      const restored = (await report(room, teacher)).participants.find((p) => p.identity === 'rose');
+      assert.deepEqual([restored.status, restored.override], [restored.computed_status, null]);
+      assert.equal(await page.locator('#sum-excused').textContent(), '0');
+      await own.locator('#tracker [data-field="status"][data-value="partial"]').waitFor({ timeout: 3000 });
+
+      assert.deepEqual(unexpected(page), []);
+      assert.deepEqual(unexpected(own), []);
+      await own.context().close();
+      await page.setViewportSize({ width: 390, height: 844 });
+      await screenshot(page, 'dashboard-roster-phone');
+    } finally {
+      await page.context().close();
+    }
+  });
+
   test('heartbeats over the live socket are stored and advance', async () => {
     const path = `/api/sessions/${ROOM}/attendance/student-1`;
     const first = await eventually(async () => {

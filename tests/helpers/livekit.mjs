@@ -40,8 +40,12 @@ export const unix = (iso) => Math.floor(Date.parse(iso) / 1000);
 /**
  * A participant WebhookEvent in protojson as LiveKit's Go server writes it:
  * `", "` after commas, int64 as strings, plus a field this service does not know.
+ * `participantKind` (`EGRESS`, `AGENT`, …) is left out for a standard participant,
+ * as protojson leaves out enum defaults.
  */
-export function participantEvent(kind, { room, sid, identity, name = identity, joinedAt, createdAt, id = eventId() }) {
+export function participantEvent(kind, {
+  room, sid, identity, name = identity, joinedAt, createdAt, id = eventId(), participantKind,
+}) {
   const value = {
     event: kind,
     room: { sid: `RM_${room}`, name: room, emptyTimeout: 300, creationTime: String(joinedAt - 600) },
@@ -50,6 +54,7 @@ export function participantEvent(kind, { room, sid, identity, name = identity, j
       joinedAt: String(joinedAt), joinedAtMs: String(joinedAt * 1000), version: 2,
       permission: { canSubscribe: true, canPublish: true },
       someFutureField: { nested: 1 },
+      ...(participantKind ? { kind: participantKind } : {}),
     },
     id,
     createdAt: String(createdAt),
