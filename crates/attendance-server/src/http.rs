@@ -205,6 +205,8 @@ async fn healthz(app: App) -> ApiResult {
 async fn metrics(app: App) -> ApiResult {
     let counts = app.store.event_counts().await.unwrap_or_default();
     let count = |status: &str| counts.get(status).copied().unwrap_or(0) as f64;
+    let oldest = app.store.oldest_pending_received_ms().await.ok().flatten();
+    let backlog_age = oldest.map_or(0.0, |ms| (now_ms() - ms).max(0) as f64 / 1000.0);
     let subscribers = app.hub.subscriber_count() as f64;
     let text = app.metrics.render(&[
         (
@@ -218,8 +220,13 @@ async fn metrics(app: App) -> ApiResult {
             count("failed"),
         ),
         (
+            "attendance_webhooks_backlog_age_seconds",
+            "Age of the oldest webhook waiting to be processed",
+            backlog_age,
+        ),
+        (
             "attendance_websocket_subscribers",
-            "Open WebSocket subscriptions",
+            "Open WebSocket subscriptions on this instance",
             subscribers,
         ),
     ]);

@@ -68,6 +68,7 @@ pub async fn publish_participant(app: &App, room: &str, identity: &str) -> Store
     if !app.hub.has_subscribers(room) {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let facts = app.store.participant_facts(room, identity).await?;
     let Some(session) = &facts.session else {
         return Ok(()); // nothing to compute without a schedule
@@ -87,6 +88,7 @@ pub async fn publish_participant(app: &App, room: &str, identity: &str) -> Store
         .expect("serializable")
         .into();
     Metrics::inc(&app.metrics.broadcasts);
+    app.metrics.broadcast_latency.observe(started.elapsed());
     app.hub.publish(
         room,
         Change::Participant {

@@ -18,6 +18,34 @@ pub struct Metrics {
     pub websocket_connections: AtomicU64,
     pub broadcasts: AtomicU64,
     pub cycles_swept: AtomicU64,
+    /// Receipt → processed, summed in microseconds, and how many.
+    pub processing_lag: Summary,
+    /// Change → message rendered and handed to the hub.
+    pub broadcast_latency: Summary,
+}
+
+/// A Prometheus summary without quantiles: sum and count.
+#[derive(Default)]
+pub struct Summary {
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Summary {
+    pub fn observe(&self, duration: std::time::Duration) {
+        self.sum_micros
+            .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} summary\n{name}_sum {}\n{name}_count {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            self.count.load(Ordering::Relaxed)
+        );
+    }
 }
 
 impl Metrics {
@@ -106,6 +134,16 @@ impl Metrics {
                 "attendance_webhooks_rejected_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        self.processing_lag.render(
+            &mut out,
+            "attendance_processing_lag_seconds",
+            "From webhook receipt to its facts applied",
+        );
+        self.broadcast_latency.render(
+            &mut out,
+            "attendance_broadcast_latency_seconds",
+            "From a change to its live message published",
+        );
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,

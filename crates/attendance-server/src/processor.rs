@@ -131,6 +131,10 @@ async fn process_one(app: &App, stored: &StoredEvent) -> Result<(), sqlx::Error>
         return Ok(()); // another instance got there first
     }
     Metrics::inc(&app.metrics.events_processed);
+    let lag = (crate::app::now() - stored.received_at)
+        .to_std()
+        .unwrap_or_default();
+    app.metrics.processing_lag.observe(lag);
     let identity = event
         .participant
         .as_ref()

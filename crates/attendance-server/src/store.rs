@@ -510,6 +510,15 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
+    pub async fn oldest_pending_received_ms(&self) -> StoreResult<Option<i64>> {
+        sqlx::query(
+            "SELECT MIN(received_at_ms) AS oldest FROM webhook_events WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("oldest")
+    }
+
     pub async fn event_counts(&self) -> StoreResult<HashMap<String, i64>> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM webhook_events GROUP BY status")
             .fetch_all(&self.pool)

@@ -562,6 +562,27 @@ async fn forged_webhooks_are_refused(db: Db) {
         2,
         "{processed}"
     );
+    // Operators see why webhooks were refused, and how fast the rest went.
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "attendance_webhooks_rejected_total{reason=\"body_hash_mismatch\"} 2",
+        "attendance_webhooks_rejected_total{reason=\"expired\"} 1",
+        "attendance_webhooks_rejected_total{reason=\"unknown_key\"} 1",
+        "attendance_webhooks_rejected_total{reason=\"not_a_webhook_token\"} 2",
+        "attendance_webhooks_accepted_total 2",
+        "attendance_events_processed_total 2",
+        "attendance_processing_lag_seconds_count 2",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
 }
 
 fn base64_url(value: &Value) -> String {

@@ -147,7 +147,8 @@ impl TestServer {
             .env_remove("LIVEKIT_API_SECRET")
             .env(
                 "RUST_LOG",
-                std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn,warp::filters::trace=error".into()),
+                std::env::var("TEST_SERVER_LOG")
+                    .unwrap_or_else(|_| "warn,warp::filters::trace=error".into()),
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
