@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use crate::auth::KeyRing;
 use crate::hub::Hub;
+use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::notify::ChangeFeed;
 use crate::store::Store;
@@ -41,18 +42,21 @@ pub struct App {
     pub processor_wake: Arc<Notify>,
     /// Cross-instance change announcements (PostgreSQL); `None` on SQLite.
     pub feed: Option<ChangeFeed>,
+    /// Group-committing writer for verified webhooks.
+    pub inbox: Inbox,
 }
 
 impl App {
     pub fn new(store: Store, keys: KeyRing, settings: Settings) -> Self {
         App {
-            store,
+            store: store.clone(),
             keys,
             hub: Hub::default(),
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             processor_wake: Arc::new(Notify::new()),
             feed: None,
+            inbox: Inbox::start(store.clone()),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warp::http::{header, HeaderValue, StatusCode};
@@ -258,21 +259,19 @@ pub async fn receive_webhook(app: &App, authorization: Option<&str>, body: &[u8]
         .as_ref()
         .map_or("", |p| p.identity.as_str());
     let stored = app
-        .store
-        .insert_event(
-            &NewEvent {
-                id: &event.id,
-                event: &event.event,
-                room: event.room_name(),
-                created_at_ms: event.created_at * 1000,
-                api_key: &api_key,
-                body: text,
-            },
-            now_ms(),
-        )
+        .inbox
+        .store(NewEvent {
+            id: event.id.clone(),
+            event: event.event.clone(),
+            room: event.room_name().to_string(),
+            created_at_ms: event.created_at * 1000,
+            api_key,
+            body: text.to_string(),
+        })
         .await
-        .inspect_err(|error| {
+        .map_err(|error| {
             tracing::error!(event_id = %event.id, room = %event.room_name(), identity, %error, "webhook not stored: answering 503 so LiveKit retries");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; retry shortly")
         })?;
     let status = if stored {
         Metrics::inc(&app.metrics.webhooks_accepted);
@@ -289,16 +288,11 @@ pub async fn receive_webhook(app: &App, authorization: Option<&str>, body: &[u8]
     ))
 }
 
-/// `PUT /api/sessions/{room}` body. Unknown fields are refused so a typo
-/// (`duraton_minutes`) is an error, not a silently ignored setting.
-/// an open page is not presence in the meeting.
 /// Records a heartbeat for the token's own identity. Never opens a cycle:
-/// an open page is not presence in the meeting.
-pub async fn heartbeat(
-    app: &App,
-    room: &str,
-    who: &Principal,
-) -> Result<serde_json::Value, ApiError> {
+/// an open page is not presence in the meeting. Costs no database write of
+/// its own (heartbeats are flushed in batches) and tells live subscribers
+/// only when it may change what they show.
+pub fn heartbeat(app: &App, room: &str, who: &Principal) -> Result<DateTime<Utc>, ApiError> {
     if !who.belongs_to(room) || who.identity.is_empty() {
         return Err(ApiError::forbidden(
             "this token is not a participant of this room",
@@ -306,22 +300,27 @@ pub async fn heartbeat(
     }
     let at = now();
     app.store
-        .record_heartbeat(room, &who.identity, at.timestamp_millis())
-        .await?;
+        .record_heartbeat(room, &who.identity, at.timestamp_millis());
     Metrics::inc(&app.metrics.heartbeats);
-    live::changed(app, room, Some(&who.identity)).await;
-    let facts = app.store.participant_facts(room, &who.identity).await?;
-    let attendance = facts
-        .session
-        .as_ref()
-        .map(|s| report::one_participant(s, &facts, &who.identity, &app.settings.classifier, at));
-    Ok(json!({ "last_heartbeat_at": at, "attendance": attendance }))
+    if app.hub.heartbeat_worth_announcing(room, &who.identity) {
+        let (app, room, identity) = (app.clone(), room.to_string(), who.identity.clone());
+        tokio::spawn(async move { live::changed(&app, &room, Some(&identity)).await });
+    }
+    Ok(at)
 }
 
 async fn http_heartbeat(app: App, room: String, auth: Option<String>) -> ApiResult {
     let who = app.authenticate(auth.as_deref())?;
-    let body = heartbeat(&app, &room, &who).await?;
-    Ok(json_reply(&body, StatusCode::OK))
+    let at = heartbeat(&app, &room, &who)?;
+    let facts = app.store.participant_facts(&room, &who.identity).await?;
+    let attendance = facts
+        .session
+        .as_ref()
+        .map(|s| report::one_participant(s, &facts, &who.identity, &app.settings.classifier, at));
+    Ok(json_reply(
+        &json!({ "last_heartbeat_at": at, "attendance": attendance }),
+        StatusCode::OK,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

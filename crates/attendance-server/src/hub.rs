@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
@@ -27,7 +28,13 @@ pub struct Hub {
     rooms: Arc<Mutex<HashMap<String, broadcast::Sender<Change>>>>,
     /// Open live connections per (room, identity), to cap them.
     connections: Arc<Mutex<HashMap<(String, String), usize>>>,
+    /// When each identity's heartbeat was last announced to subscribers.
+    heartbeats_announced: Arc<Mutex<HashMap<(String, String), Instant>>>,
 }
+
+/// A heartbeat changes what subscribers see only when it is the first in a
+/// while (a stale participant comes back); the rest are not worth a push.
+const HEARTBEAT_ANNOUNCE_GAP: Duration = Duration::from_secs(30);
 
 /// Holds one admitted connection's place; gives it back when dropped.
 pub struct ConnectionSlot {
@@ -96,6 +103,23 @@ impl Hub {
             .filter(|(_, tx)| tx.receiver_count() > 0)
             .map(|(room, _)| room.clone())
             .collect()
+    }
+
+    /// Whether this heartbeat should be pushed to subscribers; remembers it.
+    pub fn heartbeat_worth_announcing(&self, room: &str, identity: &str) -> bool {
+        let mut announced = self.heartbeats_announced.lock().expect("hub lock");
+        let now = Instant::now();
+        if announced.len() > 100_000 {
+            announced.retain(|_, at| now.duration_since(*at) < HEARTBEAT_ANNOUNCE_GAP);
+        }
+        let key = (room.to_string(), identity.to_string());
+        match announced.get(&key) {
+            Some(at) if now.duration_since(*at) < HEARTBEAT_ANNOUNCE_GAP => false,
+            _ => {
+                announced.insert(key, now);
+                true
+            }
+        }
     }
 
     pub fn subscriber_count(&self) -> usize {

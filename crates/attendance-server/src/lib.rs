@@ -7,6 +7,7 @@ pub mod auth;
 pub mod demo;
 pub mod http;
 pub mod hub;
+pub mod inbox;
 pub mod live;
 pub mod metrics;
 pub mod notify;
@@ -51,6 +52,7 @@ pub async fn serve(
     }
     let processor = tokio::spawn(processor::run(app.clone(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop_rx.clone()));
+    tasks.push(tokio::spawn(flush_heartbeats(app.clone(), stop_rx.clone())));
     tracing::info!(%addr, backend = ?app.store.backend(), demo = app.settings.demo, "serving");
     warp::serve(http::routes(app))
         .incoming(listener)
@@ -67,4 +69,21 @@ pub async fn serve(
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Writes buffered heartbeats every second, and once more at shutdown.
+async fn flush_heartbeats(app: App, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let stopping = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = shutdown.changed() => true,
+        };
+        if let Err(error) = app.store.flush_heartbeats().await {
+            tracing::warn!(%error, "heartbeats not written yet: store unavailable");
+        }
+        if stopping {
+            return;
+        }
+    }
 }

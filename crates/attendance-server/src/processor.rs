@@ -108,46 +108,56 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Processes one batch of due events; returns how many were handled.
+/// Processes one batch of due events in one transaction; returns how many
+/// were handled.
 pub async fn process_due(app: &App) -> Result<usize, sqlx::Error> {
     let lease = app.settings.processing_lease.as_millis() as i64;
     let due = app.store.claim_due_events(now_ms(), lease, BATCH).await?;
-    for event in &due {
-        process_one(app, event).await?;
+    let mut good = Vec::with_capacity(due.len());
+    for stored in &due {
+        match WebhookEvent::parse(stored.body.as_bytes()).and_then(|e| facts_of(&e).map(|f| (e, f)))
+        {
+            Ok((event, facts)) => good.push((stored, event, facts)),
+            Err(reason) => record_failure(app, stored, &reason).await?,
+        }
+    }
+    if good.is_empty() {
+        return Ok(due.len());
+    }
+    // A database error is not the events' fault: they stay claimed and are
+    // retried when the lease runs out, without spending an attempt.
+    let batch: Vec<(&str, &EventFacts)> = good.iter().map(|(s, _, f)| (s.id.as_str(), f)).collect();
+    let applied = app.store.apply_events(&batch, now_ms()).await?;
+    let mut changes = std::collections::BTreeSet::new();
+    for ((stored, event, facts), applied) in good.iter().zip(applied) {
+        if !applied {
+            continue; // another instance got there first
+        }
+        Metrics::inc(&app.metrics.events_processed);
+        let lag = (crate::app::now() - stored.received_at)
+            .to_std()
+            .unwrap_or_default();
+        app.metrics.processing_lag.observe(lag);
+        let identity = event
+            .participant
+            .as_ref()
+            .map_or("", |p| p.identity.as_str());
+        tracing::info!(event_id = %stored.id, event = %stored.event, room = %stored.room, identity, "webhook processed");
+        match facts {
+            EventFacts::Joined(f) | EventFacts::Closed { fact: f, .. } => {
+                changes.insert((f.room.clone(), Some(f.identity.clone())));
+            }
+            EventFacts::RoomFinished { room, .. } => {
+                changes.insert((room.clone(), None));
+            }
+            EventFacts::Ignored => {}
+        }
+    }
+    // One push per participant per batch, however many events touched them.
+    for (room, identity) in changes {
+        live::changed(app, &room, identity.as_deref()).await;
     }
     Ok(due.len())
-}
-
-async fn process_one(app: &App, stored: &StoredEvent) -> Result<(), sqlx::Error> {
-    let parsed =
-        WebhookEvent::parse(stored.body.as_bytes()).and_then(|e| facts_of(&e).map(|f| (e, f)));
-    let (event, facts) = match parsed {
-        Ok(parsed) => parsed,
-        Err(reason) => return record_failure(app, stored, &reason).await,
-    };
-    // A database error is not the event's fault: it stays claimed and is
-    // retried when the lease runs out, without spending an attempt.
-    if !app.store.apply_event(&stored.id, &facts, now_ms()).await? {
-        return Ok(()); // another instance got there first
-    }
-    Metrics::inc(&app.metrics.events_processed);
-    let lag = (crate::app::now() - stored.received_at)
-        .to_std()
-        .unwrap_or_default();
-    app.metrics.processing_lag.observe(lag);
-    let identity = event
-        .participant
-        .as_ref()
-        .map_or("", |p| p.identity.as_str());
-    tracing::info!(event_id = %stored.id, event = %stored.event, room = %stored.room, identity, "webhook processed");
-    match &facts {
-        EventFacts::Joined(f) | EventFacts::Closed { fact: f, .. } => {
-            live::changed(app, &f.room, Some(&f.identity)).await;
-        }
-        EventFacts::RoomFinished { room, .. } => live::changed(app, room, None).await,
-        EventFacts::Ignored => {}
-    }
-    Ok(())
 }
 
 /// An event that cannot be applied: retried with backoff, then dead-lettered.

@@ -4,6 +4,7 @@
 //! Instants are stored as unix milliseconds (BIGINT) in both.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attendance_rules::{CloseReason, Schedule};
@@ -24,6 +25,11 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// Heartbeats not yet written: (room, identity) → newest instant and
+    /// count. Written in one transaction per flush (`flush_heartbeats`), so a
+    /// heartbeat costs no commit of its own; losing the last second of them
+    /// in a crash is harmless (the next one comes within a minute).
+    unflushed_heartbeats: Arc<Mutex<HashMap<(String, String), (i64, i64)>>>,
 }
 
 /// A stored session: the schedule plus what people call it.
@@ -109,16 +115,16 @@ pub struct StoredEvent {
 }
 
 /// A verified webhook about to enter the inbox.
-#[derive(Debug, Clone, Copy)]
-pub struct NewEvent<'a> {
-    pub id: &'a str,
-    pub event: &'a str,
-    pub room: &'a str,
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub event: String,
+    pub room: String,
     pub created_at_ms: i64,
     /// The API key that signed it.
-    pub api_key: &'a str,
+    pub api_key: String,
     /// The body exactly as received.
-    pub body: &'a str,
+    pub body: String,
 }
 
 /// A connection opened (`participant_joined`) or seen closing.
@@ -199,7 +205,12 @@ impl Store {
                     .await?
             }
         }
-        Ok(Store { pool, backend, url })
+        Ok(Store {
+            pool,
+            backend,
+            url,
+            unflushed_heartbeats: Arc::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -405,23 +416,30 @@ impl Store {
 
     // ----- the webhook inbox -----
 
-    /// Stores a verified webhook; `false` when its id was already stored.
-    pub async fn insert_event(&self, event: &NewEvent<'_>, now_ms: i64) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
-             status, attempts, next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $5) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(event.id)
-        .bind(event.event)
-        .bind(event.room)
-        .bind(event.created_at_ms)
-        .bind(now_ms)
-        .bind(event.api_key)
-        .bind(event.body)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+    /// Stores a batch of verified webhooks in one transaction (one fsync
+    /// for all); per event, `false` when its id was already stored.
+    pub async fn insert_events(&self, events: &[NewEvent], now_ms: i64) -> StoreResult<Vec<bool>> {
+        let mut tx = self.pool.begin().await?;
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            let result = sqlx::query(
+                "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
+                 status, attempts, next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $5) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&event.id)
+            .bind(&event.event)
+            .bind(&event.room)
+            .bind(event.created_at_ms)
+            .bind(now_ms)
+            .bind(&event.api_key)
+            .bind(&event.body)
+            .execute(&mut *tx)
+            .await?;
+            stored.push(result.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(stored)
     }
 
     /// Claims up to `limit` due events, oldest first, for `lease_ms`: other
@@ -528,119 +546,22 @@ impl Store {
             .collect()
     }
 
-    /// Applies one event's facts and marks it processed, atomically: an event
-    /// is processed exactly once even if the process dies in between, or two
-    /// instances race for it. Returns `false` if it was already processed.
-    pub async fn apply_event(
+    /// Applies a batch of events' facts and marks them processed, in one
+    /// transaction: each event is processed exactly once even if the process
+    /// dies in between, or two instances race for it. Per event, `false` if
+    /// it was already processed.
+    pub async fn apply_events(
         &self,
-        id: &str,
-        change: &EventFacts,
+        events: &[(&str, &EventFacts)],
         now_ms: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
-        // Marking first takes the row lock: a racing instance waits here,
-        // then finds the event no longer pending and backs off.
-        let marked = sqlx::query(
-            "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
-             processed_at_ms = $2, last_error = NULL WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if marked.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        match change {
-            EventFacts::Joined(fact) => {
-                insert_cycle(&mut tx, fact, None, now_ms).await?;
-                sqlx::query(
-                    "UPDATE cycles SET joined_at_ms = COALESCE(joined_at_ms, $2), \
-                     name = CASE WHEN $3 <> '' THEN $3 ELSE name END, \
-                     kind = CASE WHEN $4 <> '' THEN $4 ELSE kind END, \
-                     metadata = CASE WHEN $5 <> '' THEN $5 ELSE metadata END, \
-                     room_sid = CASE WHEN $6 <> '' THEN $6 ELSE room_sid END, updated_at_ms = $7, \
-                     attributes = CASE WHEN $8 <> '' THEN $8 ELSE attributes END \
-                     WHERE participant_sid = $1",
-                )
-                .bind(&fact.participant_sid)
-                .bind(fact.joined_at_ms)
-                .bind(&fact.name)
-                .bind(&fact.kind)
-                .bind(&fact.metadata)
-                .bind(&fact.room_sid)
-                .bind(now_ms)
-                .bind(&fact.attributes)
-                .execute(&mut *tx)
-                .await?;
-                // The room may already have finished (events reordered).
-                sqlx::query(
-                    "UPDATE cycles SET left_at_ms = (SELECT finished_at_ms FROM finished_rooms f \
-                     WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = $2 \
-                     WHERE participant_sid = $1 AND left_at_ms IS NULL AND room_sid <> '' \
-                     AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)",
-                )
-                .bind(&fact.participant_sid)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-            EventFacts::Closed {
-                fact,
-                at_ms,
-                reason,
-            } => {
-                insert_cycle(&mut tx, fact, None, now_ms).await?;
-                sqlx::query("UPDATE cycles SET joined_at_ms = COALESCE(joined_at_ms, $2) WHERE participant_sid = $1")
-                    .bind(&fact.participant_sid)
-                    .bind(fact.joined_at_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                // LiveKit's close wins over the sweeper's guess; of two
-                // LiveKit closes, the earlier one is the truth.
-                sqlx::query(&format!(
-                    "UPDATE cycles SET left_at_ms = $2, close_reason = $3, updated_at_ms = $4 \
-                     WHERE participant_sid = $1 AND (left_at_ms IS NULL OR close_reason IN {SWEEPER_REASONS} \
-                     OR left_at_ms > $2)"
-                ))
-                .bind(&fact.participant_sid)
-                .bind(at_ms)
-                .bind(reason.as_str())
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-            EventFacts::RoomFinished {
-                room,
-                room_sid,
-                at_ms,
-            } => {
-                sqlx::query(
-                    "INSERT INTO finished_rooms (room_sid, room, finished_at_ms) VALUES ($1, $2, $3) \
-                     ON CONFLICT (room_sid) DO NOTHING",
-                )
-                .bind(room_sid)
-                .bind(room)
-                .bind(at_ms)
-                .execute(&mut *tx)
-                .await?;
-                // Without a room sid, close by name: every open cycle there.
-                sqlx::query(
-                    "UPDATE cycles SET left_at_ms = $3, close_reason = 'room_finished', updated_at_ms = $4 \
-                     WHERE left_at_ms IS NULL AND room = $1 AND (room_sid = $2 OR $2 = '')",
-                )
-                .bind(room)
-                .bind(room_sid)
-                .bind(at_ms)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-            EventFacts::Ignored => {}
+        let mut applied = Vec::with_capacity(events.len());
+        for (id, facts) in events {
+            applied.push(apply_in(&mut tx, id, facts, now_ms).await?);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(applied)
     }
 
     // ----- cycles and heartbeats -----
@@ -679,6 +600,8 @@ impl Store {
         .iter()
         .map(|r| Ok((r.try_get("identity")?, ms_to_time(r.try_get("last_heartbeat_at_ms")?))))
         .collect::<StoreResult<HashMap<_, _>>>()?;
+        let mut heartbeats = heartbeats;
+        self.overlay_unflushed_heartbeats(room, identity, &mut heartbeats);
         let roster = sqlx::query(
             "SELECT identity, name, role FROM roster WHERE room = $1 AND ($2 = '' OR identity = $2) ORDER BY identity",
         )
@@ -730,24 +653,83 @@ impl Store {
         rows.iter().map(|r| r.try_get("room")).collect()
     }
 
-    pub async fn record_heartbeat(
+    /// Notes a heartbeat; written by the next [`Store::flush_heartbeats`].
+    /// Returns the previous heartbeat this instance knows of, if any.
+    pub fn record_heartbeat(&self, room: &str, identity: &str, at_ms: i64) {
+        let mut pending = self.unflushed_heartbeats.lock().expect("heartbeat buffer");
+        let entry = pending
+            .entry((room.to_string(), identity.to_string()))
+            .or_insert((at_ms, 0));
+        entry.0 = entry.0.max(at_ms);
+        entry.1 += 1;
+    }
+
+    /// Writes every buffered heartbeat in one transaction. On failure they
+    /// are put back, to be written by the next flush.
+    pub async fn flush_heartbeats(&self) -> StoreResult<usize> {
+        let batch =
+            std::mem::take(&mut *self.unflushed_heartbeats.lock().expect("heartbeat buffer"));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let result = async {
+            let mut tx = self.pool.begin().await?;
+            for ((room, identity), (at_ms, beats)) in &batch {
+                sqlx::query(
+                    "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + excluded.beats, \
+                     last_heartbeat_at_ms = CASE WHEN excluded.last_heartbeat_at_ms > heartbeats.last_heartbeat_at_ms \
+                     THEN excluded.last_heartbeat_at_ms ELSE heartbeats.last_heartbeat_at_ms END",
+                )
+                .bind(room)
+                .bind(identity)
+                .bind(*at_ms)
+                .bind(*beats)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(error) = result {
+            let mut pending = self.unflushed_heartbeats.lock().expect("heartbeat buffer");
+            for (key, (at_ms, beats)) in batch {
+                let entry = pending.entry(key).or_insert((at_ms, 0));
+                entry.0 = entry.0.max(at_ms);
+                entry.1 += beats;
+            }
+            return Err(error);
+        }
+        Ok(batch.len())
+    }
+
+    /// Buffered heartbeats count as soon as they arrive.
+    fn overlay_unflushed_heartbeats(
         &self,
         room: &str,
-        identity: &str,
-        at_ms: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + 1, \
-             last_heartbeat_at_ms = CASE WHEN excluded.last_heartbeat_at_ms > heartbeats.last_heartbeat_at_ms \
-             THEN excluded.last_heartbeat_at_ms ELSE heartbeats.last_heartbeat_at_ms END",
-        )
-        .bind(room)
-        .bind(identity)
-        .bind(at_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        identity: Option<&str>,
+        heartbeats: &mut HashMap<String, DateTime<Utc>>,
+    ) {
+        let pending = self.unflushed_heartbeats.lock().expect("heartbeat buffer");
+        let mut note = |who: &str, at_ms: i64| {
+            let at = ms_to_time(at_ms);
+            let known = heartbeats.entry(who.to_string()).or_insert(at);
+            *known = (*known).max(at);
+        };
+        match identity {
+            Some(who) => {
+                if let Some((at_ms, _)) = pending.get(&(room.to_string(), who.to_string())) {
+                    note(who, *at_ms);
+                }
+            }
+            None => {
+                for ((r, who), (at_ms, _)) in pending.iter() {
+                    if r == room {
+                        note(who, *at_ms);
+                    }
+                }
+            }
+        }
     }
 
     /// Open cycles in rooms that have a schedule, for the sweeper.
@@ -983,4 +965,114 @@ async fn audit(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// One event inside a batch transaction. Marking it processed first takes
+/// the row lock: a racing instance waits there, then finds the event no
+/// longer pending and backs off.
+async fn apply_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    change: &EventFacts,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let marked = sqlx::query(
+        "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
+         processed_at_ms = $2, last_error = NULL WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    if marked.rows_affected() == 0 {
+        return Ok(false);
+    }
+    match change {
+        EventFacts::Joined(fact) => {
+            insert_cycle(tx, fact, None, now_ms).await?;
+            sqlx::query(
+                "UPDATE cycles SET joined_at_ms = COALESCE(joined_at_ms, $2), \
+                 name = CASE WHEN $3 <> '' THEN $3 ELSE name END, \
+                 kind = CASE WHEN $4 <> '' THEN $4 ELSE kind END, \
+                 metadata = CASE WHEN $5 <> '' THEN $5 ELSE metadata END, \
+                 room_sid = CASE WHEN $6 <> '' THEN $6 ELSE room_sid END, updated_at_ms = $7, \
+                 attributes = CASE WHEN $8 <> '' THEN $8 ELSE attributes END \
+                 WHERE participant_sid = $1",
+            )
+            .bind(&fact.participant_sid)
+            .bind(fact.joined_at_ms)
+            .bind(&fact.name)
+            .bind(&fact.kind)
+            .bind(&fact.metadata)
+            .bind(&fact.room_sid)
+            .bind(now_ms)
+            .bind(&fact.attributes)
+            .execute(&mut **tx)
+            .await?;
+            // The room may already have finished (events reordered).
+            sqlx::query(
+                "UPDATE cycles SET left_at_ms = (SELECT finished_at_ms FROM finished_rooms f \
+                 WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = $2 \
+                 WHERE participant_sid = $1 AND left_at_ms IS NULL AND room_sid <> '' \
+                 AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)",
+            )
+            .bind(&fact.participant_sid)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventFacts::Closed {
+            fact,
+            at_ms,
+            reason,
+        } => {
+            insert_cycle(tx, fact, None, now_ms).await?;
+            sqlx::query("UPDATE cycles SET joined_at_ms = COALESCE(joined_at_ms, $2) WHERE participant_sid = $1")
+                .bind(&fact.participant_sid)
+                .bind(fact.joined_at_ms)
+                .execute(&mut **tx)
+                .await?;
+            // LiveKit's close wins over the sweeper's guess; of two
+            // LiveKit closes, the earlier one is the truth.
+            sqlx::query(&format!(
+                "UPDATE cycles SET left_at_ms = $2, close_reason = $3, updated_at_ms = $4 \
+                 WHERE participant_sid = $1 AND (left_at_ms IS NULL OR close_reason IN {SWEEPER_REASONS} \
+                 OR left_at_ms > $2)"
+            ))
+            .bind(&fact.participant_sid)
+            .bind(at_ms)
+            .bind(reason.as_str())
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventFacts::RoomFinished {
+            room,
+            room_sid,
+            at_ms,
+        } => {
+            sqlx::query(
+                "INSERT INTO finished_rooms (room_sid, room, finished_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (room_sid) DO NOTHING",
+            )
+            .bind(room_sid)
+            .bind(room)
+            .bind(at_ms)
+            .execute(&mut **tx)
+            .await?;
+            // Without a room sid, close by name: every open cycle there.
+            sqlx::query(
+                "UPDATE cycles SET left_at_ms = $3, close_reason = 'room_finished', updated_at_ms = $4 \
+                 WHERE left_at_ms IS NULL AND room = $1 AND (room_sid = $2 OR $2 = '')",
+            )
+            .bind(room)
+            .bind(room_sid)
+            .bind(at_ms)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventFacts::Ignored => {}
+    }
+    Ok(true)
 }

@@ -24,6 +24,8 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
 
 /// One pass; returns how many cycles were closed.
 pub async fn sweep(app: &App) -> Result<usize, sqlx::Error> {
+    // Judge staleness on every heartbeat received so far.
+    app.store.flush_heartbeats().await?;
     let at = now();
     let mut closed = 0;
     for (cycle, session, last_beat) in app.store.open_cycles_with_sessions().await? {

@@ -129,8 +129,8 @@ async fn serve(app: App, room: String, who: Principal, mut socket: WebSocket) {
                                 json!({ "type": "heartbeat.ack", "throttled": true, "server_time": crate::app::now() })
                             } else {
                                 last_heartbeat = Some(Instant::now());
-                                match http::heartbeat(&app, &room, &who).await {
-                                    Ok(body) => json!({ "type": "heartbeat.ack", "last_heartbeat_at": body["last_heartbeat_at"], "server_time": crate::app::now() }),
+                                match http::heartbeat(&app, &room, &who) {
+                                    Ok(at) => json!({ "type": "heartbeat.ack", "last_heartbeat_at": at, "server_time": at }),
                                     Err(e) => json!({ "type": "error", "message": e.message }),
                                 }
                             }
