@@ -29,8 +29,11 @@ pub struct Store {
     /// count. Written in one transaction per flush (`flush_heartbeats`), so a
     /// heartbeat costs no commit of its own; losing the last second of them
     /// in a crash is harmless (the next one comes within a minute).
-    unflushed_heartbeats: Arc<Mutex<HashMap<(String, String), (i64, i64)>>>,
+    unflushed_heartbeats: Arc<Mutex<HeartbeatBuffer>>,
 }
+
+/// (room, identity) → (newest heartbeat in unix ms, heartbeats since the last flush).
+type HeartbeatBuffer = HashMap<(String, String), (i64, i64)>;
 
 /// A stored session: the schedule plus what people call it.
 #[derive(Debug, Clone, PartialEq)]
