@@ -304,7 +304,13 @@ pub fn heartbeat(app: &App, room: &str, who: &Principal) -> Result<DateTime<Utc>
     Metrics::inc(&app.metrics.heartbeats);
     if app.hub.heartbeat_worth_announcing(room, &who.identity) {
         let (app, room, identity) = (app.clone(), room.to_string(), who.identity.clone());
-        tokio::spawn(async move { live::changed(&app, &room, Some(&identity)).await });
+        // Written first, so that every instance computes with it.
+        tokio::spawn(async move {
+            if let Err(error) = app.store.flush_heartbeats().await {
+                tracing::warn!(%error, "heartbeats not written yet: store unavailable");
+            }
+            live::changed(&app, &room, Some(&identity)).await;
+        });
     }
     Ok(at)
 }

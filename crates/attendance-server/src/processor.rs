@@ -127,7 +127,24 @@ pub async fn process_due(app: &App) -> Result<usize, sqlx::Error> {
     // A database error is not the events' fault: they stay claimed and are
     // retried when the lease runs out, without spending an attempt.
     let batch: Vec<(&str, &EventFacts)> = good.iter().map(|(s, _, f)| (s.id.as_str(), f)).collect();
-    let applied = app.store.apply_events(&batch, now_ms()).await?;
+    let applied = match app.store.apply_events(&batch, now_ms()).await {
+        Ok(applied) => applied,
+        // A batch can lose a deadlock against another instance's batch;
+        // one event per transaction then cannot.
+        Err(error) if batch.len() > 1 => {
+            tracing::debug!(%error, "batch not applied; applying its events one by one");
+            let mut applied = Vec::with_capacity(batch.len());
+            for one in &batch {
+                applied.extend(
+                    app.store
+                        .apply_events(std::slice::from_ref(one), now_ms())
+                        .await?,
+                );
+            }
+            applied
+        }
+        Err(error) => return Err(error),
+    };
     let mut changes = std::collections::BTreeSet::new();
     for ((stored, event, facts), applied) in good.iter().zip(applied) {
         if !applied {

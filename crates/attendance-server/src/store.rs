@@ -423,8 +423,13 @@ impl Store {
     /// for all); per event, `false` when its id was already stored.
     pub async fn insert_events(&self, events: &[NewEvent], now_ms: i64) -> StoreResult<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
-        let mut stored = Vec::with_capacity(events.len());
-        for event in events {
+        let mut stored = vec![false; events.len()];
+        // Always insert in id order: two instances storing the same
+        // retried webhooks then lock rows in one order and never deadlock.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
+        for index in order {
+            let event = &events[index];
             let result = sqlx::query(
                 "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
                  status, attempts, next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $5) \
@@ -439,7 +444,7 @@ impl Store {
             .bind(&event.body)
             .execute(&mut *tx)
             .await?;
-            stored.push(result.rows_affected() == 1);
+            stored[index] = result.rows_affected() == 1;
         }
         tx.commit().await?;
         Ok(stored)
