@@ -586,6 +586,7 @@ impl Store {
     /// A room's facts, for everyone or for one identity (`$2 = ''` = all).
     async fn facts(&self, room: &str, identity: Option<&str>) -> StoreResult<RoomFacts> {
         let who = identity.unwrap_or("");
+        let buffered = self.buffered_heartbeats(room, identity);
         let session = self.session(room).await?;
         let cycles = sqlx::query(&format!(
             "{CYCLE_SELECT} WHERE room = $1 AND ($2 = '' OR identity = $2) \
@@ -609,7 +610,11 @@ impl Store {
         .map(|r| Ok((r.try_get("identity")?, ms_to_time(r.try_get("last_heartbeat_at_ms")?))))
         .collect::<StoreResult<HashMap<_, _>>>()?;
         let mut heartbeats = heartbeats;
-        self.overlay_unflushed_heartbeats(room, identity, &mut heartbeats);
+        for (who, at_ms) in buffered {
+            let at = ms_to_time(at_ms);
+            let known = heartbeats.entry(who).or_insert(at);
+            *known = (*known).max(at);
+        }
         let roster = sqlx::query(
             "SELECT identity, name, role FROM roster WHERE room = $1 AND ($2 = '' OR identity = $2) ORDER BY identity",
         )
@@ -672,71 +677,61 @@ impl Store {
         entry.1 += 1;
     }
 
-    /// Writes every buffered heartbeat in one transaction. On failure they
-    /// are put back, to be written by the next flush.
+    /// Writes every buffered heartbeat in one transaction. Entries leave the
+    /// buffer only once written, so reads never miss one in between.
     pub async fn flush_heartbeats(&self) -> StoreResult<usize> {
-        let batch =
-            std::mem::take(&mut *self.unflushed_heartbeats.lock().expect("heartbeat buffer"));
+        let batch = self
+            .unflushed_heartbeats
+            .lock()
+            .expect("heartbeat buffer")
+            .clone();
         if batch.is_empty() {
             return Ok(0);
         }
-        let result = async {
-            let mut tx = self.pool.begin().await?;
-            for ((room, identity), (at_ms, beats)) in &batch {
-                sqlx::query(
-                    "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + excluded.beats, \
-                     last_heartbeat_at_ms = CASE WHEN excluded.last_heartbeat_at_ms > heartbeats.last_heartbeat_at_ms \
-                     THEN excluded.last_heartbeat_at_ms ELSE heartbeats.last_heartbeat_at_ms END",
-                )
-                .bind(room)
-                .bind(identity)
-                .bind(*at_ms)
-                .bind(*beats)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
+        let mut tx = self.pool.begin().await?;
+        for ((room, identity), (at_ms, beats)) in &batch {
+            sqlx::query(
+                "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + excluded.beats, \
+                 last_heartbeat_at_ms = CASE WHEN excluded.last_heartbeat_at_ms > heartbeats.last_heartbeat_at_ms \
+                 THEN excluded.last_heartbeat_at_ms ELSE heartbeats.last_heartbeat_at_ms END",
+            )
+            .bind(room)
+            .bind(identity)
+            .bind(*at_ms)
+            .bind(*beats)
+            .execute(&mut *tx)
+            .await?;
         }
-        .await;
-        if let Err(error) = result {
-            let mut pending = self.unflushed_heartbeats.lock().expect("heartbeat buffer");
-            for (key, (at_ms, beats)) in batch {
-                let entry = pending.entry(key).or_insert((at_ms, 0));
-                entry.0 = entry.0.max(at_ms);
-                entry.1 += beats;
+        tx.commit().await?;
+        let mut pending = self.unflushed_heartbeats.lock().expect("heartbeat buffer");
+        for (key, (at_ms, beats)) in &batch {
+            if let Some(entry) = pending.get_mut(key) {
+                if entry.0 <= *at_ms && entry.1 <= *beats {
+                    pending.remove(key);
+                } else {
+                    entry.1 -= beats; // newer beats arrived meanwhile: keep them
+                }
             }
-            return Err(error);
         }
         Ok(batch.len())
     }
 
-    /// Buffered heartbeats count as soon as they arrive.
-    fn overlay_unflushed_heartbeats(
-        &self,
-        room: &str,
-        identity: Option<&str>,
-        heartbeats: &mut HashMap<String, DateTime<Utc>>,
-    ) {
+    /// Buffered heartbeats of a room (or one identity), so they count as
+    /// soon as they arrive. Read *before* the table: an entry leaves the
+    /// buffer only after its write committed, so one of the two has it.
+    fn buffered_heartbeats(&self, room: &str, identity: Option<&str>) -> Vec<(String, i64)> {
         let pending = self.unflushed_heartbeats.lock().expect("heartbeat buffer");
-        let mut note = |who: &str, at_ms: i64| {
-            let at = ms_to_time(at_ms);
-            let known = heartbeats.entry(who.to_string()).or_insert(at);
-            *known = (*known).max(at);
-        };
         match identity {
-            Some(who) => {
-                if let Some((at_ms, _)) = pending.get(&(room.to_string(), who.to_string())) {
-                    note(who, *at_ms);
-                }
-            }
-            None => {
-                for ((r, who), (at_ms, _)) in pending.iter() {
-                    if r == room {
-                        note(who, *at_ms);
-                    }
-                }
-            }
+            Some(who) => pending
+                .get(&(room.to_string(), who.to_string()))
+                .map(|(at_ms, _)| vec![(who.to_string(), *at_ms)])
+                .unwrap_or_default(),
+            None => pending
+                .iter()
+                .filter(|((r, _), _)| r == room)
+                .map(|((_, who), (at_ms, _))| (who.clone(), *at_ms))
+                .collect(),
         }
     }
 
