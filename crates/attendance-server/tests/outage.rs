@@ -117,7 +117,7 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
 
     proxy.restore();
     // No restart: the pool reconnects by itself.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = server
             .client
@@ -133,11 +133,11 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
     }
     // LiveKit's retry now lands, is processed, and reaches live subscribers.
     let mut teacher = ws_connect(&server, "r", &access_token("t", "r", Grant::Teacher)).await;
-    next_of_type(&mut teacher, "attendance.snapshot", Duration::from_secs(5)).await;
+    next_of_type(&mut teacher, "attendance.snapshot", Duration::from_secs(15)).await;
     assert_eq!(server.post_webhook(&join).await.status(), 200);
     // Either the update itself or, if it fell into the listener's outage,
     // the resync snapshot that follows a reconnect, shows the join.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let m = next_json(
             &mut teacher,
