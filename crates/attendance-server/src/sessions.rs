@@ -45,6 +45,26 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and_then(|room, app, auth, body| async move {
             respond(put_roster(app, room, auth, body).await)
         });
+    let get_roster = warp::path!("api" / "sessions" / String / "roster")
+        .and(warp::get())
+        .and(base())
+        .and_then(|room, app, auth| async move { respond(get_roster(app, room, auth).await) });
+    let room_audit = warp::path!("api" / "sessions" / String / "audit")
+        .and(warp::get())
+        .and(base())
+        .and_then(|room: String, app, auth| async move {
+            respond(
+                audit(
+                    app,
+                    auth,
+                    AuditQuery {
+                        room: Some(room),
+                        limit: None,
+                    },
+                )
+                .await,
+            )
+        });
     let report = warp::path!("api" / "sessions" / String / "attendance")
         .and(warp::get())
         .and(base())
@@ -95,6 +115,10 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .or(list)
         .unify()
         .or(put_roster)
+        .unify()
+        .or(get_roster)
+        .unify()
+        .or(room_audit)
         .unify()
         .or(report)
         .unify()
@@ -291,6 +315,30 @@ async fn put_roster(app: App, room: String, auth: Option<String>, body: Bytes) -
     tracing::info!(room = %room, by = %who.identity, people = entries.len(), "roster set");
     live::changed(&app, &room, None).await;
     let roster: Vec<_> = entries
+        .iter()
+        .map(|e| json!({ "identity": e.identity, "name": e.name, "role": e.role }))
+        .collect();
+    Ok(json_reply(
+        &json!({ "room": room, "roster": roster }),
+        StatusCode::OK,
+    ))
+}
+
+async fn get_roster(app: App, room: String, auth: Option<String>) -> ApiResult {
+    let who = app.authenticate(auth.as_deref())?;
+    if !who.manages(&room) {
+        return Err(ApiError::forbidden(
+            "only the room's teacher or an administrator may read its roster",
+        ));
+    }
+    let facts = app.store.room_facts(&room).await?;
+    if facts.session.is_none() {
+        return Err(ApiError::not_found(format!(
+            "no session scheduled for room `{room}`"
+        )));
+    }
+    let roster: Vec<_> = facts
+        .roster
         .iter()
         .map(|e| json!({ "identity": e.identity, "name": e.name, "role": e.role }))
         .collect();
@@ -503,9 +551,16 @@ async fn set_override(
             "a reason of 1 to 1000 bytes is required",
         ));
     }
-    if app.store.session(&room).await?.is_none() {
+    let facts = app.store.participant_facts(&room, &identity).await?;
+    if facts.session.is_none() {
         return Err(ApiError::not_found(format!(
             "no session scheduled for room `{room}`"
+        )));
+    }
+    // A typo must not invent a student who "never joined".
+    if facts.cycles.is_empty() && facts.roster.is_empty() && facts.overrides.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "`{identity}` is neither on the roster of `{room}` nor seen in it"
         )));
     }
     app.store
@@ -537,9 +592,15 @@ async fn remove_override(
         ));
     }
     let reason = q.reason.unwrap_or_default();
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "removing a correction needs a reason (?reason=…) of 1 to 1000 bytes",
+        ));
+    }
     if !app
         .store
-        .remove_override(&room, &identity, reason.trim(), &who.identity, now_ms())
+        .remove_override(&room, &identity, reason, &who.identity, now_ms())
         .await?
     {
         return Err(ApiError::not_found(format!(
@@ -557,10 +618,15 @@ struct AuditQuery {
     limit: Option<i64>,
 }
 
+/// The corrections trail: administrators see all of it, a room's teacher
+/// that room's.
 async fn audit(app: App, auth: Option<String>, q: AuditQuery) -> ApiResult {
     let who = app.authenticate(auth.as_deref())?;
-    if !who.is_admin() {
-        return Err(ApiError::forbidden("administrators only"));
+    let allowed = who.is_admin() || q.room.as_deref().is_some_and(|room| who.manages(room));
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "administrators, or the room's teacher for that room",
+        ));
     }
     let rows = app
         .store

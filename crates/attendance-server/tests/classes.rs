@@ -372,7 +372,32 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
             .unwrap();
         assert_eq!(r.status(), status, "{body}");
     }
-    // An absent rostered student can be excused too.
+    // An absent rostered student can be excused too; an unknown identity cannot.
+    let r = server
+        .client
+        .put(server.url("/api/sessions/r/attendance/nobody/override"))
+        .bearer_auth(&teacher)
+        .json(&json!({"status": "excused", "reason": "typo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = server
+        .client
+        .put(server.url("/api/sessions/r/roster"))
+        .bearer_auth(&teacher)
+        .json(&json!({"roster": [{"identity": "ada"}, {"identity": "bo"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let roster: Value = server
+        .get("/api/sessions/r/roster", &teacher)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(roster["roster"][1]["identity"], "bo");
     let r = server
         .client
         .put(server.url("/api/sessions/r/attendance/bo/override"))
@@ -401,7 +426,15 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 400, "removing needs a reason");
+    let r = server
+        .client
+        .delete(format!("{url}?reason=again"))
+        .bearer_auth(&teacher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "nothing left to remove");
     let admin = access_token("admin", "", Grant::Admin);
     let audit: Value = server
         .get("/api/admin/audit?room=r", &admin)
@@ -426,6 +459,22 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
     );
     assert_eq!(audit["audit"][0]["reason"], "entered by mistake");
     assert_eq!(server.get("/api/admin/audit", &teacher).await.status(), 403);
+    let own: Value = server
+        .get("/api/sessions/r/audit", &teacher)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        own["audit"].as_array().unwrap().len(),
+        3,
+        "a teacher reads their room's trail"
+    );
+    let other = access_token("t2", "other", Grant::Teacher);
+    assert_eq!(
+        server.get("/api/sessions/r/audit", &other).await.status(),
+        403
+    );
 }
 
 async fn csv_in_local_time_across_a_dst_change(db: Db) {
