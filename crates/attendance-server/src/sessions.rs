@@ -314,12 +314,8 @@ async fn put_roster(app: App, room: String, auth: Option<String>, body: Bytes) -
     }
     tracing::info!(room = %room, by = %who.identity, people = entries.len(), "roster set");
     live::changed(&app, &room, None).await;
-    let roster: Vec<_> = entries
-        .iter()
-        .map(|e| json!({ "identity": e.identity, "name": e.name, "role": e.role }))
-        .collect();
     Ok(json_reply(
-        &json!({ "room": room, "roster": roster }),
+        &json!({ "room": room, "roster": entries }),
         StatusCode::OK,
     ))
 }
@@ -337,13 +333,8 @@ async fn get_roster(app: App, room: String, auth: Option<String>) -> ApiResult {
             "no session scheduled for room `{room}`"
         )));
     }
-    let roster: Vec<_> = facts
-        .roster
-        .iter()
-        .map(|e| json!({ "identity": e.identity, "name": e.name, "role": e.role }))
-        .collect();
     Ok(json_reply(
-        &json!({ "room": room, "roster": roster }),
+        &json!({ "room": room, "roster": facts.roster }),
         StatusCode::OK,
     ))
 }

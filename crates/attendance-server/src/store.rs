@@ -59,7 +59,7 @@ pub struct SessionDetails {
     pub teacher_present_percent: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RosterEntry {
     pub identity: String,
     pub name: String,

@@ -1,20 +1,13 @@
 //! End to end: the real binary, LiveKit-signed webhooks in, reports out, on
 //! SQLite and on PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-
-/// Runs each scenario once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::Db::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { super::$name(super::Db::Postgres).await } )* }
-    };
-}
 
 on_both_backends!(
     golden_scenarios_end_to_end,

@@ -1,17 +1,11 @@
 //! Rosters, roles, non-human participants, teacher corrections and time
 //! zones, on SQLite and PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::Db::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { super::$name(super::Db::Postgres).await } )* }
-    };
-}
 
 on_both_backends!(
     roster_lists_who_is_missing_and_marks_guests,
