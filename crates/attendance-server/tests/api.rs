@@ -852,6 +852,64 @@ async fn failed_processing_is_dead_lettered_and_replayable(db: Db) {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+
+    // From the shell too: once it failed again, `attendance-server replay`
+    // puts every dead letter back in the queue.
+    let failed_again = |server: &TestServer| {
+        let (client, url, admin) = (
+            server.client.clone(),
+            server.url("/api/admin/webhooks?status=failed"),
+            admin.clone(),
+        );
+        async move {
+            let list: Value = client
+                .get(url)
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list["webhooks"].as_array().unwrap().len()
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while failed_again(&server).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never dead-lettered again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_attendance-server"))
+        .args([
+            "replay",
+            "--all-failed",
+            "--database-url",
+            &server.database_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "queued EV_broken00001"
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_attendance-server"))
+        .args([
+            "replay",
+            "EV_unknown",
+            "--database-url",
+            &server.database_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
 }
 
 async fn live_updates_over_websocket(db: Db) {
