@@ -251,7 +251,10 @@ async fn ws(
             'outer: while Instant::now() < deadline {
                 if !interval.is_zero() {
                     tokio::time::sleep_until(next.into()).await;
-                    next += interval;
+                    // After a slow ack, skip the missed slots instead of sending
+                    // them back to back: a burst would exceed the server's
+                    // per-socket message cap and get the socket closed.
+                    next = (next + interval).max(Instant::now() + interval / 2);
                     if Instant::now() >= deadline {
                         break;
                     }
