@@ -304,10 +304,13 @@ pub fn heartbeat(app: &App, room: &str, who: &Principal) -> Result<DateTime<Utc>
     Metrics::inc(&app.metrics.heartbeats);
     if app.hub.heartbeat_worth_announcing(room, &who.identity) {
         let (app, room, identity) = (app.clone(), room.to_string(), who.identity.clone());
-        // Written first, so that every instance computes with it.
         tokio::spawn(async move {
-            if let Err(error) = app.store.flush_heartbeats().await {
-                tracing::warn!(%error, "heartbeats not written yet: store unavailable");
+            // With several instances, written first so that every instance
+            // computes with it; alone, reads see the buffer anyway.
+            if app.feed.is_some() {
+                if let Err(error) = app.store.flush_heartbeats().await {
+                    tracing::warn!(%error, "heartbeats not written yet: store unavailable");
+                }
             }
             live::changed(&app, &room, Some(&identity)).await;
         });

@@ -30,6 +30,9 @@ pub struct Store {
     /// heartbeat costs no commit of its own; losing the last second of them
     /// in a crash is harmless (the next one comes within a minute).
     unflushed_heartbeats: Arc<Mutex<HeartbeatBuffer>>,
+    /// One flush at a time: overlapping flushes would write (and count) the
+    /// same heartbeats twice and lock rows against each other.
+    flushing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// (room, identity) → (newest heartbeat in unix ms, heartbeats since the last flush).
@@ -213,6 +216,7 @@ impl Store {
             backend,
             url,
             unflushed_heartbeats: Arc::default(),
+            flushing: Arc::default(),
         })
     }
 
@@ -680,6 +684,7 @@ impl Store {
     /// Writes every buffered heartbeat in one transaction. Entries leave the
     /// buffer only once written, so reads never miss one in between.
     pub async fn flush_heartbeats(&self) -> StoreResult<usize> {
+        let _one_at_a_time = self.flushing.lock().await;
         let batch = self
             .unflushed_heartbeats
             .lock()
@@ -688,8 +693,11 @@ impl Store {
         if batch.is_empty() {
             return Ok(0);
         }
+        // A fixed row order: instances flushing at once never deadlock.
+        let mut rows: Vec<_> = batch.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut tx = self.pool.begin().await?;
-        for ((room, identity), (at_ms, beats)) in &batch {
+        for ((room, identity), (at_ms, beats)) in rows {
             sqlx::query(
                 "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + excluded.beats, \
