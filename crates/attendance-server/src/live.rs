@@ -38,6 +38,9 @@ struct Snapshot<'a> {
     server_time: DateTime<Utc>,
 }
 
+/// Participants recomputed at once when a batch touches many.
+const PUSH_CONCURRENCY: usize = 16;
+
 /// Announces a change: straight to local subscribers on SQLite, through
 /// PostgreSQL NOTIFY (to every instance) when several may be running.
 pub async fn changed(app: &App, room: &str, identity: Option<&str>) {
@@ -49,6 +52,25 @@ pub async fn changed(app: &App, room: &str, identity: Option<&str>) {
         Some(feed) => feed.send(change),
         None => deliver_locally(app, &change).await,
     }
+}
+
+/// Changes in bulk: through the feed, or recomputed and pushed a few at a time.
+pub async fn changed_many(app: &App, changes: Vec<Changed>) {
+    match &app.feed {
+        Some(feed) => changes.into_iter().for_each(|c| feed.send(c)),
+        None => deliver_locally_many(app, changes).await,
+    }
+}
+
+/// Several changes to this instance's subscribers, computed concurrently
+/// (each reads the store) so a class of 500 is not pushed one by one.
+pub async fn deliver_locally_many(app: &App, changes: Vec<Changed>) {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(changes)
+        .for_each_concurrent(PUSH_CONCURRENCY, |change| async move {
+            deliver_locally(app, &change).await
+        })
+        .await;
 }
 
 /// Pushes one change to this instance's subscribers.

@@ -207,9 +207,7 @@ async fn deliver(app: &App, payload: Payload) {
             live::publish_room(app, &room);
         }
     }
-    for change in payload.changes {
-        live::deliver_locally(app, &change).await;
-    }
+    live::deliver_locally_many(app, payload.changes).await;
 }
 
 #[cfg(test)]

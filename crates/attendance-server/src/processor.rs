@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::app::{now_ms, App};
 use crate::live;
 use crate::metrics::Metrics;
+use crate::notify::Changed;
 use crate::store::{CycleFact, EventFacts, StoredEvent};
 use crate::webhook::WebhookEvent;
 
@@ -170,10 +171,14 @@ pub async fn process_due(app: &App) -> Result<usize, sqlx::Error> {
             EventFacts::Ignored => {}
         }
     }
-    // One push per participant per batch, however many events touched them.
-    for (room, identity) in changes {
-        live::changed(app, &room, identity.as_deref()).await;
-    }
+    // One push per participant per batch, however many events touched them,
+    // sent in the background so the next batch need not wait for them.
+    let changes: Vec<Changed> = changes
+        .into_iter()
+        .map(|(room, identity)| Changed { room, identity })
+        .collect();
+    let app = app.clone();
+    tokio::spawn(async move { live::changed_many(&app, changes).await });
     Ok(due.len())
 }
 

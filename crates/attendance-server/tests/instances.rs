@@ -209,8 +209,24 @@ async fn two_instances_act_as_one() {
         json!({"scheduled_at": PAST_SESSION, "duration_minutes": 60}),
     )
     .await;
-    let processed = a.metric("attendance_events_processed_total").await
-        + b.metric("attendance_events_processed_total").await;
+    // Counters move just after each commit: give them a moment, then a
+    // double processing would show as more than one count per event.
+    let expected = (events.len() + 1) as f64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut processed = 0.0;
+    while Instant::now() < deadline {
+        processed = a.metric("attendance_events_processed_total").await
+            + b.metric("attendance_events_processed_total").await;
+        if processed >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    processed = processed.max(
+        a.metric("attendance_events_processed_total").await
+            + b.metric("attendance_events_processed_total").await,
+    );
     assert_eq!(
         processed as usize,
         events.len() + 1,
