@@ -473,8 +473,8 @@ async fn session_report(
         .ok_or_else(|| ApiError::not_found(format!("no session scheduled for room `{room}`")))?;
     let report = report::session_report(session, &facts, &app.settings.classifier, zone, now());
     if csv {
-        let zone = zone.or_else(|| session.timezone.parse().ok());
-        let text = report::csv(&report, zone)
+        let clock = report::Clock::for_session(session, zone);
+        let text = report::csv(&report, clock.zone)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         return Ok(csv_reply(text, &format!("attendance-{room}")));
     }

@@ -83,11 +83,16 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
         )
 }
 
-async fn send(socket: &mut WebSocket, text: impl Into<String>) -> bool {
+/// Sends within [`SEND_TIMEOUT`]; `false` means the client is gone or too slow.
+async fn send_message(socket: &mut WebSocket, message: Message) -> bool {
     matches!(
-        timeout(SEND_TIMEOUT, socket.send(Message::text(text.into()))).await,
+        timeout(SEND_TIMEOUT, socket.send(message)).await,
         Ok(Ok(()))
     )
+}
+
+async fn send(socket: &mut WebSocket, text: impl Into<String>) -> bool {
+    send_message(socket, Message::text(text.into())).await
 }
 
 async fn serve(app: App, room: String, who: Principal, mut socket: WebSocket) {
@@ -162,7 +167,7 @@ async fn serve(app: App, room: String, who: Principal, mut socket: WebSocket) {
                     break;
                 }
                 awaiting_pong = true;
-                if !matches!(timeout(SEND_TIMEOUT, socket.send(Message::ping(Vec::new()))).await, Ok(Ok(()))) { break }
+                if !send_message(&mut socket, Message::ping(Vec::new())).await { break }
             }
         }
     }

@@ -331,13 +331,7 @@ async fn stale_heartbeat_closes_the_cycle(db: Db) {
         .await;
     server.settle().await;
     let student = access_token("s", "live", Grant::Student);
-    let beat = server
-        .client
-        .post(server.url("/api/sessions/live/heartbeat"))
-        .bearer_auth(&student)
-        .send()
-        .await
-        .unwrap();
+    let beat = server.post("/api/sessions/live/heartbeat", &student).await;
     assert_eq!(beat.status(), 200);
     let beat: Value = beat.json().await.unwrap();
     assert_eq!(beat["attendance"]["in_meeting"], true);
@@ -379,12 +373,8 @@ async fn heartbeat_never_opens_a_cycle(db: Db) {
         .await;
     let student = access_token("s", "r", Grant::Student);
     let beat: Value = server
-        .client
-        .post(server.url("/api/sessions/r/heartbeat"))
-        .bearer_auth(&student)
-        .send()
+        .post("/api/sessions/r/heartbeat", &student)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -688,24 +678,11 @@ async fn access_rules(db: Db) {
         (&teacher, 200),
         (&admin, 200),
     ] {
-        let r = server
-            .client
-            .put(server.url("/api/sessions/r"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = server.put_json("/api/sessions/r", token, &body).await;
         assert_eq!(r.status(), status);
     }
     // A student's heartbeat can only be for themselves in their own room.
-    let r = server
-        .client
-        .post(server.url("/api/sessions/other/heartbeat"))
-        .bearer_auth(&s1)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post("/api/sessions/other/heartbeat", &s1).await;
     assert_eq!(r.status(), 403);
 }
 
@@ -837,20 +814,12 @@ async fn failed_processing_is_dead_lettered_and_replayable(db: Db) {
         "{metrics}"
     );
     let replay = server
-        .client
-        .post(server.url("/api/admin/webhooks/EV_broken00001/replay"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+        .post("/api/admin/webhooks/EV_broken00001/replay", &admin)
+        .await;
     assert_eq!(replay.status(), 202);
     let missing = server
-        .client
-        .post(server.url("/api/admin/webhooks/EV_nope/replay"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+        .post("/api/admin/webhooks/EV_nope/replay", &admin)
+        .await;
     assert_eq!(missing.status(), 404);
 
     // From the shell too: once it failed again, `attendance-server replay`

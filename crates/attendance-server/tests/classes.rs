@@ -91,13 +91,12 @@ async fn roster_lists_who_is_missing_and_marks_guests(db: Db) {
 
     // Replacing the roster alone.
     let r = server
-        .client
-        .put(server.url("/api/sessions/r/roster"))
-        .bearer_auth(teacher_token("r"))
-        .json(&json!({"roster": [{"identity": "ada"}, {"identity": "cy", "role": "student"}]}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/api/sessions/r/roster",
+            teacher_token("r"),
+            &json!({"roster": [{"identity": "ada"}, {"identity": "cy", "role": "student"}]}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let report = server.report("r").await;
     assert!(
@@ -115,32 +114,25 @@ async fn roster_lists_who_is_missing_and_marks_guests(db: Db) {
         json!({"roster": "x"}),
     ] {
         let r = server
-            .client
-            .put(server.url("/api/sessions/r/roster"))
-            .bearer_auth(teacher_token("r"))
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+            .put_json("/api/sessions/r/roster", teacher_token("r"), &bad)
+            .await;
         assert_eq!(r.status(), 400, "{bad}");
     }
     let r = server
-        .client
-        .put(server.url("/api/sessions/r/roster"))
-        .bearer_auth(access_token("ada", "r", Grant::Student))
-        .json(&json!([]))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/api/sessions/r/roster",
+            access_token("ada", "r", Grant::Student),
+            &json!([]),
+        )
+        .await;
     assert_eq!(r.status(), 403);
     let r = server
-        .client
-        .put(server.url("/api/sessions/none/roster"))
-        .bearer_auth(teacher_token("none"))
-        .json(&json!([]))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/api/sessions/none/roster",
+            teacher_token("none"),
+            &json!([]),
+        )
+        .await;
     assert_eq!(r.status(), 404);
 }
 
@@ -368,22 +360,20 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
     }
     // An absent rostered student can be excused too; an unknown identity cannot.
     let r = server
-        .client
-        .put(server.url("/api/sessions/r/attendance/nobody/override"))
-        .bearer_auth(&teacher)
-        .json(&json!({"status": "excused", "reason": "typo"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/api/sessions/r/attendance/nobody/override",
+            &teacher,
+            &json!({"status": "excused", "reason": "typo"}),
+        )
+        .await;
     assert_eq!(r.status(), 404);
     let r = server
-        .client
-        .put(server.url("/api/sessions/r/roster"))
-        .bearer_auth(&teacher)
-        .json(&json!({"roster": [{"identity": "ada"}, {"identity": "bo"}]}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/api/sessions/r/roster",
+            &teacher,
+            &json!({"roster": [{"identity": "ada"}, {"identity": "bo"}]}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let roster: Value = server
         .get("/api/sessions/r/roster", &teacher)
@@ -393,13 +383,12 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
         .unwrap();
     assert_eq!(roster["roster"][1]["identity"], "bo");
     let r = server
-        .client
-        .put(server.url("/api/sessions/r/attendance/bo/override"))
-        .bearer_auth(&teacher)
-        .json(&json!({"status": "excused", "reason": "sick"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/api/sessions/r/attendance/bo/override",
+            &teacher,
+            &json!({"status": "excused", "reason": "sick"}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     // Removing restores the computed status; the audit trail keeps all three changes.
     let r = server

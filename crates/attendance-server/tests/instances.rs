@@ -186,12 +186,11 @@ async fn two_instances_act_as_one() {
     let mut on_a = ws_connect(&a, "shared", &access_token("t", "shared", Grant::Teacher)).await;
     next_json(&mut on_a, Duration::from_secs(5)).await;
     let beat = b
-        .client
-        .post(b.url("/api/sessions/shared/heartbeat"))
-        .bearer_auth(access_token("x", "shared", Grant::Student))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/sessions/shared/heartbeat",
+            access_token("x", "shared", Grant::Student),
+        )
+        .await;
     assert_eq!(beat.status(), 200);
     let update = next_of_type(&mut on_a, "attendance.updated", Duration::from_secs(5)).await;
     assert_eq!(update["identity"], "x");

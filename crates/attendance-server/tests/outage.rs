@@ -98,13 +98,7 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         .unwrap();
     assert_eq!(r.status(), 503);
     let student = access_token("s", "r", Grant::Student);
-    let r = server
-        .client
-        .post(server.url("/api/sessions/r/heartbeat"))
-        .bearer_auth(&student)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post("/api/sessions/r/heartbeat", &student).await;
     assert_eq!(r.status(), 503);
     let message: Value = r.json().await.unwrap();
     assert!(
