@@ -353,7 +353,8 @@ async fn stale_heartbeat_closes_the_cycle(db: Db) {
             assert_eq!(p["in_meeting"], false);
             assert_eq!(
                 p["attended_seconds"],
-                (beat_at.timestamp_millis() - joined * 1000) / 1000
+                // The window opens at the (sub-second) scheduled start, after the join.
+                (beat_at.timestamp_millis() - start.timestamp_millis()) / 1000
             );
             break;
         }
