@@ -4,12 +4,18 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
-use warp::filters::ws::{Message, WebSocket, Ws};
-use warp::http::StatusCode;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use warp::http::{header, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
@@ -32,6 +38,86 @@ const MAX_CONNECTIONS_PER_IDENTITY: usize = 8;
 /// Messages a client may send per window before it is disconnected.
 const MAX_MESSAGES_PER_WINDOW: u32 = 30;
 const MESSAGE_WINDOW: Duration = Duration::from_secs(10);
+/// tungstenite allocates (and zero-fills) its read buffer up front for every
+/// socket; its 128 KiB default would make an idle student cost ~136 KiB.
+/// Client messages are at most [`MAX_MESSAGE_BYTES`], so a small buffer suffices.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Every message is flushed as it is sent; nothing waits in a buffer.
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// The parts of a WebSocket upgrade request (RFC 6455 §4.2.1) the server
+/// needs to answer it. warp's own `ws()` filter cannot size tungstenite's
+/// buffers, so the upgrade is done here with hyper's [`OnUpgrade`].
+struct UpgradeRequest {
+    key: String,
+    on_upgrade: OnUpgrade,
+}
+
+fn upgrade_request(
+) -> impl Filter<Extract = (Result<UpgradeRequest, Response>,), Error = std::convert::Infallible> + Clone
+{
+    warp::header::headers_cloned()
+        .and(warp::ext::optional::<OnUpgrade>())
+        .map(
+            |headers: warp::http::HeaderMap, on_upgrade: Option<OnUpgrade>| {
+                let has = |name: header::HeaderName, token: &str| {
+                    headers.get_all(name).iter().any(|value| {
+                        value
+                            .to_str()
+                            .unwrap_or("")
+                            .split(',')
+                            .any(|part| part.trim().eq_ignore_ascii_case(token))
+                    })
+                };
+                let key = headers
+                    .get(header::SEC_WEBSOCKET_KEY)
+                    .and_then(|k| k.to_str().ok())
+                    .map(str::to_owned);
+                match (key, on_upgrade) {
+                (Some(key), Some(on_upgrade))
+                    if has(header::CONNECTION, "upgrade")
+                        && has(header::UPGRADE, "websocket")
+                        && has(header::SEC_WEBSOCKET_VERSION, "13") =>
+                {
+                    Ok(UpgradeRequest { key, on_upgrade })
+                }
+                _ => Err(ApiError::new(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "this endpoint is a WebSocket (version 13): connect with a WebSocket client",
+                )
+                .into_response()),
+            }
+            },
+        )
+}
+
+fn switching_protocols(key: &str) -> Response {
+    let mut response = Response::default();
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("upgrade"),
+    );
+    headers.insert(
+        header::UPGRADE,
+        header::HeaderValue::from_static("websocket"),
+    );
+    if let Ok(accept) = header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
 
 #[derive(Deserialize)]
 struct LiveQuery {
@@ -50,9 +136,17 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
         .and(warp::any().map(move || app.clone()))
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::query::<LiveQuery>())
-        .and(warp::ws())
+        .and(upgrade_request())
         .map(
-            |room: String, app: App, auth: Option<String>, q: LiveQuery, ws: Ws| {
+            |room: String,
+             app: App,
+             auth: Option<String>,
+             q: LiveQuery,
+             upgrade: Result<UpgradeRequest, Response>| {
+                let upgrade = match upgrade {
+                    Ok(upgrade) => upgrade,
+                    Err(response) => return response,
+                };
                 let token = q.access_token.map(|t| format!("Bearer {t}")).or(auth);
                 let who = match app.authenticate(token.as_deref()) {
                     Ok(who) if who.belongs_to(&room) => who,
@@ -72,30 +166,41 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
                     )
                     .into_response();
                 };
-                ws.max_message_size(MAX_MESSAGE_BYTES)
-                    .max_frame_size(MAX_MESSAGE_BYTES)
-                    .on_upgrade(move |socket| async move {
-                        serve(app, room, who, socket).await;
-                        drop(slot);
-                    })
-                    .into_response()
+                let response = switching_protocols(&upgrade.key);
+                // hyper completes the upgrade once the 101 above has been written.
+                tokio::spawn(async move {
+                    match upgrade.on_upgrade.await {
+                        Ok(upgraded) => {
+                            let socket = WebSocketStream::from_raw_socket(
+                                TokioIo::new(upgraded),
+                                Role::Server,
+                                Some(socket_config()),
+                            )
+                            .await;
+                            serve(app, room, who, socket).await;
+                        }
+                        Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
+                    }
+                    drop(slot);
+                });
+                response
             },
         )
 }
 
 /// Sends within [`SEND_TIMEOUT`]; `false` means the client is gone or too slow.
-async fn send_message(socket: &mut WebSocket, message: Message) -> bool {
+async fn send_message(socket: &mut Socket, message: Message) -> bool {
     matches!(
         timeout(SEND_TIMEOUT, socket.send(message)).await,
         Ok(Ok(()))
     )
 }
 
-async fn send(socket: &mut WebSocket, text: impl Into<String>) -> bool {
+async fn send(socket: &mut Socket, text: impl Into<String>) -> bool {
     send_message(socket, Message::text(text.into())).await
 }
 
-async fn serve(app: App, room: String, who: Principal, mut socket: WebSocket) {
+async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
     Metrics::inc(&app.metrics.websocket_connections);
     let mut changes = app.hub.subscribe(&room);
     let mut ping = interval(PING_EVERY);
@@ -119,15 +224,15 @@ async fn serve(app: App, room: String, who: Principal, mut socket: WebSocket) {
                 window.1 += 1;
                 if window.1 > MAX_MESSAGES_PER_WINDOW {
                     tracing::warn!(room = %room, identity = %who.identity, "live client over its message rate: disconnected");
-                    let _ = socket.send(Message::close_with(1008u16, "too many messages")).await;
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code: CloseCode::Policy, reason: "too many messages".into() }))).await;
                     break;
                 }
                 if message.is_pong() {
                     awaiting_pong = false;
                 } else if message.is_close() {
                     break;
-                } else if let Ok(text) = message.to_str() {
-                    let reply = match serde_json::from_str::<ClientMessage>(text) {
+                } else if let Message::Text(text) = &message {
+                    let reply = match serde_json::from_str::<ClientMessage>(text.as_str()) {
                         Ok(m) if m.kind == "heartbeat" => {
                             let recent = last_heartbeat.is_some_and(|t| t.elapsed() < MIN_HEARTBEAT_GAP);
                             if recent {
@@ -167,15 +272,15 @@ async fn serve(app: App, room: String, who: Principal, mut socket: WebSocket) {
                     break;
                 }
                 awaiting_pong = true;
-                if !send_message(&mut socket, Message::ping(Vec::new())).await { break }
+                if !send_message(&mut socket, Message::Ping(Default::default())).await { break }
             }
         }
     }
-    let _ = socket.close().await;
+    let _ = socket.close(None).await;
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber gone");
 }
 
-async fn send_snapshot(app: &App, room: &str, who: &Principal, socket: &mut WebSocket) -> bool {
+async fn send_snapshot(app: &App, room: &str, who: &Principal, socket: &mut Socket) -> bool {
     match live::snapshot(app, room, who).await {
         Ok(text) => send(socket, text).await,
         Err(error) => {

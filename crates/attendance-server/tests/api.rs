@@ -971,4 +971,18 @@ async fn live_updates_over_websocket(db: Db) {
         access_token("x", "other", Grant::Student)
     );
     assert!(tokio_tungstenite::connect_async(url).await.is_err());
+
+    // A plain HTTP request to the socket's address is told what it is.
+    let plain = server
+        .get(
+            "/api/sessions/live/live",
+            &access_token("t", "live", Grant::Teacher),
+        )
+        .await;
+    assert_eq!(plain.status(), 426);
+    let body: Value = plain.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("WebSocket"),
+        "{body}"
+    );
 }
