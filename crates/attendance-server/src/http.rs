@@ -2,6 +2,7 @@
 //! status and a JSON `{"error": …}` body.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -321,7 +322,12 @@ pub fn heartbeat(app: &App, room: &str, who: &Principal) -> Result<DateTime<Utc>
 async fn http_heartbeat(app: App, room: String, auth: Option<String>) -> ApiResult {
     let who = app.authenticate(auth.as_deref())?;
     let at = heartbeat(&app, &room, &who)?;
-    let facts = app.store.participant_facts(&room, &who.identity).await?;
+    let mut facts = Arc::unwrap_or_clone(
+        app.store
+            .participant_facts_for_heartbeat(&room, &who.identity)
+            .await?,
+    );
+    facts.heartbeats.insert(who.identity.clone(), at);
     let attendance = facts
         .session
         .as_ref()

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod auth;
 pub mod demo;
+pub mod facts_cache;
 pub mod http;
 pub mod hub;
 pub mod inbox;

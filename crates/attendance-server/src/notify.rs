@@ -202,6 +202,14 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
 }
 
 async fn deliver(app: &App, payload: Payload) {
+    // Another instance may have written what this one keeps for heartbeats.
+    if payload.all {
+        app.store.forget_facts(None, None);
+    }
+    for change in &payload.changes {
+        app.store
+            .forget_facts(Some(&change.room), change.identity.as_deref());
+    }
     if payload.all {
         for room in app.hub.rooms() {
             live::publish_room(app, &room);

@@ -3,6 +3,7 @@
 //! (types differ), and the few dialect differences are named in [`Backend`].
 //! Instants are stored as unix milliseconds (BIGINT) in both.
 
+use crate::facts_cache::FactsCache;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,9 @@ pub struct Store {
     /// One flush at a time: overlapping flushes would write (and count) the
     /// same heartbeats twice and lock rows against each other.
     flushing: Arc<tokio::sync::Mutex<()>>,
+    /// Participants' facts as last read, for heartbeat replies; every write
+    /// below that changes facts drops what it changes.
+    facts_cache: FactsCache,
 }
 
 /// (room, identity) → (newest heartbeat in unix ms, heartbeats since the last flush).
@@ -217,6 +221,7 @@ impl Store {
             url,
             unflushed_heartbeats: Arc::default(),
             flushing: Arc::default(),
+            facts_cache: FactsCache::default(),
         })
     }
 
@@ -282,6 +287,7 @@ impl Store {
             replace_roster(&mut tx, room, roster).await?;
         }
         tx.commit().await?;
+        self.facts_cache.invalidate_room(room);
         let session = self.session(room).await?.ok_or(sqlx::Error::RowNotFound)?;
         Ok((session, !existed))
     }
@@ -305,6 +311,7 @@ impl Store {
             replace_roster(&mut tx, room, roster).await?;
         }
         tx.commit().await?;
+        self.facts_cache.invalidate_room(room);
         Ok(found)
     }
 
@@ -346,7 +353,9 @@ impl Store {
             now_ms,
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.facts_cache.invalidate(room, identity);
+        Ok(())
     }
 
     /// Removes a correction; `false` if there was none.
@@ -374,6 +383,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.facts_cache.invalidate(room, identity);
         Ok(removed)
     }
 
@@ -573,6 +583,15 @@ impl Store {
             applied.push(apply_in(&mut tx, id, facts, now_ms).await?);
         }
         tx.commit().await?;
+        for (_, facts) in events {
+            match facts {
+                EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => {
+                    self.facts_cache.invalidate(&fact.room, &fact.identity)
+                }
+                EventFacts::RoomFinished { room, .. } => self.facts_cache.invalidate_room(room),
+                EventFacts::Ignored => {}
+            }
+        }
         Ok(applied)
     }
 
@@ -585,6 +604,32 @@ impl Store {
     /// One identity's facts in a room.
     pub async fn participant_facts(&self, room: &str, identity: &str) -> StoreResult<RoomFacts> {
         self.facts(room, Some(identity)).await
+    }
+
+    /// One identity's facts as last read, for answering its heartbeats;
+    /// heartbeats in them may be older than the one being answered.
+    pub async fn participant_facts_for_heartbeat(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> StoreResult<Arc<RoomFacts>> {
+        match self.facts_cache.get(room, identity) {
+            Ok(facts) => Ok(facts),
+            Err(ticket) => {
+                let facts = Arc::new(self.facts(room, Some(identity)).await?);
+                self.facts_cache.keep(ticket, facts.clone());
+                Ok(facts)
+            }
+        }
+    }
+
+    /// Changes announced by another instance (or missed ones: `None` = all).
+    pub fn forget_facts(&self, room: Option<&str>, identity: Option<&str>) {
+        match (room, identity) {
+            (Some(room), Some(identity)) => self.facts_cache.invalidate(room, identity),
+            (Some(room), None) => self.facts_cache.invalidate_room(room),
+            (None, _) => self.facts_cache.clear(),
+        }
     }
 
     /// A room's facts, for everyone or for one identity (`$2 = ''` = all).
@@ -775,7 +820,7 @@ impl Store {
     /// Closes a still-open cycle; `false` if someone closed it first.
     pub async fn close_open_cycle(
         &self,
-        participant_sid: &str,
+        cycle: &CycleRow,
         at_ms: i64,
         reason: CloseReason,
         now_ms: i64,
@@ -784,12 +829,13 @@ impl Store {
             "UPDATE cycles SET left_at_ms = $2, close_reason = $3, updated_at_ms = $4 \
              WHERE participant_sid = $1 AND left_at_ms IS NULL",
         )
-        .bind(participant_sid)
+        .bind(&cycle.participant_sid)
         .bind(at_ms)
         .bind(reason.as_str())
         .bind(now_ms)
         .execute(&self.pool)
         .await?;
+        self.facts_cache.invalidate(&cycle.room, &cycle.identity);
         Ok(result.rows_affected() == 1)
     }
 

@@ -40,7 +40,7 @@ pub async fn sweep(app: &App) -> Result<usize, sqlx::Error> {
         if app
             .store
             .close_open_cycle(
-                &cycle.participant_sid,
+                &cycle,
                 close_at.timestamp_millis(),
                 reason,
                 at.timestamp_millis(),

@@ -64,8 +64,8 @@ struct UpgradeRequest {
 }
 
 fn upgrade_request(
-) -> impl Filter<Extract = (Result<UpgradeRequest, Response>,), Error = std::convert::Infallible> + Clone
-{
+) -> impl Filter<Extract = (Result<UpgradeRequest, Box<Response>>,), Error = std::convert::Infallible>
+       + Clone {
     warp::header::headers_cloned()
         .and(warp::ext::optional::<OnUpgrade>())
         .map(
@@ -91,11 +91,13 @@ fn upgrade_request(
                 {
                     Ok(UpgradeRequest { key, on_upgrade })
                 }
-                _ => Err(ApiError::new(
-                    StatusCode::UPGRADE_REQUIRED,
-                    "this endpoint is a WebSocket (version 13): connect with a WebSocket client",
-                )
-                .into_response()),
+                _ => Err(Box::new(
+                    ApiError::new(
+                        StatusCode::UPGRADE_REQUIRED,
+                        "this endpoint is a WebSocket (version 13): connect with a WebSocket client",
+                    )
+                    .into_response(),
+                )),
             }
             },
         )
@@ -142,10 +144,10 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
              app: App,
              auth: Option<String>,
              q: LiveQuery,
-             upgrade: Result<UpgradeRequest, Response>| {
+             upgrade: Result<UpgradeRequest, Box<Response>>| {
                 let upgrade = match upgrade {
                     Ok(upgrade) => upgrade,
-                    Err(response) => return response,
+                    Err(response) => return *response,
                 };
                 let token = q.access_token.map(|t| format!("Bearer {t}")).or(auth);
                 let who = match app.authenticate(token.as_deref()) {

@@ -18,6 +18,7 @@ on_both_backends!(
     schedule_change_recomputes_the_report,
     stale_heartbeat_closes_the_cycle,
     heartbeat_never_opens_a_cycle,
+    heartbeat_replies_follow_every_change,
     csv_report,
     forged_webhooks_are_refused,
     access_rules,
@@ -383,6 +384,75 @@ async fn heartbeat_never_opens_a_cycle(db: Db) {
     assert_eq!(beat["attendance"]["in_meeting"], false);
     assert_eq!(beat["attendance"]["join_count"], 0);
     assert!(beat["attendance"]["last_heartbeat_at"].is_string());
+}
+
+/// Heartbeat replies are served from kept facts; every kind of write must
+/// show in the next reply.
+async fn heartbeat_replies_follow_every_change(db: Db) {
+    let server = TestServer::start(db).await;
+    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
+    let schedule =
+        |minutes: i64| json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": minutes});
+    assert_eq!(server.schedule("r", schedule(60)).await.status(), 201);
+    let student = access_token("s", "r", Grant::Student);
+    let beat = || async {
+        let r = server.post("/api/sessions/r/heartbeat", &student).await;
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["attendance"].clone()
+    };
+    assert_eq!(beat().await["join_count"], 0);
+    assert_eq!(beat().await["join_count"], 0);
+
+    let joined = start.timestamp() + 60;
+    let left = joined + 300;
+    let participant = Some(("PA_hb", "s", joined));
+    server
+        .post_webhook(&event(
+            "participant_joined",
+            "EV_hb_j",
+            joined,
+            "r",
+            participant,
+        ))
+        .await;
+    server.settle().await;
+    let now = beat().await;
+    assert_eq!(now["join_count"], 1, "{now}");
+    assert_eq!(now["in_meeting"], true, "{now}");
+
+    server
+        .post_webhook(&event(
+            "participant_left",
+            "EV_hb_l",
+            left,
+            "r",
+            participant,
+        ))
+        .await;
+    server.settle().await;
+    let now = beat().await;
+    assert_eq!(now["in_meeting"], false, "{now}");
+    assert_eq!(now["attended_seconds"], 300, "{now}");
+    assert_eq!(now["attendance_percentage"], 8.3, "{now}");
+
+    assert_eq!(server.schedule("r", schedule(120)).await.status(), 200);
+    assert_eq!(beat().await["attendance_percentage"], 4.2);
+
+    let teacher = access_token("t", "r", Grant::Teacher);
+    let url = "/api/sessions/r/attendance/s/override";
+    let r = server
+        .put_json(
+            url,
+            &teacher,
+            &json!({"status": "excused", "reason": "ill"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(beat().await["status"], "excused");
+    let r = server.delete(&format!("{url}?reason=back"), &teacher).await;
+    assert_eq!(r.status(), 200);
+    assert_ne!(beat().await["status"], "excused");
 }
 
 async fn csv_report(db: Db) {

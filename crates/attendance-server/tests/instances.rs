@@ -195,6 +195,35 @@ async fn two_instances_act_as_one() {
     let update = next_of_type(&mut on_a, "attendance.updated", Duration::from_secs(5)).await;
     assert_eq!(update["identity"], "x");
     assert!(update["attendance"]["last_heartbeat_at"].is_string());
+    let beat: Value = beat.json().await.unwrap();
+    assert_eq!(beat["attendance"]["in_meeting"], true);
+
+    // B answers heartbeats from facts it keeps: a leave that reached A
+    // must show in B's next reply.
+    let leave = event(
+        "participant_left",
+        "EV_shared_2",
+        joined + 120,
+        "shared",
+        Some(("PA_x", "x", joined)),
+    );
+    assert_eq!(a.post_webhook(&leave).await.status(), 200);
+    // (Updates from the heartbeat above may come first.)
+    while next_of_type(&mut on_b, "attendance.updated", Duration::from_secs(5)).await["attendance"]
+        ["in_meeting"]
+        != false
+    {}
+    let beat: Value = b
+        .post(
+            "/api/sessions/shared/heartbeat",
+            access_token("x", "shared", Grant::Student),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(beat["attendance"]["in_meeting"], false, "{beat}");
+    assert_eq!(beat["attendance"]["attended_seconds"], 120, "{beat}");
 
     // The same webhooks delivered to both instances are processed once.
     let events = class_events("both", 40);
@@ -210,7 +239,9 @@ async fn two_instances_act_as_one() {
     .await;
     // Counters move just after each commit: give them a moment, then a
     // double processing would show as more than one count per event.
-    let expected = (events.len() + 1) as f64;
+    // Expected: the class, plus the join and the leave of `x` above.
+    let expected_events = events.len() + 2;
+    let expected = expected_events as f64;
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut processed = 0.0;
     while Instant::now() < deadline {
@@ -227,8 +258,7 @@ async fn two_instances_act_as_one() {
             + b.metric("attendance_events_processed_total").await,
     );
     assert_eq!(
-        processed as usize,
-        events.len() + 1,
+        processed as usize, expected_events,
         "each event exactly once"
     );
     assert_class_totals(&a, "both", 40).await;

@@ -1,0 +1,265 @@
+//! One participant's facts, kept after they are read, so that the heartbeat
+//! every tracked student sends each minute is answered without a database
+//! read.
+//!
+//! The store drops an entry whenever it writes something that changes it
+//! (cycles, schedule, roster, override) and, with several instances, whenever
+//! another instance announces such a change. A read that raced with a write
+//! must not put its older result back: every read takes a [`Ticket`] first,
+//! and the result is kept only if no invalidation of that participant or room
+//! happened since the ticket was taken.
+//!
+//! Heartbeats are not part of what is kept: the one reader (the heartbeat
+//! reply) knows the newest heartbeat itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::store::RoomFacts;
+
+type Key = (String, String);
+
+/// How many participants are kept before everything is dropped and refilled.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+#[derive(Clone)]
+pub struct FactsCache {
+    inner: Arc<Mutex<Inner>>,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Counts invalidations; a ticket remembers its value when taken.
+    clock: u64,
+    entries: HashMap<Key, Entry>,
+    /// Reads in flight per participant, and the last invalidation they saw.
+    reading: HashMap<Key, Reading>,
+    /// Last room-wide invalidation per room.
+    rooms: HashMap<String, u64>,
+}
+
+impl Inner {
+    fn forget_all(&mut self) {
+        self.clock += 1;
+        let now = self.clock;
+        self.entries.clear();
+        for reading in self.reading.values_mut() {
+            reading.invalidated_at = now;
+        }
+        // Room marks only matter for entries and reads, and both are now void.
+        self.rooms.clear();
+    }
+}
+
+struct Entry {
+    facts: Arc<RoomFacts>,
+    /// `clock` when the read that produced it started.
+    read_at: u64,
+}
+
+#[derive(Default)]
+struct Reading {
+    readers: u32,
+    invalidated_at: u64,
+}
+
+/// Permission to keep the result of one database read.
+pub struct Ticket {
+    cache: FactsCache,
+    key: Key,
+    taken_at: u64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut inner = self.cache.lock();
+        if let Some(reading) = inner.reading.get_mut(&self.key) {
+            reading.readers -= 1;
+            if reading.readers == 0 {
+                inner.reading.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl Default for FactsCache {
+    fn default() -> Self {
+        FactsCache::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl FactsCache {
+    pub fn new(capacity: usize) -> FactsCache {
+        FactsCache {
+            inner: Arc::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The kept facts, or a ticket to read them and [`FactsCache::keep`] them.
+    pub fn get(&self, room: &str, identity: &str) -> Result<Arc<RoomFacts>, Ticket> {
+        let key = (room.to_string(), identity.to_string());
+        let mut inner = self.lock();
+        let room_invalidated = inner.rooms.get(room).copied().unwrap_or(0);
+        match inner.entries.get(&key) {
+            Some(entry) if entry.read_at >= room_invalidated => return Ok(entry.facts.clone()),
+            Some(_) => {
+                inner.entries.remove(&key);
+            }
+            None => {}
+        }
+        let taken_at = inner.clock;
+        inner.reading.entry(key.clone()).or_default().readers += 1;
+        Err(Ticket {
+            cache: self.clone(),
+            key,
+            taken_at,
+        })
+    }
+
+    /// Keeps what was read under `ticket`, unless it may be outdated.
+    pub fn keep(&self, ticket: Ticket, facts: Arc<RoomFacts>) {
+        let mut inner = self.lock();
+        let invalidated = inner
+            .reading
+            .get(&ticket.key)
+            .map_or(u64::MAX, |r| r.invalidated_at)
+            .max(inner.rooms.get(&ticket.key.0).copied().unwrap_or(0));
+        if invalidated > ticket.taken_at {
+            return;
+        }
+        if inner.entries.len() >= self.capacity {
+            inner.forget_all();
+        }
+        inner.entries.insert(
+            ticket.key.clone(),
+            Entry {
+                facts,
+                read_at: ticket.taken_at,
+            },
+        );
+    }
+
+    /// Something about one participant changed.
+    pub fn invalidate(&self, room: &str, identity: &str) {
+        let key = (room.to_string(), identity.to_string());
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        inner.entries.remove(&key);
+        if let Some(reading) = inner.reading.get_mut(&key) {
+            reading.invalidated_at = now;
+        }
+    }
+
+    /// Something about a whole room changed (schedule, roster, room finished).
+    pub fn invalidate_room(&self, room: &str) {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        inner.rooms.insert(room.to_string(), now);
+    }
+
+    /// Anything may have changed (e.g. notifications from other instances
+    /// were missed).
+    pub fn clear(&self) {
+        self.lock().forget_all();
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(title: &str) -> Arc<RoomFacts> {
+        let mut facts = RoomFacts::default();
+        facts.roster.push(crate::store::RosterEntry {
+            identity: title.into(),
+            name: String::new(),
+            role: String::new(),
+        });
+        Arc::new(facts)
+    }
+
+    fn kept(cache: &FactsCache, room: &str, who: &str) -> Option<String> {
+        cache
+            .get(room, who)
+            .ok()
+            .map(|f| f.roster[0].identity.clone())
+    }
+
+    #[test]
+    fn keeps_a_read_until_its_participant_or_room_changes() {
+        let cache = FactsCache::new(10);
+        let ticket = cache.get("r", "a").unwrap_err();
+        cache.keep(ticket, facts("v1"));
+        assert_eq!(kept(&cache, "r", "a").as_deref(), Some("v1"));
+        cache.invalidate("r", "b");
+        assert_eq!(kept(&cache, "r", "a").as_deref(), Some("v1"));
+        cache.invalidate("r", "a");
+        assert_eq!(kept(&cache, "r", "a"), None);
+
+        let ticket = cache.get("r", "a").unwrap_err();
+        cache.keep(ticket, facts("v2"));
+        cache.invalidate_room("other");
+        assert_eq!(kept(&cache, "r", "a").as_deref(), Some("v2"));
+        cache.invalidate_room("r");
+        assert_eq!(kept(&cache, "r", "a"), None);
+    }
+
+    #[test]
+    fn a_read_that_raced_with_a_write_is_not_kept() {
+        let cache = FactsCache::new(10);
+        // Participant-level write during the read.
+        let ticket = cache.get("r", "a").unwrap_err();
+        let second = cache.get("r", "a").unwrap_err();
+        cache.invalidate("r", "a");
+        cache.keep(ticket, facts("old"));
+        assert_eq!(kept(&cache, "r", "a"), None);
+        // The other reader of the same participant is refused too.
+        cache.keep(second, facts("old"));
+        assert_eq!(kept(&cache, "r", "a"), None);
+        // Room-level write during the read.
+        let ticket = cache.get("r", "a").unwrap_err();
+        cache.invalidate_room("r");
+        cache.keep(ticket, facts("old"));
+        assert_eq!(kept(&cache, "r", "a"), None);
+        // Everything dropped during the read.
+        let ticket = cache.get("r", "a").unwrap_err();
+        cache.clear();
+        cache.keep(ticket, facts("old"));
+        assert_eq!(kept(&cache, "r", "a"), None);
+        // A read after the write is kept.
+        let ticket = cache.get("r", "a").unwrap_err();
+        cache.keep(ticket, facts("new"));
+        assert_eq!(kept(&cache, "r", "a").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn stays_within_its_capacity_and_forgets_finished_reads() {
+        let cache = FactsCache::new(3);
+        for i in 0..10 {
+            let who = format!("s{i}");
+            let ticket = cache.get("r", &who).unwrap_err();
+            cache.keep(ticket, facts(&who));
+            assert!(cache.len() <= 3);
+            assert_eq!(kept(&cache, "r", &who), Some(who));
+        }
+        let dropped = cache.get("r", "gone").unwrap_err();
+        drop(dropped);
+        assert!(cache.lock().reading.is_empty());
+    }
+}
