@@ -9,8 +9,9 @@
 //! and the result is kept only if no invalidation of that participant or room
 //! happened since the ticket was taken.
 //!
-//! Heartbeats are not part of what is kept: the one reader (the heartbeat
-//! reply) knows the newest heartbeat itself.
+//! Heartbeats change far more often than anything else: they do not drop an
+//! entry, they are noted in it ([`FactsCache::note_heartbeat`]) as they are
+//! written or announced by another instance.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,13 +23,13 @@ type Key = (String, String);
 /// How many participants are kept before everything is dropped and refilled.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct FactsCache {
     inner: Arc<Mutex<Inner>>,
     capacity: usize,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Inner {
     /// Counts invalidations; a ticket remembers its value when taken.
     clock: u64,
@@ -52,19 +53,30 @@ impl Inner {
     }
 }
 
+#[derive(Debug)]
 struct Entry {
     facts: Arc<RoomFacts>,
     /// `clock` when the read that produced it started.
     read_at: u64,
+    /// Newest heartbeat noted since (unix ms).
+    heartbeat_ms: Option<i64>,
 }
 
-#[derive(Default)]
+/// Facts as kept, and the newest heartbeat noted since they were read.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub facts: Arc<RoomFacts>,
+    pub heartbeat_ms: Option<i64>,
+}
+
+#[derive(Default, Debug)]
 struct Reading {
     readers: u32,
     invalidated_at: u64,
 }
 
 /// Permission to keep the result of one database read.
+#[derive(Debug)]
 pub struct Ticket {
     cache: FactsCache,
     key: Key,
@@ -102,12 +114,17 @@ impl FactsCache {
     }
 
     /// The kept facts, or a ticket to read them and [`FactsCache::keep`] them.
-    pub fn get(&self, room: &str, identity: &str) -> Result<Arc<RoomFacts>, Ticket> {
+    pub fn get(&self, room: &str, identity: &str) -> Result<Kept, Ticket> {
         let key = (room.to_string(), identity.to_string());
         let mut inner = self.lock();
         let room_invalidated = inner.rooms.get(room).copied().unwrap_or(0);
         match inner.entries.get(&key) {
-            Some(entry) if entry.read_at >= room_invalidated => return Ok(entry.facts.clone()),
+            Some(entry) if entry.read_at >= room_invalidated => {
+                return Ok(Kept {
+                    facts: entry.facts.clone(),
+                    heartbeat_ms: entry.heartbeat_ms,
+                })
+            }
             Some(_) => {
                 inner.entries.remove(&key);
             }
@@ -141,6 +158,7 @@ impl FactsCache {
             Entry {
                 facts,
                 read_at: ticket.taken_at,
+                heartbeat_ms: None,
             },
         );
     }
@@ -154,6 +172,14 @@ impl FactsCache {
         inner.entries.remove(&key);
         if let Some(reading) = inner.reading.get_mut(&key) {
             reading.invalidated_at = now;
+        }
+    }
+
+    /// A heartbeat was written (or another instance announced one).
+    pub fn note_heartbeat(&self, room: &str, identity: &str, at_ms: i64) {
+        let key = (room.to_string(), identity.to_string());
+        if let Some(entry) = self.lock().entries.get_mut(&key) {
+            entry.heartbeat_ms = entry.heartbeat_ms.max(Some(at_ms));
         }
     }
 
@@ -198,7 +224,7 @@ mod tests {
         cache
             .get(room, who)
             .ok()
-            .map(|f| f.roster[0].identity.clone())
+            .map(|kept| kept.facts.roster[0].identity.clone())
     }
 
     #[test]
@@ -246,6 +272,20 @@ mod tests {
         let ticket = cache.get("r", "a").unwrap_err();
         cache.keep(ticket, facts("new"));
         assert_eq!(kept(&cache, "r", "a").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn heartbeats_are_noted_without_dropping_the_entry() {
+        let cache = FactsCache::new(10);
+        cache.note_heartbeat("r", "a", 5); // nothing kept yet: ignored
+        let ticket = cache.get("r", "a").unwrap_err();
+        cache.keep(ticket, facts("v1"));
+        assert_eq!(cache.get("r", "a").ok().unwrap().heartbeat_ms, None);
+        cache.note_heartbeat("r", "a", 20);
+        cache.note_heartbeat("r", "a", 10);
+        let kept = cache.get("r", "a").ok().unwrap();
+        assert_eq!(kept.heartbeat_ms, Some(20));
+        assert_eq!(kept.facts.roster[0].identity, "v1");
     }
 
     #[test]

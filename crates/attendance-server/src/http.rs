@@ -2,7 +2,6 @@
 //! status and a JSON `{"error": …}` body.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -17,7 +16,7 @@ use crate::auth::{token_from_header, Principal, TokenError};
 use crate::live;
 use crate::metrics::Metrics;
 use crate::report;
-use crate::store::NewEvent;
+use crate::store::{note_heartbeat, NewEvent};
 use crate::webhook::{self, WebhookEvent};
 use crate::{demo, sessions, ws};
 
@@ -305,16 +304,9 @@ pub fn heartbeat(app: &App, room: &str, who: &Principal) -> Result<DateTime<Utc>
     Metrics::inc(&app.metrics.heartbeats);
     if app.hub.heartbeat_worth_announcing(room, &who.identity) {
         let (app, room, identity) = (app.clone(), room.to_string(), who.identity.clone());
-        tokio::spawn(async move {
-            // With several instances, written first so that every instance
-            // computes with it; alone, reads see the buffer anyway.
-            if app.feed.is_some() {
-                if let Err(error) = app.store.flush_heartbeats().await {
-                    tracing::warn!(%error, "heartbeats not written yet: store unavailable");
-                }
-            }
-            live::changed(&app, &room, Some(&identity)).await;
-        });
+        // The announcement carries the instant, so other instances need not
+        // wait for the next flush to compute with it.
+        tokio::spawn(async move { live::heartbeat_arrived(&app, &room, &identity, at).await });
     }
     Ok(at)
 }
@@ -322,12 +314,11 @@ pub fn heartbeat(app: &App, room: &str, who: &Principal) -> Result<DateTime<Utc>
 async fn http_heartbeat(app: App, room: String, auth: Option<String>) -> ApiResult {
     let who = app.authenticate(auth.as_deref())?;
     let at = heartbeat(&app, &room, &who)?;
-    let mut facts = Arc::unwrap_or_clone(
-        app.store
-            .participant_facts_for_heartbeat(&room, &who.identity)
-            .await?,
-    );
-    facts.heartbeats.insert(who.identity.clone(), at);
+    let mut facts = app
+        .store
+        .participant_facts_kept(&room, &who.identity)
+        .await?;
+    note_heartbeat(&mut facts, &who.identity, at);
     let attendance = facts
         .session
         .as_ref()

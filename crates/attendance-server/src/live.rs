@@ -12,7 +12,7 @@ use crate::hub::Change;
 use crate::metrics::Metrics;
 use crate::notify::Changed;
 use crate::report::{self, ParticipantReport, SessionView};
-use crate::store::StoreResult;
+use crate::store::{ms_to_time, note_heartbeat, StoreResult};
 
 #[derive(Serialize)]
 struct Updated<'a> {
@@ -44,10 +44,32 @@ const PUSH_CONCURRENCY: usize = 16;
 /// Announces a change: straight to local subscribers on SQLite, through
 /// PostgreSQL NOTIFY (to every instance) when several may be running.
 pub async fn changed(app: &App, room: &str, identity: Option<&str>) {
-    let change = Changed {
-        room: room.to_string(),
-        identity: identity.map(str::to_string),
-    };
+    announce(
+        app,
+        Changed {
+            room: room.to_string(),
+            identity: identity.map(str::to_string),
+            heartbeat_at_ms: None,
+        },
+    )
+    .await
+}
+
+/// Announces a heartbeat that may change what subscribers show (a
+/// participant no longer stale).
+pub async fn heartbeat_arrived(app: &App, room: &str, identity: &str, at: DateTime<Utc>) {
+    announce(
+        app,
+        Changed {
+            room: room.to_string(),
+            identity: Some(identity.to_string()),
+            heartbeat_at_ms: Some(at.timestamp_millis()),
+        },
+    )
+    .await
+}
+
+async fn announce(app: &App, change: Changed) {
     match &app.feed {
         Some(feed) => feed.send(change),
         None => deliver_locally(app, &change).await,
@@ -77,7 +99,8 @@ pub async fn deliver_locally_many(app: &App, changes: Vec<Changed>) {
 pub async fn deliver_locally(app: &App, change: &Changed) {
     match &change.identity {
         Some(identity) => {
-            if let Err(error) = publish_participant(app, &change.room, identity).await {
+            let heartbeat = change.heartbeat_at_ms.map(ms_to_time);
+            if let Err(error) = publish_participant(app, &change.room, identity, heartbeat).await {
                 tracing::warn!(%error, room = %change.room, identity = %identity, "live update skipped");
             }
         }
@@ -86,12 +109,20 @@ pub async fn deliver_locally(app: &App, change: &Changed) {
 }
 
 /// Recomputes one participant and tells the room's subscribers.
-pub async fn publish_participant(app: &App, room: &str, identity: &str) -> StoreResult<()> {
+pub async fn publish_participant(
+    app: &App,
+    room: &str,
+    identity: &str,
+    heartbeat: Option<DateTime<Utc>>,
+) -> StoreResult<()> {
     if !app.hub.has_subscribers(room) {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let facts = app.store.participant_facts(room, identity).await?;
+    let mut facts = app.store.participant_facts_kept(room, identity).await?;
+    if let Some(at) = heartbeat {
+        note_heartbeat(&mut facts, identity, at);
+    }
     let Some(session) = &facts.session else {
         return Ok(()); // nothing to compute without a schedule
     };
@@ -132,7 +163,9 @@ pub async fn snapshot(app: &App, room: &str, who: &Principal) -> StoreResult<Str
     let facts = if who.manages(room) {
         app.store.room_facts(room).await?
     } else {
-        app.store.participant_facts(room, &who.identity).await?
+        app.store
+            .participant_facts_kept(room, &who.identity)
+            .await?
     };
     let at = now();
     let classifier = &app.settings.classifier;

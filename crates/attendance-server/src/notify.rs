@@ -32,6 +32,10 @@ pub struct Changed {
     pub room: String,
     /// `None`: something room-wide (schedule) changed.
     pub identity: Option<String>,
+    /// Set when only a heartbeat arrived, at this instant (unix ms): nothing
+    /// else changed, so what instances keep of the participant stays valid.
+    #[serde(default, rename = "h", skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +83,7 @@ pub fn encode(changes: &[Changed], all: bool) -> Vec<String> {
     };
     let mut size = 16;
     for change in changes {
-        let len = change.room.len() + change.identity.as_ref().map_or(4, String::len) + 32;
+        let len = change.room.len() + change.identity.as_ref().map_or(4, String::len) + 56;
         if len > MAX_PAYLOAD - 32 {
             // Absurdly long names: announce the room only.
             continue;
@@ -207,8 +211,15 @@ async fn deliver(app: &App, payload: Payload) {
         app.store.forget_facts(None, None);
     }
     for change in &payload.changes {
-        app.store
-            .forget_facts(Some(&change.room), change.identity.as_deref());
+        match (&change.identity, change.heartbeat_at_ms) {
+            (Some(identity), Some(at_ms)) => {
+                app.store
+                    .note_remote_heartbeat(&change.room, identity, at_ms)
+            }
+            _ => app
+                .store
+                .forget_facts(Some(&change.room), change.identity.as_deref()),
+        }
     }
     if payload.all {
         for room in app.hub.rooms() {
@@ -228,6 +239,7 @@ mod tests {
             .map(|i| Changed {
                 room: format!("room-{}", i % 37),
                 identity: (i % 5 != 0).then(|| format!("student-{i}")),
+                heartbeat_at_ms: (i % 3 == 0).then_some(1_764_000_000_000 + i),
             })
             .collect();
         let payloads = encode(&changes, false);

@@ -175,7 +175,11 @@ pub async fn process_due(app: &App) -> Result<usize, sqlx::Error> {
     // sent in the background so the next batch need not wait for them.
     let changes: Vec<Changed> = changes
         .into_iter()
-        .map(|(room, identity)| Changed { room, identity })
+        .map(|(room, identity)| Changed {
+            room,
+            identity,
+            heartbeat_at_ms: None,
+        })
         .collect();
     let app = app.clone();
     tokio::spawn(async move { live::changed_many(&app, changes).await });

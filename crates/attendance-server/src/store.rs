@@ -3,7 +3,7 @@
 //! (types differ), and the few dialect differences are named in [`Backend`].
 //! Instants are stored as unix milliseconds (BIGINT) in both.
 
-use crate::facts_cache::FactsCache;
+use crate::facts_cache::{FactsCache, Kept};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -159,6 +159,12 @@ pub struct RoomFacts {
     pub heartbeats: HashMap<String, DateTime<Utc>>,
     pub roster: Vec<RosterEntry>,
     pub overrides: HashMap<String, OverrideRow>,
+}
+
+/// Records a heartbeat in `facts`, keeping the newer of the two.
+pub fn note_heartbeat(facts: &mut RoomFacts, identity: &str, at: DateTime<Utc>) {
+    let known = facts.heartbeats.entry(identity.to_string()).or_insert(at);
+    *known = (*known).max(at);
 }
 
 pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
@@ -606,21 +612,43 @@ impl Store {
         self.facts(room, Some(identity)).await
     }
 
-    /// One identity's facts as last read, for answering its heartbeats;
-    /// heartbeats in them may be older than the one being answered.
-    pub async fn participant_facts_for_heartbeat(
+    /// One identity's facts, from what was kept since the last change to
+    /// them when possible (see [`FactsCache`]); heartbeats are as fresh as
+    /// [`Store::participant_facts`] gives them.
+    pub async fn participant_facts_kept(
         &self,
         room: &str,
         identity: &str,
-    ) -> StoreResult<Arc<RoomFacts>> {
-        match self.facts_cache.get(room, identity) {
-            Ok(facts) => Ok(facts),
+    ) -> StoreResult<RoomFacts> {
+        // Buffer first, as in `facts`: an entry leaves it only once written,
+        // and a written one has been noted in the kept entry.
+        let buffered = self.buffered_heartbeats(room, Some(identity));
+        let kept = match self.facts_cache.get(room, identity) {
+            Ok(kept) => kept,
             Err(ticket) => {
                 let facts = Arc::new(self.facts(room, Some(identity)).await?);
                 self.facts_cache.keep(ticket, facts.clone());
-                Ok(facts)
+                Kept {
+                    facts,
+                    heartbeat_ms: None,
+                }
             }
+        };
+        let mut facts = Arc::unwrap_or_clone(kept.facts);
+        let newest = buffered
+            .into_iter()
+            .map(|(_, at_ms)| at_ms)
+            .chain(kept.heartbeat_ms)
+            .max();
+        if let Some(at_ms) = newest {
+            note_heartbeat(&mut facts, identity, ms_to_time(at_ms));
         }
+        Ok(facts)
+    }
+
+    /// A heartbeat another instance received (from its announcement).
+    pub fn note_remote_heartbeat(&self, room: &str, identity: &str, at_ms: i64) {
+        self.facts_cache.note_heartbeat(room, identity, at_ms);
     }
 
     /// Changes announced by another instance (or missed ones: `None` = all).
@@ -757,6 +785,9 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        for ((room, identity), (at_ms, _)) in &batch {
+            self.facts_cache.note_heartbeat(room, identity, *at_ms);
+        }
         let mut pending = self.unflushed_heartbeats.lock().expect("heartbeat buffer");
         for (key, (at_ms, beats)) in &batch {
             if let Some(entry) = pending.get_mut(key) {
