@@ -1,6 +1,6 @@
 //! The shared state every route and background task works with.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,33 +31,45 @@ pub struct Settings {
     pub www_dir: std::path::PathBuf,
 }
 
+/// A handle on the shared state: cloned into every route and task, so a
+/// clone is one reference count.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+pub struct AppState {
     pub store: Store,
     pub keys: KeyRing,
     pub hub: Hub,
-    pub settings: Arc<Settings>,
-    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    pub metrics: Metrics,
     /// Wakes the processor when a webhook was stored.
-    pub processor_wake: Arc<Notify>,
-    /// Cross-instance change announcements (PostgreSQL); `None` on SQLite.
-    pub feed: Option<ChangeFeed>,
+    pub processor_wake: Notify,
+    /// Cross-instance change announcements (PostgreSQL); unset on SQLite.
+    pub feed: OnceLock<ChangeFeed>,
     /// Group-committing writer for verified webhooks.
     pub inbox: Inbox,
 }
 
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
 impl App {
     pub fn new(store: Store, keys: KeyRing, settings: Settings) -> Self {
-        App {
+        App(Arc::new(AppState {
             store: store.clone(),
             keys,
             hub: Hub::default(),
-            settings: Arc::new(settings),
-            metrics: Arc::new(Metrics::default()),
-            processor_wake: Arc::new(Notify::new()),
-            feed: None,
+            settings,
+            metrics: Metrics::default(),
+            processor_wake: Notify::new(),
+            feed: OnceLock::new(),
             inbox: Inbox::start(store.clone()),
-        }
+        }))
     }
 }
 

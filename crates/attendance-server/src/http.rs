@@ -323,8 +323,16 @@ async fn http_heartbeat(app: App, room: String, auth: Option<String>) -> ApiResu
         .session
         .as_ref()
         .map(|s| report::one_participant(s, &facts, &who.identity, &app.settings.classifier, at));
+    #[derive(Serialize)]
+    struct HeartbeatReply {
+        last_heartbeat_at: DateTime<Utc>,
+        attendance: Option<report::ParticipantReport>,
+    }
     Ok(json_reply(
-        &json!({ "last_heartbeat_at": at, "attendance": attendance }),
+        &HeartbeatReply {
+            last_heartbeat_at: at,
+            attendance,
+        },
         StatusCode::OK,
     ))
 }

@@ -29,7 +29,7 @@ pub use app::{App, Settings};
 /// Serves until `shutdown` resolves, then stops accepting, lets the
 /// background tasks finish their current step, and returns.
 pub async fn serve(
-    mut app: App,
+    app: App,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -38,7 +38,7 @@ pub async fn serve(
     let mut tasks = Vec::new();
     if app.store.backend() == store::Backend::Postgres {
         let (feed, rx) = notify::ChangeFeed::new();
-        app.feed = Some(feed.clone());
+        let _ = app.feed.set(feed.clone());
         tasks.push(tokio::spawn(notify::run_notifier(
             app.clone(),
             feed,

@@ -70,7 +70,7 @@ pub async fn heartbeat_arrived(app: &App, room: &str, identity: &str, at: DateTi
 }
 
 async fn announce(app: &App, change: Changed) {
-    match &app.feed {
+    match app.feed.get() {
         Some(feed) => feed.send(change),
         None => deliver_locally(app, &change).await,
     }
@@ -78,7 +78,7 @@ async fn announce(app: &App, change: Changed) {
 
 /// Changes in bulk: through the feed, or recomputed and pushed a few at a time.
 pub async fn changed_many(app: &App, changes: Vec<Changed>) {
-    match &app.feed {
+    match app.feed.get() {
         Some(feed) => changes.into_iter().for_each(|c| feed.send(c)),
         None => deliver_locally_many(app, changes).await,
     }
