@@ -37,6 +37,11 @@ pub struct Store {
     /// Participants' facts as last read, for heartbeat replies; every write
     /// below that changes facts drops what it changes.
     facts_cache: FactsCache,
+    /// SQLite takes one writer at a time, and a writer that finds the lock
+    /// taken sleeps in SQLite's busy handler (1, 2, 5 … 100 ms steps): the
+    /// inbox writer and the processor would make each other's tail latency.
+    /// They queue here instead, in order. Unused on PostgreSQL.
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// (room, identity) → (newest heartbeat in unix ms, heartbeats since the last flush).
@@ -228,7 +233,16 @@ impl Store {
             unflushed_heartbeats: Arc::default(),
             flushing: Arc::default(),
             facts_cache: FactsCache::default(),
+            sqlite_writer: Arc::default(),
         })
+    }
+
+    /// Waits for this process's turn to write (SQLite only; see `sqlite_writer`).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -263,6 +277,7 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<(SessionRow, bool)> {
         let existed = self.session(room).await?.is_some();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
@@ -305,6 +320,7 @@ impl Store {
         roster: &[RosterEntry],
         now_ms: i64,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let found = sqlx::query("UPDATE sessions SET updated_at_ms = $2 WHERE room = $1")
             .bind(room)
@@ -333,6 +349,7 @@ impl Store {
         author: &str,
         now_ms: i64,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO attendance_overrides (room, identity, status, reason, author, created_at_ms) \
@@ -373,6 +390,7 @@ impl Store {
         author: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let removed =
             sqlx::query("DELETE FROM attendance_overrides WHERE room = $1 AND identity = $2")
@@ -442,6 +460,7 @@ impl Store {
     /// Stores a batch of verified webhooks in one transaction (one fsync
     /// for all); per event, `false` when its id was already stored.
     pub async fn insert_events(&self, events: &[NewEvent], now_ms: i64) -> StoreResult<Vec<bool>> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut stored = vec![false; events.len()];
         // Always insert in id order: two instances storing the same
@@ -479,23 +498,34 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let (skip_locked, lease_ms) = match self.backend {
-            Backend::Postgres => ("FOR UPDATE SKIP LOCKED", lease_ms),
-            // One instance per database file: nobody to reserve events from,
-            // and after a crash the restarted instance resumes at once.
-            Backend::Sqlite => ("", 0),
+        let rows = match self.backend {
+            Backend::Postgres => {
+                sqlx::query(&format!(
+                    "UPDATE webhook_events SET next_attempt_at_ms = $2 WHERE id IN (\
+                     SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
+                     ORDER BY created_at_ms, received_at_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING {EVENT_COLUMNS}"
+                ))
+                .bind(now_ms)
+                .bind(now_ms + lease_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            // One instance per database file: nobody to reserve events from
+            // (and after a crash the restarted instance resumes at once), so
+            // a read, not a write with its own sync.
+            Backend::Sqlite => {
+                sqlx::query(&format!(
+                    "{EVENT_SELECT} WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
+                     ORDER BY created_at_ms, received_at_ms, id LIMIT $2"
+                ))
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
-        let rows = sqlx::query(&format!(
-            "UPDATE webhook_events SET next_attempt_at_ms = $2 WHERE id IN (\
-             SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
-             ORDER BY created_at_ms, received_at_ms, id LIMIT $3 {skip_locked}) \
-             RETURNING {EVENT_COLUMNS}"
-        ))
-        .bind(now_ms)
-        .bind(now_ms + lease_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
         let mut events = rows
             .iter()
             .map(event_from_row)
@@ -529,6 +559,7 @@ impl Store {
         error: &str,
         retry_at_ms: Option<i64>,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE webhook_events SET attempts = attempts + 1, last_error = $2, \
              status = CASE WHEN $3 < 0 THEN 'failed' ELSE 'pending' END, \
@@ -545,6 +576,7 @@ impl Store {
 
     /// Puts a dead-lettered event back in the queue; `false` if unknown.
     pub async fn replay_event(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at_ms = $2 \
              WHERE id = $1",
@@ -583,6 +615,7 @@ impl Store {
         events: &[(&str, &EventFacts)],
         now_ms: i64,
     ) -> StoreResult<Vec<bool>> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut applied = Vec::with_capacity(events.len());
         for (id, facts) in events {
@@ -769,6 +802,7 @@ impl Store {
         // A fixed row order: instances flushing at once never deadlock.
         let mut rows: Vec<_> = batch.iter().collect();
         rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         for ((room, identity), (at_ms, beats)) in rows {
             sqlx::query(
@@ -856,6 +890,7 @@ impl Store {
         reason: CloseReason,
         now_ms: i64,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE cycles SET left_at_ms = $2, close_reason = $3, updated_at_ms = $4 \
              WHERE participant_sid = $1 AND left_at_ms IS NULL",
