@@ -937,17 +937,20 @@ pub enum EventFacts {
     Ignored,
 }
 
-async fn insert_cycle(
+/// Inserts a cycle, or updates the one already there with `on_conflict`
+/// (an `ON CONFLICT … DO UPDATE SET` list; `excluded.*` is this fact).
+async fn upsert_cycle(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     fact: &CycleFact,
-    left_at_ms: Option<i64>,
     now_ms: i64,
+    on_conflict: &str,
 ) -> StoreResult<()> {
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
          joined_at_ms, left_at_ms, close_reason, updated_at_ms, attributes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11) ON CONFLICT (participant_sid) DO NOTHING",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10) \
+         ON CONFLICT (participant_sid) DO UPDATE SET {on_conflict}"
+    ))
     .bind(&fact.participant_sid)
     .bind(&fact.room)
     .bind(&fact.room_sid)
@@ -956,7 +959,6 @@ async fn insert_cycle(
     .bind(&fact.kind)
     .bind(&fact.metadata)
     .bind(fact.joined_at_ms)
-    .bind(left_at_ms)
     .bind(now_ms)
     .bind(&fact.attributes)
     .execute(&mut **tx)
@@ -1112,25 +1114,19 @@ async fn apply_in(
     }
     match change {
         EventFacts::Joined(fact) => {
-            insert_cycle(tx, fact, None, now_ms).await?;
-            sqlx::query(
-                "UPDATE cycles SET joined_at_ms = COALESCE(joined_at_ms, $2), \
-                 name = CASE WHEN $3 <> '' THEN $3 ELSE name END, \
-                 kind = CASE WHEN $4 <> '' THEN $4 ELSE kind END, \
-                 metadata = CASE WHEN $5 <> '' THEN $5 ELSE metadata END, \
-                 room_sid = CASE WHEN $6 <> '' THEN $6 ELSE room_sid END, updated_at_ms = $7, \
-                 attributes = CASE WHEN $8 <> '' THEN $8 ELSE attributes END \
-                 WHERE participant_sid = $1",
+            // What LiveKit says at join fills in what a reordered leave could not.
+            upsert_cycle(
+                tx,
+                fact,
+                now_ms,
+                "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms), \
+                 name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE cycles.name END, \
+                 kind = CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE cycles.kind END, \
+                 metadata = CASE WHEN excluded.metadata <> '' THEN excluded.metadata ELSE cycles.metadata END, \
+                 room_sid = CASE WHEN excluded.room_sid <> '' THEN excluded.room_sid ELSE cycles.room_sid END, \
+                 updated_at_ms = excluded.updated_at_ms, \
+                 attributes = CASE WHEN excluded.attributes <> '' THEN excluded.attributes ELSE cycles.attributes END",
             )
-            .bind(&fact.participant_sid)
-            .bind(fact.joined_at_ms)
-            .bind(&fact.name)
-            .bind(&fact.kind)
-            .bind(&fact.metadata)
-            .bind(&fact.room_sid)
-            .bind(now_ms)
-            .bind(&fact.attributes)
-            .execute(&mut **tx)
             .await?;
             // The room may already have finished (events reordered).
             sqlx::query(
@@ -1149,12 +1145,13 @@ async fn apply_in(
             at_ms,
             reason,
         } => {
-            insert_cycle(tx, fact, None, now_ms).await?;
-            sqlx::query("UPDATE cycles SET joined_at_ms = COALESCE(joined_at_ms, $2) WHERE participant_sid = $1")
-                .bind(&fact.participant_sid)
-                .bind(fact.joined_at_ms)
-                .execute(&mut **tx)
-                .await?;
+            upsert_cycle(
+                tx,
+                fact,
+                now_ms,
+                "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)",
+            )
+            .await?;
             // LiveKit's close wins over the sweeper's guess; of two
             // LiveKit closes, the earlier one is the truth.
             sqlx::query(&format!(
