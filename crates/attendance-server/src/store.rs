@@ -467,23 +467,50 @@ impl Store {
         // retried webhooks then lock rows in one order and never deadlock.
         let mut order: Vec<usize> = (0..events.len()).collect();
         order.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
-        for index in order {
-            let event = &events[index];
-            let result = sqlx::query(
+        // The same id twice in one batch: the first is stored, the rest are duplicates.
+        order.dedup_by(|later, first| events[*later].id == events[*first].id);
+        // Several rows per statement: one round trip to the database for
+        // many webhooks is what group commit is for.
+        for chunk in order.chunks(INSERT_ROWS_PER_STATEMENT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = 2 + i * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, $1, ${}, ${}, 'pending', 0, $1)",
+                        p,
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5
+                    )
+                })
+                .collect();
+            let sql = format!(
                 "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
-                 status, attempts, next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $5) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&event.id)
-            .bind(&event.event)
-            .bind(&event.room)
-            .bind(event.created_at_ms)
-            .bind(now_ms)
-            .bind(&event.api_key)
-            .bind(&event.body)
-            .execute(&mut *tx)
-            .await?;
-            stored[index] = result.rows_affected() == 1;
+                 status, attempts, next_attempt_at_ms) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(now_ms);
+            for &index in chunk {
+                let event = &events[index];
+                query = query
+                    .bind(&event.id)
+                    .bind(&event.event)
+                    .bind(&event.room)
+                    .bind(event.created_at_ms)
+                    .bind(&event.api_key)
+                    .bind(&event.body);
+            }
+            let inserted = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>("id"))
+                .collect::<StoreResult<std::collections::HashSet<String>>>()?;
+            for &index in chunk {
+                stored[index] = inserted.contains(&events[index].id);
+            }
         }
         tx.commit().await?;
         Ok(stored)
@@ -617,9 +644,15 @@ impl Store {
     ) -> StoreResult<Vec<bool>> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        let mut pending = mark_processed(&mut tx, events.iter().map(|(id, _)| *id), now_ms).await?;
         let mut applied = Vec::with_capacity(events.len());
         for (id, facts) in events {
-            applied.push(apply_in(&mut tx, id, facts, now_ms).await?);
+            // Marked by another instance, or processed already: not again.
+            let ours = pending.remove(*id);
+            if ours {
+                apply_in(&mut tx, facts, now_ms).await?;
+            }
+            applied.push(ours);
         }
         tx.commit().await?;
         for (_, facts) in events {
@@ -975,6 +1008,12 @@ const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
      attributes, joined_at_ms, left_at_ms, close_reason FROM cycles";
 
+/// Ids per statement when marking a batch processed.
+const MARK_IDS_PER_STATEMENT: usize = 256;
+
+/// Rows per multi-row webhook insert (7 parameters each).
+const INSERT_ROWS_PER_STATEMENT: usize = 64;
+
 const EVENT_COLUMNS: &str =
     "id, event, room, created_at_ms, body, status, attempts, received_at_ms, last_error";
 
@@ -1092,26 +1131,42 @@ async fn audit(
     Ok(())
 }
 
-/// One event inside a batch transaction. Marking it processed first takes
-/// the row lock: a racing instance waits there, then finds the event no
-/// longer pending and backs off.
+/// Marks the batch's still-pending events processed, in one statement, and
+/// returns their ids. This takes the rows' locks first: a racing instance
+/// waits there, then finds them no longer pending and backs off.
+async fn mark_processed<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ids: impl Iterator<Item = &'a str>,
+    now_ms: i64,
+) -> StoreResult<std::collections::HashSet<String>> {
+    let mut ids: Vec<&str> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut marked = std::collections::HashSet::new();
+    for chunk in ids.chunks(MARK_IDS_PER_STATEMENT) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
+             processed_at_ms = $1, last_error = NULL WHERE status = 'pending' AND id IN ({}) RETURNING id",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            marked.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    Ok(marked)
+}
+
+/// Applies one event's facts inside the batch transaction.
 async fn apply_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
     change: &EventFacts,
     now_ms: i64,
-) -> StoreResult<bool> {
-    let marked = sqlx::query(
-        "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
-         processed_at_ms = $2, last_error = NULL WHERE id = $1 AND status = 'pending'",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    if marked.rows_affected() == 0 {
-        return Ok(false);
-    }
+) -> StoreResult<()> {
     match change {
         EventFacts::Joined(fact) => {
             // What LiveKit says at join fills in what a reordered leave could not.
@@ -1194,5 +1249,5 @@ async fn apply_in(
         }
         EventFacts::Ignored => {}
     }
-    Ok(true)
+    Ok(())
 }
