@@ -44,17 +44,22 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("idle needs --server-pid to read the server's memory"))?;
     let signer = Signer::new(&args.conn.key, &args.conn.secret);
     let fd = common::raise_fd_limit(args.connections as u64 + 1024);
+    // Keep descriptors for reading /proc afterwards: a run that used them
+    // all could not measure anything.
+    let connections = args
+        .connections
+        .min((fd as usize).saturating_sub(64).max(1));
     let prefix = run_prefix();
     let per_room = args.per_room.max(1);
     let before = common::rss_kib(pid)?;
     let fds_before = open_fds(pid);
     eprintln!(
-        "idle: {} connections, server pid {pid} RSS {before} KiB, fd limit {fd}",
+        "idle: {connections} connections (of {} asked), server pid {pid} RSS {before} KiB, fd limit {fd}",
         args.connections
     );
     let ips = common::source_ips(args.source_ips);
     let started = Instant::now();
-    let results: Vec<anyhow::Result<common::Ws>> = futures_util::stream::iter(0..args.connections)
+    let results: Vec<anyhow::Result<common::Ws>> = futures_util::stream::iter(0..connections)
         .map(|i| {
             let room = format!("idle-{prefix}-{}", i / per_room);
             let token = signer.access_token(&format!("student-{i}"), &room, Role::Student);
@@ -77,9 +82,12 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         .await;
     let connect_secs = started.elapsed().as_secs_f64();
     let mut errors = Statuses::default();
-    let sockets: Vec<common::Ws> = results
+    // Idle, like a browser tab: nothing sent, but pings answered (reading is
+    // what makes tungstenite reply), or the server drops the socket as dead.
+    let sockets: Vec<tokio::task::JoinHandle<()>> = results
         .into_iter()
         .filter_map(|r| r.map_err(|e| errors.add(e.to_string())).ok())
+        .map(|mut ws| tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} }))
         .collect();
     let n = sockets.len();
     eprintln!(
@@ -90,9 +98,15 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
     let after = common::rss_kib(pid)?;
     let fds_after = open_fds(pid);
     let own = common::rss_kib(std::process::id()).ok();
-    drop(sockets);
-    let per = if n > 0 {
-        (after as f64 - before as f64) / n as f64
+    let still_open = sockets.iter().filter(|task| !task.is_finished()).count();
+    sockets.iter().for_each(|task| task.abort());
+    // Divide by the connections the server really holds at the end.
+    let held = match (fds_before, fds_after) {
+        (Some(b), Some(a)) => still_open.min(a.saturating_sub(b)),
+        _ => still_open,
+    };
+    let per = if held > 0 {
+        (after as f64 - before as f64) / held as f64
     } else {
         0.0
     };
@@ -100,7 +114,9 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         "scenario": "idle",
         "url": target.base,
         "connections": args.connections,
+        "attempted": connections,
         "connected": n,
+        "held_at_end": held,
         "connect_seconds": (connect_secs * 100.0).round() / 100.0,
         "server_rss_before_kib": before,
         "server_rss_after_kib": after,
@@ -110,7 +126,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         "loadgen_rss_kib": own,
         "errors": errors.to_json(),
     });
-    eprintln!("idle: server RSS {before} -> {after} KiB = {per:.2} KiB per connection");
+    eprintln!("idle: server RSS {before} -> {after} KiB over {held} held connections = {per:.2} KiB per connection");
     common::print_result(&result);
     common::require(n > 0, "no connection opened")
 }
