@@ -6,7 +6,7 @@
 #
 # TARGET:   sqlite | postgres | ref-fsync | ref-none
 #           (ref-* = bench/reference-node, the Node.js REFERENCE, not the product)
-# SCENARIO: ingest hb-http hb-ws fan-500 fan-10k idle   (default: all)
+# SCENARIO: ingest ingest-256 hb-http hb-ws fan-500 fan-10k idle   (default: all)
 #
 # Needs a release build first:
 #   CARGO_TARGET_DIR=target/bench cargo build --release -p attendance-server -p attendance-loadgen
@@ -88,6 +88,8 @@ for scenario in "${SCENARIOS[@]}"; do
   echo "== $TARGET $scenario ($URL, pid $SERVER_PID)" >&2
   case "$scenario" in
     ingest) loadgen ingest --rooms 200 --students 25 --concurrency 64 --duration 10s ;;
+    # The same with 256 webhooks in flight (a burst from many LiveKit nodes).
+    ingest-256) loadgen ingest --rooms 200 --students 25 --concurrency 256 --duration 10s ;;
     hb-http) loadgen heartbeats --students 1000 --mode http --concurrency 64 --duration 10s ;;
     # Paced under the server's per-socket message cap: 8,000 × 2.5/s = 20,000 msgs/s offered.
     hb-ws) loadgen heartbeats --students 8000 --mode ws --interval 400ms --source-ips 2 --duration 10s ;;
