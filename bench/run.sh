@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 TARGET=${1:?usage: bench/run.sh sqlite|postgres|ref-fsync|ref-none [scenario ...]}
 shift
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(ingest hb-http hb-ws fan-500 fan-10k idle)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(ingest ingest-256 hb-http hb-ws fan-500 fan-10k idle)
 
 BIN=${CARGO_TARGET_DIR:-$PWD/target/bench}/release
 # The server binary to measure (default: the one built beside the load generator).
