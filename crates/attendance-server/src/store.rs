@@ -859,19 +859,25 @@ impl Store {
         rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        for ((room, identity), (at_ms, beats)) in rows {
-            sqlx::query(
-                "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES ($1, $2, $3, $4) \
+        for chunk in rows.chunks(APPLY_ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = 1 + i * 4;
+                    format!("(${}, ${}, ${}, ${})", p, p + 1, p + 2, p + 3)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES {} \
                  ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + excluded.beats, \
                  last_heartbeat_at_ms = CASE WHEN excluded.last_heartbeat_at_ms > heartbeats.last_heartbeat_at_ms \
                  THEN excluded.last_heartbeat_at_ms ELSE heartbeats.last_heartbeat_at_ms END",
-            )
-            .bind(room)
-            .bind(identity)
-            .bind(*at_ms)
-            .bind(*beats)
-            .execute(&mut *tx)
-            .await?;
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for ((room, identity), (at_ms, beats)) in chunk {
+                query = query.bind(room).bind(identity).bind(*at_ms).bind(*beats);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         for ((room, identity), (at_ms, _)) in &batch {
@@ -1458,5 +1464,46 @@ mod tests {
         let d = cycle(&facts, "PA_d");
         assert_eq!(minute(d.left_at), Some(45));
         assert_eq!(cycle(&facts, "PA_a").close_reason.as_deref(), Some("left"));
+    }
+
+    #[tokio::test]
+    async fn heartbeat_flushes_add_up_and_keep_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        for at in [T + 3, T + 1, T + 2] {
+            store.record_heartbeat("r", "a", at);
+        }
+        store.record_heartbeat("r", "b", T);
+        // More rows than one statement takes.
+        for i in 0..250 {
+            store.record_heartbeat("big", &format!("s{i}"), T + i);
+        }
+        assert_eq!(store.flush_heartbeats().await.unwrap(), 252);
+        store.record_heartbeat("r", "a", T + 1); // older than what is stored
+        store.record_heartbeat("r", "a", T);
+        assert_eq!(store.flush_heartbeats().await.unwrap(), 1);
+        assert_eq!(store.flush_heartbeats().await.unwrap(), 0);
+        let rows = sqlx::query("SELECT identity, last_heartbeat_at_ms, beats FROM heartbeats WHERE room = 'r' ORDER BY identity")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        let read: Vec<(String, i64, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get("identity"),
+                    r.get("last_heartbeat_at_ms"),
+                    r.get("beats"),
+                )
+            })
+            .collect();
+        assert_eq!(read, vec![("a".into(), T + 3, 5), ("b".into(), T, 1)]);
+        let big: i64 = sqlx::query("SELECT COUNT(*) AS n FROM heartbeats WHERE room = 'big'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .get("n");
+        assert_eq!(big, 250);
     }
 }
