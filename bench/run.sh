@@ -6,7 +6,7 @@
 #
 # TARGET:   sqlite | postgres | ref-fsync | ref-none
 #           (ref-* = bench/reference-node, the Node.js REFERENCE, not the product)
-# SCENARIO: ingest ingest-256 hb-http hb-ws fan-500 fan-10k idle   (default: all)
+# SCENARIO: ingest ingest-256 hb-http hb-ws hb-ws-30s fan-500 fan-10k idle   (default: all)
 #
 # Needs a release build first:
 #   CARGO_TARGET_DIR=target/bench cargo build --release -p attendance-server -p attendance-loadgen
@@ -93,6 +93,8 @@ for scenario in "${SCENARIOS[@]}"; do
     hb-http) loadgen heartbeats --students 1000 --mode http --concurrency 64 --duration 10s ;;
     # Paced under the server's per-socket message cap: 8,000 × 2.5/s = 20,000 msgs/s offered.
     hb-ws) loadgen heartbeats --students 8000 --mode ws --interval 400ms --source-ips 2 --duration 10s ;;
+    # The same for 30 s: the sustained rate, past the first seconds' connect storm.
+    hb-ws-30s) loadgen heartbeats --students 8000 --mode ws --interval 400ms --source-ips 2 --duration 30s ;;
     fan-500) loadgen fanout --rooms 1 --per-room 500 ;;
     fan-10k) loadgen fanout --rooms 100 --per-room 100 --source-ips 2 ;;
     idle) loadgen idle --connections 20000 --source-ips 2 --hold 3s ;;
