@@ -492,24 +492,11 @@ impl Store {
         // Several rows per statement: one round trip to the database for
         // many webhooks is what group commit is for.
         for chunk in order.chunks(INSERT_ROWS_PER_STATEMENT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = 2 + i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, $1, ${}, ${}, 'pending', 0, $1)",
-                        p,
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5
-                    )
-                })
-                .collect();
+            // $1 is the time of receipt, shared by all rows.
+            let rows = numbered_rows("(?, ?, ?, ?, $1, ?, ?, 'pending', 0, $1)", chunk.len(), 2);
             let sql = format!(
                 "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
-                 status, attempts, next_attempt_at_ms) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-                rows.join(", ")
+                 status, attempts, next_attempt_at_ms) VALUES {rows} ON CONFLICT (id) DO NOTHING RETURNING id"
             );
             let mut query = sqlx::query(&sql).bind(now_ms);
             for &index in chunk {
@@ -860,18 +847,12 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(APPLY_ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = 1 + i * 4;
-                    format!("(${}, ${}, ${}, ${})", p, p + 1, p + 2, p + 3)
-                })
-                .collect();
+            let rows = numbered_rows("(?, ?, ?, ?)", chunk.len(), 1);
             let sql = format!(
-                "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES {} \
+                "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES {rows} \
                  ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + excluded.beats, \
                  last_heartbeat_at_ms = CASE WHEN excluded.last_heartbeat_at_ms > heartbeats.last_heartbeat_at_ms \
-                 THEN excluded.last_heartbeat_at_ms ELSE heartbeats.last_heartbeat_at_ms END",
-                values.join(", ")
+                 THEN excluded.last_heartbeat_at_ms ELSE heartbeats.last_heartbeat_at_ms END"
             );
             let mut query = sqlx::query(&sql);
             for ((room, identity), (at_ms, beats)) in chunk {
@@ -1006,6 +987,29 @@ const SESSION_SELECT: &str =
 const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
      attributes, joined_at_ms, left_at_ms, close_reason FROM cycles";
+
+/// `rows` copies of `row`, comma-separated, each `?` numbered as a
+/// parameter (`$first`, `$first + 1`, … across all rows), for multi-row
+/// statements: `numbered_rows("(?, ?)", 2, 2)` is `($2, $3), ($4, $5)`.
+fn numbered_rows(row: &str, rows: usize, first: usize) -> String {
+    let mut next = first;
+    let mut out = String::with_capacity(rows * (row.len() + 8));
+    for i in 0..rows {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        for c in row.chars() {
+            if c == '?' {
+                out.push('$');
+                out.push_str(&next.to_string());
+                next += 1;
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
 
 /// Ids per statement when marking a batch processed.
 const MARK_IDS_PER_STATEMENT: usize = 256;
@@ -1143,11 +1147,10 @@ async fn mark_processed<'a>(
     ids.dedup();
     let mut marked = std::collections::HashSet::new();
     for chunk in ids.chunks(MARK_IDS_PER_STATEMENT) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let ids = numbered_rows("?", chunk.len(), 2);
         let sql = format!(
             "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
-             processed_at_ms = $1, last_error = NULL WHERE status = 'pending' AND id IN ({}) RETURNING id",
-            list.join(", ")
+             processed_at_ms = $1, last_error = NULL WHERE status = 'pending' AND id IN ({ids}) RETURNING id"
         );
         let mut query = sqlx::query(&sql).bind(now_ms);
         for id in chunk {
@@ -1258,18 +1261,15 @@ async fn apply_batch(
     }
     let closes: Vec<_> = closes.into_iter().collect();
     for chunk in closes.chunks(APPLY_ROWS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${})", 2 + i * 3, 3 + i * 3, 4 + i * 3))
-            .collect();
+        let values = numbered_rows("(?, ?, ?)", chunk.len(), 2);
         // LiveKit's close wins over the sweeper's guess; of two LiveKit
         // closes, the earlier one is the truth.
         let sql = format!(
-            "WITH closing (sid, close_at_ms, reason) AS (VALUES {}) \
+            "WITH closing (sid, close_at_ms, reason) AS (VALUES {values}) \
              UPDATE cycles SET left_at_ms = closing.close_at_ms, close_reason = closing.reason, \
              updated_at_ms = $1 FROM closing WHERE cycles.participant_sid = closing.sid \
              AND (cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
-             OR cycles.left_at_ms > closing.close_at_ms)",
-            values.join(", ")
+             OR cycles.left_at_ms > closing.close_at_ms)"
         );
         let mut query = sqlx::query(&sql).bind(now_ms);
         for (sid, (_, at_ms, reason)) in chunk {
@@ -1280,13 +1280,12 @@ async fn apply_batch(
     // A join into a room that had already finished (events reordered).
     let joined: Vec<&str> = joins.keys().copied().collect();
     for chunk in joined.chunks(APPLY_ROWS_PER_STATEMENT) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sids = numbered_rows("?", chunk.len(), 2);
         let sql = format!(
             "UPDATE cycles SET left_at_ms = (SELECT finished_at_ms FROM finished_rooms f \
              WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = $1 \
-             WHERE participant_sid IN ({}) AND left_at_ms IS NULL AND room_sid <> '' \
-             AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)",
-            list.join(", ")
+             WHERE participant_sid IN ({sids}) AND left_at_ms IS NULL AND room_sid <> '' \
+             AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)"
         );
         let mut query = sqlx::query(&sql).bind(now_ms);
         for sid in chunk {
@@ -1307,28 +1306,16 @@ async fn upsert_cycles(
     on_conflict: &str,
 ) -> StoreResult<()> {
     for chunk in facts.chunks(APPLY_ROWS_PER_STATEMENT) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = 2 + i * 9;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, NULL, NULL, $1, ${})",
-                    p,
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7,
-                    p + 8
-                )
-            })
-            .collect();
+        // $1 is the write time, shared by all rows.
+        let rows = numbered_rows(
+            "(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, $1, ?)",
+            chunk.len(),
+            2,
+        );
         let sql = format!(
             "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
-             joined_at_ms, left_at_ms, close_reason, updated_at_ms, attributes) VALUES {} \
-             ON CONFLICT (participant_sid) DO UPDATE SET {on_conflict}",
-            rows.join(", ")
+             joined_at_ms, left_at_ms, close_reason, updated_at_ms, attributes) VALUES {rows} \
+             ON CONFLICT (participant_sid) DO UPDATE SET {on_conflict}"
         );
         let mut query = sqlx::query(&sql).bind(now_ms);
         for fact in chunk {
@@ -1464,6 +1451,17 @@ mod tests {
         let d = cycle(&facts, "PA_d");
         assert_eq!(minute(d.left_at), Some(45));
         assert_eq!(cycle(&facts, "PA_a").close_reason.as_deref(), Some("left"));
+    }
+
+    #[test]
+    fn numbered_rows_number_every_placeholder_across_rows() {
+        assert_eq!(numbered_rows("(?, ?)", 2, 2), "($2, $3), ($4, $5)");
+        assert_eq!(
+            numbered_rows("(?, $1, ?)", 2, 2),
+            "($2, $1, $3), ($4, $1, $5)"
+        );
+        assert_eq!(numbered_rows("?", 3, 1), "$1, $2, $3");
+        assert_eq!(numbered_rows("?", 0, 1), "");
     }
 
     #[tokio::test]
