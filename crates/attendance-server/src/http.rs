@@ -16,7 +16,7 @@ use crate::auth::{token_from_header, Principal, TokenError};
 use crate::live;
 use crate::metrics::Metrics;
 use crate::report;
-use crate::store::{note_heartbeat, NewEvent};
+use crate::store::NewEvent;
 use crate::webhook::{self, WebhookEvent};
 use crate::{demo, sessions, ws};
 
@@ -318,7 +318,7 @@ async fn http_heartbeat(app: App, room: String, auth: Option<String>) -> ApiResu
         .store
         .participant_facts_kept(&room, &who.identity)
         .await?;
-    note_heartbeat(&mut facts, &who.identity, at);
+    facts.note_heartbeat(&who.identity, at);
     let attendance = facts
         .session
         .as_ref()

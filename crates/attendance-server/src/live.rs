@@ -12,7 +12,7 @@ use crate::hub::Change;
 use crate::metrics::Metrics;
 use crate::notify::Changed;
 use crate::report::{self, ParticipantReport, SessionView};
-use crate::store::{ms_to_time, note_heartbeat, StoreResult};
+use crate::store::{ms_to_time, StoreResult};
 
 #[derive(Serialize)]
 struct Updated<'a> {
@@ -121,7 +121,7 @@ pub async fn publish_participant(
     let started = std::time::Instant::now();
     let mut facts = app.store.participant_facts_kept(room, identity).await?;
     if let Some(at) = heartbeat {
-        note_heartbeat(&mut facts, identity, at);
+        facts.note_heartbeat(identity, at);
     }
     let Some(session) = &facts.session else {
         return Ok(()); // nothing to compute without a schedule

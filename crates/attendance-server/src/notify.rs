@@ -207,18 +207,15 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
 
 async fn deliver(app: &App, payload: Payload) {
     // Another instance may have written what this one keeps for heartbeats.
+    let kept = app.store.facts_cache();
     if payload.all {
-        app.store.forget_facts(None, None);
+        kept.clear();
     }
     for change in &payload.changes {
         match (&change.identity, change.heartbeat_at_ms) {
-            (Some(identity), Some(at_ms)) => {
-                app.store
-                    .note_remote_heartbeat(&change.room, identity, at_ms)
-            }
-            _ => app
-                .store
-                .forget_facts(Some(&change.room), change.identity.as_deref()),
+            (Some(identity), Some(at_ms)) => kept.note_heartbeat(&change.room, identity, at_ms),
+            (Some(identity), None) => kept.invalidate(&change.room, identity),
+            (None, _) => kept.invalidate_room(&change.room),
         }
     }
     if payload.all {

@@ -3,7 +3,7 @@
 //! (types differ), and the few dialect differences are named in [`Backend`].
 //! Instants are stored as unix milliseconds (BIGINT) in both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -186,10 +186,12 @@ pub struct RoomFacts {
     pub overrides: HashMap<String, OverrideRow>,
 }
 
-/// Records a heartbeat in `facts`, keeping the newer of the two.
-pub fn note_heartbeat(facts: &mut RoomFacts, identity: &str, at: DateTime<Utc>) {
-    let known = facts.heartbeats.entry(identity.to_string()).or_insert(at);
-    *known = (*known).max(at);
+impl RoomFacts {
+    /// Records a heartbeat of `identity`, keeping the newer of two.
+    pub fn note_heartbeat(&mut self, identity: &str, at: DateTime<Utc>) {
+        let known = self.heartbeats.entry(identity.to_string()).or_insert(at);
+        *known = (*known).max(at);
+    }
 }
 
 pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
@@ -514,7 +516,7 @@ impl Store {
                 .await?
                 .iter()
                 .map(|row| row.try_get::<String, _>("id"))
-                .collect::<StoreResult<std::collections::HashSet<String>>>()?;
+                .collect::<StoreResult<HashSet<String>>>()?;
             for &index in chunk {
                 stored[index] = inserted.contains(&events[index].id);
             }
@@ -716,23 +718,15 @@ impl Store {
             .chain(kept.heartbeat_ms)
             .max();
         if let Some(at_ms) = newest {
-            note_heartbeat(&mut facts, identity, ms_to_time(at_ms));
+            facts.note_heartbeat(identity, ms_to_time(at_ms));
         }
         Ok(facts)
     }
 
-    /// A heartbeat another instance received (from its announcement).
-    pub fn note_remote_heartbeat(&self, room: &str, identity: &str, at_ms: i64) {
-        self.facts_cache.note_heartbeat(room, identity, at_ms);
-    }
-
-    /// Changes announced by another instance (or missed ones: `None` = all).
-    pub fn forget_facts(&self, room: Option<&str>, identity: Option<&str>) {
-        match (room, identity) {
-            (Some(room), Some(identity)) => self.facts_cache.invalidate(room, identity),
-            (Some(room), None) => self.facts_cache.invalidate_room(room),
-            (None, _) => self.facts_cache.clear(),
-        }
+    /// What is kept for heartbeat replies; another instance's announcements
+    /// update it (this instance's own writes already do).
+    pub fn facts_cache(&self) -> &FactsCache {
+        &self.facts_cache
     }
 
     /// A room's facts, for everyone or for one identity (`$2 = ''` = all).
@@ -761,12 +755,6 @@ impl Store {
         .iter()
         .map(|r| Ok((r.try_get("identity")?, ms_to_time(r.try_get("last_heartbeat_at_ms")?))))
         .collect::<StoreResult<HashMap<_, _>>>()?;
-        let mut heartbeats = heartbeats;
-        for (who, at_ms) in buffered {
-            let at = ms_to_time(at_ms);
-            let known = heartbeats.entry(who).or_insert(at);
-            *known = (*known).max(at);
-        }
         let roster = sqlx::query(
             "SELECT identity, name, role FROM roster WHERE room = $1 AND ($2 = '' OR identity = $2) ORDER BY identity",
         )
@@ -797,13 +785,17 @@ impl Store {
             Ok((o.identity.clone(), o))
         })
         .collect::<StoreResult<HashMap<_, _>>>()?;
-        Ok(RoomFacts {
+        let mut facts = RoomFacts {
             session,
             cycles,
             heartbeats,
             roster,
             overrides,
-        })
+        };
+        for (who, at_ms) in buffered {
+            facts.note_heartbeat(&who, ms_to_time(at_ms));
+        }
+        Ok(facts)
     }
 
     /// Rooms in which `identity` has cycles, an override or a roster place.
@@ -1145,7 +1137,7 @@ async fn mark_processed<'a>(
     let mut ids: Vec<&str> = ids.collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut marked = std::collections::HashSet::new();
+    let mut marked = HashSet::new();
     for chunk in ids.chunks(MARK_IDS_PER_STATEMENT) {
         let ids = numbered_rows("?", chunk.len(), 2);
         let sql = format!(
@@ -1395,6 +1387,13 @@ mod tests {
             .unwrap_or_else(|| panic!("no cycle {sid}"))
     }
 
+    /// A store on a fresh SQLite file, removed with the returned directory.
+    async fn temp_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        (Store::connect(&url, 2).await.unwrap(), dir)
+    }
+
     fn minute(at: Option<DateTime<Utc>>) -> Option<i64> {
         at.map(|t| (t.timestamp_millis() - T) / MINUTE)
     }
@@ -1403,9 +1402,7 @@ mod tests {
     /// what the rules say for the facts, whatever the order.
     #[tokio::test]
     async fn one_batch_in_any_order_gives_the_facts_result() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::connect(&url, 2).await.unwrap();
+        let (store, _dir) = temp_store().await;
         let batch = vec![
             closed("PA_a", "ada", 0, 30),
             EventFacts::Joined(fact("PA_a", "ada", Some(0), "Ada")),
@@ -1466,9 +1463,7 @@ mod tests {
 
     #[tokio::test]
     async fn heartbeat_flushes_add_up_and_keep_the_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::connect(&url, 2).await.unwrap();
+        let (store, _dir) = temp_store().await;
         for at in [T + 3, T + 1, T + 2] {
             store.record_heartbeat("r", "a", at);
         }

@@ -412,31 +412,18 @@ async fn heartbeat_replies_follow_every_change(db: Db) {
 
     let joined = start.timestamp() + 60;
     let left = joined + 300;
-    let participant = Some(("PA_hb", "s", joined));
-    server
-        .post_webhook(&event(
-            "participant_joined",
-            "EV_hb_j",
-            joined,
-            "r",
-            participant,
-        ))
-        .await;
-    server.settle().await;
+    let server = &server;
+    let webhook = |kind, id, at| async move {
+        let body = event(kind, id, at, "r", Some(("PA_hb", "s", joined)));
+        server.post_webhook(&body).await;
+        server.settle().await;
+    };
+    webhook("participant_joined", "EV_hb_j", joined).await;
     let now = beat().await;
     assert_eq!(now["join_count"], 1, "{now}");
     assert_eq!(now["in_meeting"], true, "{now}");
 
-    server
-        .post_webhook(&event(
-            "participant_left",
-            "EV_hb_l",
-            left,
-            "r",
-            participant,
-        ))
-        .await;
-    server.settle().await;
+    webhook("participant_left", "EV_hb_l", left).await;
     let now = beat().await;
     assert_eq!(now["in_meeting"], false, "{now}");
     assert_eq!(now["attended_seconds"], 300, "{now}");

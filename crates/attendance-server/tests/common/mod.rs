@@ -199,13 +199,28 @@ impl TestServer {
     }
 
     pub async fn schedule(&self, room: &str, body: Value) -> reqwest::Response {
-        self.client
-            .put(self.url(&format!("/api/sessions/{room}")))
-            .bearer_auth(access_token("teacher", room, Grant::Teacher))
-            .json(&body)
-            .send()
+        let teacher = access_token("teacher", room, Grant::Teacher);
+        self.put_json(&format!("/api/sessions/{room}"), teacher, &body)
             .await
-            .unwrap()
+    }
+
+    /// One authenticated request; the helpers below name the method.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: impl std::fmt::Display,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        request.send().await.unwrap()
     }
 
     pub async fn put_json(
@@ -214,40 +229,21 @@ impl TestServer {
         token: impl std::fmt::Display,
         body: &Value,
     ) -> reqwest::Response {
-        self.client
-            .put(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
+        self.request(reqwest::Method::PUT, path, token, Some(body))
             .await
-            .unwrap()
     }
 
     pub async fn delete(&self, path: &str, token: impl std::fmt::Display) -> reqwest::Response {
-        self.client
-            .delete(self.url(path))
-            .bearer_auth(token)
-            .send()
+        self.request(reqwest::Method::DELETE, path, token, None)
             .await
-            .unwrap()
     }
 
     pub async fn post(&self, path: &str, token: impl std::fmt::Display) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.request(reqwest::Method::POST, path, token, None).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.request(reqwest::Method::GET, path, token, None).await
     }
 
     pub async fn report(&self, room: &str) -> Value {
