@@ -44,7 +44,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Wakes the processor when a webhook was stored.
     pub processor_wake: Notify,
-    /// Cross-instance change announcements (PostgreSQL); unset on SQLite.
+    /// The queue of change announcements (see `live::changed`); set when
+    /// the server starts.
     pub feed: OnceLock<ChangeFeed>,
     /// Group-committing writer for verified webhooks.
     pub inbox: Inbox,

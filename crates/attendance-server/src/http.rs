@@ -303,10 +303,9 @@ pub fn heartbeat(app: &App, room: &str, who: &Principal) -> Result<DateTime<Utc>
         .record_heartbeat(room, &who.identity, at.timestamp_millis());
     Metrics::inc(&app.metrics.heartbeats);
     if app.hub.heartbeat_worth_announcing(room, &who.identity) {
-        let (app, room, identity) = (app.clone(), room.to_string(), who.identity.clone());
         // The announcement carries the instant, so other instances need not
         // wait for the next flush to compute with it.
-        tokio::spawn(async move { live::heartbeat_arrived(&app, &room, &identity, at).await });
+        live::heartbeat_arrived(app, room, &who.identity, at);
     }
     Ok(at)
 }

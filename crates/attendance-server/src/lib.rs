@@ -36,20 +36,31 @@ pub async fn serve(
     let addr: SocketAddr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    if app.store.backend() == store::Backend::Postgres {
-        let (feed, rx) = notify::ChangeFeed::new();
-        let _ = app.feed.set(feed.clone());
-        tasks.push(tokio::spawn(notify::run_notifier(
+    // Every change announcement goes through one queue: out to all
+    // instances by NOTIFY on PostgreSQL, straight to local subscribers on
+    // SQLite.
+    let (feed, rx) = notify::ChangeFeed::new();
+    let _ = app.feed.set(feed.clone());
+    match app.store.backend() {
+        store::Backend::Postgres => {
+            tasks.push(tokio::spawn(notify::run_notifier(
+                app.clone(),
+                feed,
+                rx,
+                stop_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(notify::run_listener(
+                app.clone(),
+                app.store.url().to_string(),
+                stop_rx.clone(),
+            )));
+        }
+        store::Backend::Sqlite => tasks.push(tokio::spawn(live::run_local_delivery(
             app.clone(),
             feed,
             rx,
             stop_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(notify::run_listener(
-            app.clone(),
-            app.store.url().to_string(),
-            stop_rx.clone(),
-        )));
+        ))),
     }
     let processor = tokio::spawn(processor::run(app.clone(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop_rx.clone()));

@@ -1,16 +1,19 @@
 //! The live messages (`attendance.snapshot`, `attendance.updated`) and the
 //! publishing of changes to the hub.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::sync::{mpsc, watch};
 
 use crate::app::{now, App};
 use crate::auth::Principal;
 use crate::hub::Change;
 use crate::metrics::Metrics;
-use crate::notify::Changed;
+use crate::notify::{self, ChangeFeed, Changed};
 use crate::report::{self, ParticipantReport, SessionView};
 use crate::store::{ms_to_time, StoreResult};
 
@@ -41,9 +44,11 @@ struct Snapshot<'a> {
 /// Participants recomputed at once when a batch touches many.
 const PUSH_CONCURRENCY: usize = 16;
 
-/// Announces a change: straight to local subscribers on SQLite, through
-/// PostgreSQL NOTIFY (to every instance) when several may be running.
-pub async fn changed(app: &App, room: &str, identity: Option<&str>) {
+/// Announces a change. Every announcement goes through one queue
+/// ([`App::feed`]): to every instance by PostgreSQL NOTIFY, or straight to
+/// this instance's subscribers ([`run_local_delivery`]). One queue read by
+/// one task keeps pushes in the order of the writes they report.
+pub fn changed(app: &App, room: &str, identity: Option<&str>) {
     announce(
         app,
         Changed {
@@ -52,12 +57,11 @@ pub async fn changed(app: &App, room: &str, identity: Option<&str>) {
             heartbeat_at_ms: None,
         },
     )
-    .await
 }
 
 /// Announces a heartbeat that may change what subscribers show (a
 /// participant no longer stale).
-pub async fn heartbeat_arrived(app: &App, room: &str, identity: &str, at: DateTime<Utc>) {
+pub fn heartbeat_arrived(app: &App, room: &str, identity: &str, at: DateTime<Utc>) {
     announce(
         app,
         Changed {
@@ -66,37 +70,81 @@ pub async fn heartbeat_arrived(app: &App, room: &str, identity: &str, at: DateTi
             heartbeat_at_ms: Some(at.timestamp_millis()),
         },
     )
-    .await
 }
 
-async fn announce(app: &App, change: Changed) {
-    match app.feed.get() {
-        Some(feed) => feed.send(change),
-        None => deliver_locally(app, &change).await,
+/// Changes in bulk (one processed batch).
+pub fn changed_many(app: &App, changes: Vec<Changed>) {
+    changes.into_iter().for_each(|c| announce(app, c));
+}
+
+fn announce(app: &App, change: Changed) {
+    // Unset only before the server runs, when nobody can be subscribed.
+    if let Some(feed) = app.feed.get() {
+        feed.send(change);
     }
 }
 
-/// Changes in bulk: through the feed, or recomputed and pushed a few at a time.
-pub async fn changed_many(app: &App, changes: Vec<Changed>) {
-    match app.feed.get() {
-        Some(feed) => changes.into_iter().for_each(|c| feed.send(c)),
-        None => deliver_locally_many(app, changes).await,
+/// Delivers announced changes to this instance's subscribers, batch after
+/// batch, until shutdown (SQLite: no other instance to tell).
+pub async fn run_local_delivery(
+    app: App,
+    feed: ChangeFeed,
+    mut rx: mpsc::Receiver<Changed>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while let Some((changes, all)) =
+        notify::next_batch(&feed, &mut rx, Duration::ZERO, &mut shutdown).await
+    {
+        deliver_batch(&app, changes, all).await;
     }
 }
 
-/// Several changes to this instance's subscribers, computed concurrently
-/// (each reads the store) so a class of 500 is not pushed one by one.
-pub async fn deliver_locally_many(app: &App, changes: Vec<Changed>) {
+/// One batch of changes to this instance's subscribers; `all`: changes were
+/// lost on the way, so every subscriber resyncs from a snapshot.
+pub async fn deliver_batch(app: &App, changes: Vec<Changed>, all: bool) {
+    if all {
+        app.hub
+            .rooms()
+            .iter()
+            .for_each(|room| publish_room(app, room));
+    }
+    deliver_locally_many(app, changes).await;
+}
+
+/// Several changes to this instance's subscribers. Each participant is
+/// recomputed once however many of the changes name them (from the facts
+/// as they are now, with the newest announced heartbeat), and different
+/// participants concurrently, so a class of 500 is not pushed one by one.
+async fn deliver_locally_many(app: &App, changes: Vec<Changed>) {
     use futures_util::StreamExt;
-    futures_util::stream::iter(changes)
+    futures_util::stream::iter(one_per_participant(changes))
         .for_each_concurrent(PUSH_CONCURRENCY, |change| async move {
             deliver_locally(app, &change).await
         })
         .await;
 }
 
+/// One change per participant (and per room-wide change), with the newest
+/// heartbeat any of them announced: pushes computed concurrently never
+/// race for the same participant.
+fn one_per_participant(changes: Vec<Changed>) -> Vec<Changed> {
+    let mut merged: BTreeMap<(String, Option<String>), Option<i64>> = BTreeMap::new();
+    for change in changes {
+        let heartbeat = merged.entry((change.room, change.identity)).or_default();
+        *heartbeat = (*heartbeat).max(change.heartbeat_at_ms);
+    }
+    merged
+        .into_iter()
+        .map(|((room, identity), heartbeat_at_ms)| Changed {
+            room,
+            identity,
+            heartbeat_at_ms,
+        })
+        .collect()
+}
+
 /// Pushes one change to this instance's subscribers.
-pub async fn deliver_locally(app: &App, change: &Changed) {
+async fn deliver_locally(app: &App, change: &Changed) {
     match &change.identity {
         Some(identity) => {
             let heartbeat = change.heartbeat_at_ms.map(ms_to_time);
@@ -197,4 +245,40 @@ pub async fn snapshot(app: &App, room: &str, who: &Principal) -> StoreResult<Str
         server_time: at,
     };
     Ok(serde_json::to_string(&message).expect("serializable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(room: &str, identity: Option<&str>, heartbeat_at_ms: Option<i64>) -> Changed {
+        Changed {
+            room: room.into(),
+            identity: identity.map(Into::into),
+            heartbeat_at_ms,
+        }
+    }
+
+    #[test]
+    fn each_participant_is_pushed_once_with_the_newest_heartbeat() {
+        let merged = one_per_participant(vec![
+            change("r", Some("a"), Some(5)),
+            change("r", Some("a"), None), // joined, then left: one recompute
+            change("r", Some("a"), Some(9)),
+            change("r", Some("a"), Some(7)),
+            change("r", Some("b"), None),
+            change("r", None, None),
+            change("s", Some("a"), None),
+            change("r", None, None),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                change("r", None, None),
+                change("r", Some("a"), Some(9)),
+                change("r", Some("b"), None),
+                change("s", Some("a"), None),
+            ]
+        );
+    }
 }

@@ -102,6 +102,30 @@ pub fn encode(changes: &[Changed], all: bool) -> Vec<String> {
     payloads
 }
 
+/// Waits for the next changes in the queue, gathering what arrives within
+/// `window` (and whatever is already queued) into one batch, in order of
+/// arrival. `all`: changes were dropped (the queue was full), so everything
+/// must be resynced. `None` at shutdown.
+pub async fn next_batch(
+    feed: &ChangeFeed,
+    rx: &mut mpsc::Receiver<Changed>,
+    window: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(Vec<Changed>, bool)> {
+    let first = tokio::select! {
+        change = rx.recv() => change?,
+        _ = shutdown.changed() => return None,
+    };
+    if !window.is_zero() {
+        tokio::time::sleep(window).await;
+    }
+    let mut batch = vec![first];
+    while let Ok(change) = rx.try_recv() {
+        batch.push(change);
+    }
+    Some((batch, feed.overflowed.swap(false, Ordering::Relaxed)))
+}
+
 /// Sends batched NOTIFYs until shutdown.
 pub async fn run_notifier(
     app: App,
@@ -109,18 +133,12 @@ pub async fn run_notifier(
     mut rx: mpsc::Receiver<Changed>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        let first = tokio::select! {
-            change = rx.recv() => match change { Some(c) => c, None => return },
-            _ = shutdown.changed() => return,
-        };
-        tokio::time::sleep(BATCH_WINDOW).await;
-        let mut batch = HashSet::from([first]);
-        while let Ok(change) = rx.try_recv() {
-            batch.insert(change);
-        }
-        let all = feed.overflowed.swap(false, Ordering::Relaxed);
-        let changes: Vec<Changed> = batch.into_iter().collect();
+    while let Some((batch, all)) = next_batch(&feed, &mut rx, BATCH_WINDOW, &mut shutdown).await {
+        let changes: Vec<Changed> = batch
+            .into_iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         for payload in encode(&changes, all) {
             let mut delay = Duration::from_millis(50);
             while let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
@@ -218,12 +236,7 @@ async fn deliver(app: &App, payload: Payload) {
             (None, _) => kept.invalidate_room(&change.room),
         }
     }
-    if payload.all {
-        for room in app.hub.rooms() {
-            live::publish_room(app, &room);
-        }
-    }
-    live::deliver_locally_many(app, payload.changes).await;
+    live::deliver_batch(app, payload.changes, payload.all).await;
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use attendance_rules::CloseReason;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::app::{now_ms, App};
 use crate::live;
@@ -88,20 +88,8 @@ pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
 
 /// Runs until `shutdown` turns true.
 pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
-    // Pushes leave in the order their batches were committed: computed in
-    // the background (the next batch need not wait), but by one task, so a
-    // participant's leave is never overtaken by the push of their join.
-    let (pushes, mut queued) = mpsc::unbounded_channel::<Vec<Changed>>();
-    let publisher = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            while let Some(changes) = queued.recv().await {
-                live::changed_many(&app, changes).await;
-            }
-        })
-    };
     loop {
-        let worked = match process_due(&app, &pushes).await {
+        let worked = match process_due(&app).await {
             Ok(n) => n > 0,
             Err(error) => {
                 tracing::warn!(%error, "webhook processing paused: store unavailable");
@@ -109,26 +97,21 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
             }
         };
         if *shutdown.borrow() {
-            break;
+            return;
         }
         if !worked {
             tokio::select! {
                 _ = app.processor_wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed() => return,
             }
         }
     }
-    drop(pushes);
-    let _ = publisher.await;
 }
 
 /// Processes one batch of due events in one transaction; returns how many
 /// were handled.
-pub async fn process_due(
-    app: &App,
-    pushes: &mpsc::UnboundedSender<Vec<Changed>>,
-) -> Result<usize, sqlx::Error> {
+pub async fn process_due(app: &App) -> Result<usize, sqlx::Error> {
     let lease = app.settings.processing_lease.as_millis() as i64;
     let due = app.store.claim_due_events(now_ms(), lease, BATCH).await?;
     let mut good = Vec::with_capacity(due.len());
@@ -197,7 +180,7 @@ pub async fn process_due(
             heartbeat_at_ms: None,
         })
         .collect();
-    let _ = pushes.send(changes);
+    live::changed_many(app, changes);
     Ok(due.len())
 }
 

@@ -285,7 +285,7 @@ async fn put_session(app: App, room: String, auth: Option<String>, body: Bytes) 
         .upsert_session(&room, &details, &schedule, roster.as_deref(), now_ms())
         .await?;
     tracing::info!(room = %room, by = %who.identity, created, "session scheduled");
-    live::changed(&app, &room, None).await;
+    live::changed(&app, &room, None);
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -313,7 +313,7 @@ async fn put_roster(app: App, room: String, auth: Option<String>, body: Bytes) -
         )));
     }
     tracing::info!(room = %room, by = %who.identity, people = entries.len(), "roster set");
-    live::changed(&app, &room, None).await;
+    live::changed(&app, &room, None);
     Ok(json_reply(
         &json!({ "room": room, "roster": entries }),
         StatusCode::OK,
@@ -565,7 +565,7 @@ async fn set_override(
         )
         .await?;
     tracing::info!(room = %room, identity = %identity, by = %who.identity, status = %body.status, "attendance corrected");
-    live::changed(&app, &room, Some(&identity)).await;
+    live::changed(&app, &room, Some(&identity));
     participant_report(app, room, identity, auth).await
 }
 
@@ -599,7 +599,7 @@ async fn remove_override(
         )));
     }
     tracing::info!(room = %room, identity = %identity, by = %who.identity, "attendance correction removed");
-    live::changed(&app, &room, Some(&identity)).await;
+    live::changed(&app, &room, Some(&identity));
     participant_report(app, room, identity, auth).await
 }
 

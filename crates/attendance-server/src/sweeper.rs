@@ -50,7 +50,7 @@ pub async fn sweep(app: &App) -> Result<usize, sqlx::Error> {
             closed += 1;
             Metrics::inc(&app.metrics.cycles_swept);
             tracing::info!(room = %cycle.room, identity = %cycle.identity, participant_sid = %cycle.participant_sid, reason = reason.as_str(), close_at = %close_at, "cycle closed by sweeper");
-            live::changed(app, &cycle.room, Some(&cycle.identity)).await;
+            live::changed(app, &cycle.room, Some(&cycle.identity));
         }
     }
     Ok(closed)
