@@ -327,14 +327,14 @@ async fn get_roster(app: App, room: String, auth: Option<String>) -> ApiResult {
             "only the room's teacher or an administrator may read its roster",
         ));
     }
-    let facts = app.store.room_facts(&room).await?;
-    if facts.session.is_none() {
+    if app.store.session(&room).await?.is_none() {
         return Err(ApiError::not_found(format!(
             "no session scheduled for room `{room}`"
         )));
     }
+    let roster = app.store.roster(&room, None).await?;
     Ok(json_reply(
-        &json!({ "room": room, "roster": facts.roster }),
+        &json!({ "room": room, "roster": roster }),
         StatusCode::OK,
     ))
 }
@@ -536,12 +536,7 @@ async fn set_override(
             OVERRIDE_STATUSES.join(", ")
         )));
     }
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.len() > 1000 {
-        return Err(ApiError::bad_request(
-            "a reason of 1 to 1000 bytes is required",
-        ));
-    }
+    let reason = correction_reason(&body.reason, "a reason of 1 to 1000 bytes is required")?;
     let facts = app.store.participant_facts(&room, &identity).await?;
     if facts.session.is_none() {
         return Err(ApiError::not_found(format!(
@@ -569,6 +564,15 @@ async fn set_override(
     participant_report(app, room, identity, auth).await
 }
 
+/// Every correction and its removal carry a reason for the audit trail.
+fn correction_reason<'a>(reason: &'a str, refusal: &str) -> Result<&'a str, ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 1000 {
+        return Err(ApiError::bad_request(refusal.to_string()));
+    }
+    Ok(reason)
+}
+
 async fn remove_override(
     app: App,
     room: String,
@@ -583,12 +587,10 @@ async fn remove_override(
         ));
     }
     let reason = q.reason.unwrap_or_default();
-    let reason = reason.trim();
-    if reason.is_empty() || reason.len() > 1000 {
-        return Err(ApiError::bad_request(
-            "removing a correction needs a reason (?reason=…) of 1 to 1000 bytes",
-        ));
-    }
+    let reason = correction_reason(
+        &reason,
+        "removing a correction needs a reason (?reason=…) of 1 to 1000 bytes",
+    )?;
     if !app
         .store
         .remove_override(&room, &identity, reason, &who.identity, now_ms())

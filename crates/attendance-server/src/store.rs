@@ -729,6 +729,24 @@ impl Store {
         &self.facts_cache
     }
 
+    /// A room's roster, or one identity's place on it.
+    pub async fn roster(
+        &self,
+        room: &str,
+        identity: Option<&str>,
+    ) -> StoreResult<Vec<RosterEntry>> {
+        sqlx::query(
+            "SELECT identity, name, role FROM roster WHERE room = $1 AND ($2 = '' OR identity = $2) ORDER BY identity",
+        )
+        .bind(room)
+        .bind(identity.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok(RosterEntry { identity: r.try_get("identity")?, name: r.try_get("name")?, role: r.try_get("role")? }))
+        .collect()
+    }
+
     /// A room's facts, for everyone or for one identity (`$2 = ''` = all).
     async fn facts(&self, room: &str, identity: Option<&str>) -> StoreResult<RoomFacts> {
         let who = identity.unwrap_or("");
@@ -755,16 +773,7 @@ impl Store {
         .iter()
         .map(|r| Ok((r.try_get("identity")?, ms_to_time(r.try_get("last_heartbeat_at_ms")?))))
         .collect::<StoreResult<HashMap<_, _>>>()?;
-        let roster = sqlx::query(
-            "SELECT identity, name, role FROM roster WHERE room = $1 AND ($2 = '' OR identity = $2) ORDER BY identity",
-        )
-        .bind(room)
-        .bind(who)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Ok(RosterEntry { identity: r.try_get("identity")?, name: r.try_get("name")?, role: r.try_get("role")? }))
-        .collect::<StoreResult<Vec<_>>>()?;
+        let roster = self.roster(room, identity).await?;
         let overrides = sqlx::query(
             "SELECT identity, status, reason, author, created_at_ms FROM attendance_overrides \
              WHERE room = $1 AND ($2 = '' OR identity = $2)",

@@ -4,18 +4,20 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use headers::{
+    Connection, HeaderMapExt, SecWebsocketAccept, SecWebsocketKey, SecWebsocketVersion, Upgrade,
+};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use warp::http::{header, StatusCode};
+use warp::http::{header, HeaderMap, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
@@ -57,9 +59,10 @@ fn socket_config() -> WebSocketConfig {
 
 /// The parts of a WebSocket upgrade request (RFC 6455 §4.2.1) the server
 /// needs to answer it. warp's own `ws()` filter cannot size tungstenite's
-/// buffers, so the upgrade is done here with hyper's [`OnUpgrade`].
+/// buffers, so the upgrade is done here with hyper's [`OnUpgrade`], checked
+/// and answered with the typed headers warp's filter uses.
 struct UpgradeRequest {
-    key: String,
+    key: SecWebsocketKey,
     on_upgrade: OnUpgrade,
 }
 
@@ -68,29 +71,16 @@ fn upgrade_request(
        + Clone {
     warp::header::headers_cloned()
         .and(warp::ext::optional::<OnUpgrade>())
-        .map(
-            |headers: warp::http::HeaderMap, on_upgrade: Option<OnUpgrade>| {
-                let has = |name: header::HeaderName, token: &str| {
-                    headers.get_all(name).iter().any(|value| {
-                        value
-                            .to_str()
-                            .unwrap_or("")
-                            .split(',')
-                            .any(|part| part.trim().eq_ignore_ascii_case(token))
-                    })
-                };
-                let key = headers
-                    .get(header::SEC_WEBSOCKET_KEY)
-                    .and_then(|k| k.to_str().ok())
-                    .map(str::to_owned);
-                match (key, on_upgrade) {
-                (Some(key), Some(on_upgrade))
-                    if has(header::CONNECTION, "upgrade")
-                        && has(header::UPGRADE, "websocket")
-                        && has(header::SEC_WEBSOCKET_VERSION, "13") =>
-                {
-                    Ok(UpgradeRequest { key, on_upgrade })
-                }
+        .map(|headers: HeaderMap, on_upgrade: Option<OnUpgrade>| {
+            let is_websocket = headers
+                .typed_get::<Connection>()
+                .is_some_and(|c| c.contains("upgrade"))
+                && headers
+                    .get(header::UPGRADE)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+                && headers.typed_get::<SecWebsocketVersion>() == Some(SecWebsocketVersion::V13);
+            match (headers.typed_get::<SecWebsocketKey>(), on_upgrade) {
+                (Some(key), Some(on_upgrade)) if is_websocket => Ok(UpgradeRequest { key, on_upgrade }),
                 _ => Err(Box::new(
                     ApiError::new(
                         StatusCode::UPGRADE_REQUIRED,
@@ -99,25 +89,16 @@ fn upgrade_request(
                     .into_response(),
                 )),
             }
-            },
-        )
+        })
 }
 
-fn switching_protocols(key: &str) -> Response {
+fn switching_protocols(key: SecWebsocketKey) -> Response {
     let mut response = Response::default();
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("upgrade"),
-    );
-    headers.insert(
-        header::UPGRADE,
-        header::HeaderValue::from_static("websocket"),
-    );
-    if let Ok(accept) = header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
+    headers.typed_insert(Connection::upgrade());
+    headers.typed_insert(Upgrade::websocket());
+    headers.typed_insert(SecWebsocketAccept::from(key));
     response
 }
 
@@ -168,7 +149,7 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
                     )
                     .into_response();
                 };
-                let response = switching_protocols(&upgrade.key);
+                let response = switching_protocols(upgrade.key);
                 // hyper completes the upgrade once the 101 above has been written.
                 tokio::spawn(async move {
                     match upgrade.on_upgrade.await {
