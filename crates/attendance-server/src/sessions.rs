@@ -308,9 +308,7 @@ async fn put_roster(app: App, room: String, auth: Option<String>, body: Bytes) -
         Err(e) => return Err(ApiError::bad_request(format!("invalid roster: {e}"))),
     };
     if !app.store.set_roster(&room, &entries, now_ms()).await? {
-        return Err(ApiError::not_found(format!(
-            "no session scheduled for room `{room}`"
-        )));
+        return Err(no_session(&room));
     }
     tracing::info!(room = %room, by = %who.identity, people = entries.len(), "roster set");
     live::changed(&app, &room, None);
@@ -318,6 +316,11 @@ async fn put_roster(app: App, room: String, auth: Option<String>, body: Bytes) -
         &json!({ "room": room, "roster": entries }),
         StatusCode::OK,
     ))
+}
+
+/// The 404 for a room nobody scheduled.
+fn no_session(room: &str) -> ApiError {
+    ApiError::not_found(format!("no session scheduled for room `{room}`"))
 }
 
 async fn get_roster(app: App, room: String, auth: Option<String>) -> ApiResult {
@@ -328,9 +331,7 @@ async fn get_roster(app: App, room: String, auth: Option<String>) -> ApiResult {
         ));
     }
     if app.store.session(&room).await?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "no session scheduled for room `{room}`"
-        )));
+        return Err(no_session(&room));
     }
     let roster = app.store.roster(&room, None).await?;
     Ok(json_reply(
@@ -344,10 +345,11 @@ async fn get_session(app: App, room: String, auth: Option<String>) -> ApiResult 
     if !who.belongs_to(&room) {
         return Err(ApiError::forbidden("this token is for another room"));
     }
-    let session =
-        app.store.session(&room).await?.ok_or_else(|| {
-            ApiError::not_found(format!("no session scheduled for room `{room}`"))
-        })?;
+    let session = app
+        .store
+        .session(&room)
+        .await?
+        .ok_or_else(|| no_session(&room))?;
     Ok(json_reply(&SessionView::from(&session), StatusCode::OK))
 }
 
@@ -467,10 +469,7 @@ async fn session_report(
             .transpose()?;
     let csv = wants_csv(q.format.as_deref(), accept.as_deref())?;
     let facts = app.store.room_facts(&room).await?;
-    let session = facts
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found(format!("no session scheduled for room `{room}`")))?;
+    let session = facts.session.as_ref().ok_or_else(|| no_session(&room))?;
     let report = report::session_report(session, &facts, &app.settings.classifier, zone, now());
     if csv {
         let clock = report::Clock::for_session(session, zone);
@@ -494,10 +493,7 @@ async fn participant_report(
         ));
     }
     let facts = app.store.participant_facts(&room, &identity).await?;
-    let session = facts
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found(format!("no session scheduled for room `{room}`")))?;
+    let session = facts.session.as_ref().ok_or_else(|| no_session(&room))?;
     let report =
         report::one_participant(session, &facts, &identity, &app.settings.classifier, now());
     Ok(json_reply(&report, StatusCode::OK))
@@ -539,9 +535,7 @@ async fn set_override(
     let reason = correction_reason(&body.reason, "a reason of 1 to 1000 bytes is required")?;
     let facts = app.store.participant_facts(&room, &identity).await?;
     if facts.session.is_none() {
-        return Err(ApiError::not_found(format!(
-            "no session scheduled for room `{room}`"
-        )));
+        return Err(no_session(&room));
     }
     // A typo must not invent a student who "never joined".
     if facts.cycles.is_empty() && facts.roster.is_empty() && facts.overrides.is_empty() {

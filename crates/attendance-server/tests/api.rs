@@ -348,11 +348,8 @@ async fn stale_heartbeat_closes_the_cycle(db: Db) {
     let deadline = std::time::Instant::now() + Duration::from_secs(6);
     loop {
         let p: Value = server
-            .get("/api/sessions/live/attendance/s", &student)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/sessions/live/attendance/s", &student)
+            .await;
         if p["cycles"][0]["close_reason"] == "stale_heartbeat" {
             let left: chrono::DateTime<chrono::Utc> =
                 p["cycles"][0]["left_at"].as_str().unwrap().parse().unwrap();
@@ -599,11 +596,8 @@ async fn forged_webhooks_are_refused(db: Db) {
     server.settle().await;
     let admin = access_token("admin", "any", Grant::Admin);
     let processed: Value = server
-        .get("/api/admin/webhooks?status=processed", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/admin/webhooks?status=processed", &admin)
+        .await;
     assert_eq!(
         processed["webhooks"].as_array().unwrap().len(),
         2,
@@ -846,11 +840,8 @@ async fn failed_processing_is_dead_lettered_and_replayable(db: Db) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let failed = loop {
         let failed: Value = server
-            .get("/api/admin/webhooks?status=failed", &admin)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/admin/webhooks?status=failed", &admin)
+            .await;
         if !failed["webhooks"].as_array().unwrap().is_empty() {
             break failed;
         }
@@ -1017,14 +1008,11 @@ async fn live_updates_over_websocket(db: Db) {
     }
     assert!(saw_ack);
     let p: Value = server
-        .get(
+        .get_json(
             "/api/sessions/live/attendance/s1",
             &access_token("s1", "live", Grant::Student),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert!(p["last_heartbeat_at"].is_string());
 
     // A token for another room cannot subscribe.

@@ -315,14 +315,11 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
     assert_eq!(report["counts"]["excused"], 1);
     // The student sees it too.
     let own: Value = server
-        .get(
+        .get_json(
             "/api/sessions/r/attendance/ada",
             &access_token("ada", "r", Grant::Student),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(own["status"], "excused");
     // Only teachers of the room and admins; only known statuses; a reason is required.
     for (token, body, status) in [
@@ -375,12 +372,7 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let roster: Value = server
-        .get("/api/sessions/r/roster", &teacher)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let roster: Value = server.get_json("/api/sessions/r/roster", &teacher).await;
     assert_eq!(roster["roster"][1]["identity"], "bo");
     let r = server
         .put_json(
@@ -419,12 +411,7 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
         .unwrap();
     assert_eq!(r.status(), 404, "nothing left to remove");
     let admin = access_token("admin", "", Grant::Admin);
-    let audit: Value = server
-        .get("/api/admin/audit?room=r", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let audit: Value = server.get_json("/api/admin/audit?room=r", &admin).await;
     let actions: Vec<_> = audit["audit"]
         .as_array()
         .unwrap()
@@ -442,12 +429,7 @@ async fn overrides_survive_webhooks_and_schedule_changes(db: Db) {
     );
     assert_eq!(audit["audit"][0]["reason"], "entered by mistake");
     assert_eq!(server.get("/api/admin/audit", &teacher).await.status(), 403);
-    let own: Value = server
-        .get("/api/sessions/r/audit", &teacher)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let own: Value = server.get_json("/api/sessions/r/audit", &teacher).await;
     assert_eq!(
         own["audit"].as_array().unwrap().len(),
         3,
@@ -488,11 +470,8 @@ async fn csv_in_local_time_across_a_dst_change(db: Db) {
     server.settle().await;
     let teacher = teacher_token("dst");
     let report: Value = server
-        .get("/api/sessions/dst/attendance", &teacher)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/sessions/dst/attendance", &teacher)
+        .await;
     assert_eq!(report["timezone"], "Europe/Berlin");
     assert_eq!(report["scheduled_at_local"], "2026-03-29T01:30:00+01:00");
     let ada = find(&report["participants"], "ada").unwrap();
@@ -589,11 +568,8 @@ async fn session_lists_and_student_history(db: Db) {
 
     let admin = access_token("admin", "", Grant::Admin);
     let all: Value = server
-        .get("/api/sessions?from=2025-11-24&to=2025-11-26", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/sessions?from=2025-11-24&to=2025-11-26", &admin)
+        .await;
     let rooms: Vec<_> = all["sessions"]
         .as_array()
         .unwrap()
@@ -606,11 +582,8 @@ async fn session_lists_and_student_history(db: Db) {
         json!({"present": 0, "late": 1, "partial": 0, "absent": 1, "excused": 0})
     );
     let mine: Value = server
-        .get("/api/sessions", &teacher_token("art"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/sessions", &teacher_token("art"))
+        .await;
     let rooms: Vec<_> = mine["sessions"]
         .as_array()
         .unwrap()
@@ -627,14 +600,11 @@ async fn session_lists_and_student_history(db: Db) {
     );
 
     let history: Value = server
-        .get(
+        .get_json(
             "/api/attendance?identity=ada&from=2025-11-01&to=2025-11-30",
             &admin,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let statuses: Vec<_> = history["sessions"]
         .as_array()
         .unwrap()

@@ -55,11 +55,8 @@ fn class_events(room: &str, students: usize) -> Vec<(String, String)> {
 async fn processed_ids(server: &TestServer) -> HashSet<String> {
     let admin = access_token("admin", "", Grant::Admin);
     let list: Value = server
-        .get("/api/admin/webhooks?status=processed&limit=1000", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/admin/webhooks?status=processed&limit=1000", &admin)
+        .await;
     list["webhooks"]
         .as_array()
         .unwrap()

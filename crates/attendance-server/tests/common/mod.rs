@@ -246,6 +246,11 @@ impl TestServer {
         self.request(reqwest::Method::GET, path, token, None).await
     }
 
+    /// A GET whose JSON body is wanted, whatever the status.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token).await.json().await.unwrap()
+    }
+
     pub async fn report(&self, room: &str) -> Value {
         let r = self
             .get(
