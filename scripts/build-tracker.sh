@@ -3,8 +3,40 @@
 # wasm (size-optimised profile) + the ES-module glue from wasm-bindgen, then
 # shrinks it with wasm-opt when binaryen is installed. Also copies
 # livekit-client's ES module into www/vendor/ when node_modules has it.
+#
+# www/pkg and www/vendor are committed: the server binary embeds www/, so
+# `cargo install` and `cargo build` need no wasm toolchain and no browser.
+# www/pkg/SOURCES records a hash of what the bundle was built from;
+# `scripts/build-tracker.sh --check` (run by `npm test`) fails when the
+# committed bundle is older than its sources.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+sources_hash() {
+  { git ls-files -co --exclude-standard -- crates/attendance-rules crates/attendance-tracker 2>/dev/null \
+      || find crates/attendance-rules crates/attendance-tracker -type f -not -path '*/target/*'; } \
+    | grep -v '/tests/' | LC_ALL=C sort | while read -r f; do [ -f "$f" ] && sha256sum "$f"; done
+  sha256sum Cargo.toml scripts/build-tracker.sh
+} 2>/dev/null
+
+LIVEKIT_ESM=node_modules/livekit-client/dist/livekit-client.esm.mjs
+
+if [ "${1:-}" = "--check" ]; then
+  want=$(sources_hash | sha256sum | cut -d' ' -f1)
+  have=$(cat www/pkg/SOURCES 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    echo "build-tracker: www/pkg is older than the tracker's sources:" >&2
+    echo "  run scripts/build-tracker.sh and commit www/pkg" >&2
+    exit 1
+  fi
+  if [ -f "$LIVEKIT_ESM" ] && ! cmp -s "$LIVEKIT_ESM" www/vendor/livekit-client.esm.mjs; then
+    echo "build-tracker: www/vendor/livekit-client.esm.mjs differs from node_modules:" >&2
+    echo "  run scripts/build-tracker.sh and commit www/vendor" >&2
+    exit 1
+  fi
+  echo "build-tracker: www/pkg and www/vendor are current"
+  exit 0
+fi
 
 # A separate target dir keeps wasm builds from waiting on native ones.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/wasm}"
@@ -32,6 +64,7 @@ fi
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir "$OUT" --out-name attendance_tracker "$INPUT"
 
 echo '{"type":"module"}' >"$OUT/package.json"
+sources_hash | sha256sum | cut -d' ' -f1 >"$OUT/SOURCES"
 
 # Smoke test: the module instantiates and computes (catches a broken build
 # before a browser does).
@@ -50,7 +83,6 @@ if command -v node >/dev/null 2>&1; then
   "
 fi
 
-LIVEKIT_ESM=node_modules/livekit-client/dist/livekit-client.esm.mjs
 if [ -f "$LIVEKIT_ESM" ]; then
   mkdir -p www/vendor
   cp "$LIVEKIT_ESM" www/vendor/livekit-client.esm.mjs

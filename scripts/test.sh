@@ -20,6 +20,9 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
 fi
 pg_isready -h 127.0.0.1 -p 5432
 
+step "the committed tracker bundle is current (the server embeds it)"
+scripts/build-tracker.sh --check
+
 step "native tests (rules, server on SQLite and PostgreSQL)"
 cargo test --workspace --exclude attendance-tracker
 

@@ -2,9 +2,9 @@
 //! header and body, and must only accept what was signed with our secret.
 #![no_main]
 
-use attendance_server::auth::KeyRing;
-use attendance_server::processor::facts_of;
-use attendance_server::webhook::{verify, WebhookEvent};
+use attendance_server::livekit::KeyRing;
+use attendance_server::livekit::facts_of;
+use attendance_server::livekit::webhook::{verify, WebhookEvent};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (&str, &[u8])| {

@@ -9,15 +9,15 @@ use chrono::{DurationRound, TimeDelta};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 use serde_json::json;
-use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
-use crate::app::{now, now_ms, App};
-use crate::auth::{RoleRequest, TokenRequest};
-use crate::http::{receive_webhook, ApiError, ApiResult};
+use super::error::{ApiError, ApiResult};
+use super::params::Name;
+use super::App;
+use crate::domain::{now, now_ms, SessionDetails};
+use crate::livekit::{RoleRequest, TokenRequest};
 use crate::report::SessionView;
-use crate::store::SessionDetails;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -45,19 +45,19 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::bytes())
         .then(|app: App, body: Bytes| async move { into(start(app, body).await) });
-    let join = warp::path!("demo" / "rooms" / String / "join")
+    let join = warp::path!("demo" / "rooms" / Name / "join")
         .and(warp::post())
         .and(with_app.clone())
         .and(warp::header::optional::<String>("authorization"))
-        .then(|room: String, app: App, auth: Option<String>| async move {
-            into(join(app, room, auth).await)
+        .then(|room: Name, app: App, auth: Option<String>| async move {
+            into(join(app, room.0, auth).await)
         });
-    let leave = warp::path!("demo" / "rooms" / String / "leave")
+    let leave = warp::path!("demo" / "rooms" / Name / "leave")
         .and(warp::post())
         .and(with_app)
         .and(warp::header::optional::<String>("authorization"))
-        .then(|room: String, app: App, auth: Option<String>| async move {
-            into(leave(app, room, auth).await)
+        .then(|room: Name, app: App, auth: Option<String>| async move {
+            into(leave(app, room.0, auth).await)
         });
     start.or(join).unify().or(leave).unify()
 }
@@ -127,7 +127,7 @@ async fn start(app: App, body: Bytes) -> ApiResult {
                 role,
                 ttl: Duration::from_secs(6 * 3600),
             })
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+            .map_err(ApiError::internal)
     };
     Ok(warp::reply::json(&json!({
         "room": room,
@@ -145,8 +145,9 @@ async fn post_event(app: &App, event: serde_json::Value) -> ApiResult {
     let token = app
         .keys
         .sign_webhook(body.as_bytes())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    receive_webhook(app, Some(&token), body.as_bytes()).await
+        .map_err(ApiError::internal)?;
+    app.ingest.receive(Some(&token), body.as_bytes()).await?;
+    Ok(warp::reply().into_response())
 }
 
 async fn join(app: App, room: String, auth: Option<String>) -> ApiResult {

@@ -6,8 +6,8 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::app::now_ms;
-use crate::store::{NewEvent, Store};
+use crate::domain::{now_ms, NewEvent};
+use crate::store::Store;
 
 /// Most events in one transaction.
 const MAX_BATCH: usize = 512;
@@ -20,12 +20,23 @@ pub struct Inbox {
     tx: mpsc::Sender<(NewEvent, Reply)>,
 }
 
+/// The writer's half: run once, as a background task; it ends when every
+/// [`Inbox`] handle is dropped.
+pub struct InboxWriter {
+    store: Store,
+    rx: mpsc::Receiver<(NewEvent, Reply)>,
+}
+
+impl InboxWriter {
+    pub async fn run(self) {
+        write(self.store, self.rx).await
+    }
+}
+
 impl Inbox {
-    /// Starts the writer; it ends when every `Inbox` handle is dropped.
-    pub fn start(store: Store) -> Inbox {
+    pub fn new(store: Store) -> (Inbox, InboxWriter) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, rx));
-        Inbox { tx }
+        (Inbox { tx }, InboxWriter { store, rx })
     }
 
     /// Stores one event durably; `Ok(false)` if its id was already stored.

@@ -4,31 +4,31 @@
 
 use tokio::sync::watch;
 
-use crate::app::{now, App};
-use crate::live;
+use super::Ingest;
+use crate::domain::now;
 use crate::metrics::Metrics;
 
-pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(app.settings.sweep_interval);
+pub async fn run(ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(ingest.settings.sweep_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(error) = sweep(&app).await {
+        if let Err(error) = sweep(&ingest).await {
             tracing::warn!(%error, "sweep skipped: store unavailable");
         }
     }
 }
 
 /// One pass; returns how many cycles were closed.
-pub async fn sweep(app: &App) -> Result<usize, sqlx::Error> {
+pub async fn sweep(ingest: &Ingest) -> Result<usize, sqlx::Error> {
     // Judge staleness on every heartbeat received so far.
-    app.store.flush_heartbeats().await?;
+    ingest.store.flush_heartbeats().await?;
     let at = now();
     let mut closed = 0;
-    for (cycle, session, last_beat) in app.store.open_cycles_with_sessions().await? {
+    for (cycle, session, last_beat) in ingest.store.open_cycles_with_sessions().await? {
         let Some(rules_cycle) = cycle.joined_at.map(attendance_rules::Cycle::open) else {
             continue;
         };
@@ -37,7 +37,7 @@ pub async fn sweep(app: &App) -> Result<usize, sqlx::Error> {
         else {
             continue;
         };
-        if app
+        if ingest
             .store
             .close_open_cycle(
                 &cycle,
@@ -48,9 +48,9 @@ pub async fn sweep(app: &App) -> Result<usize, sqlx::Error> {
             .await?
         {
             closed += 1;
-            Metrics::inc(&app.metrics.cycles_swept);
+            Metrics::inc(&ingest.metrics.cycles_swept);
             tracing::info!(room = %cycle.room, identity = %cycle.identity, participant_sid = %cycle.participant_sid, reason = reason.as_str(), close_at = %close_at, "cycle closed by sweeper");
-            live::changed(app, &cycle.room, Some(&cycle.identity));
+            ingest.live.changed(&cycle.room, Some(&cycle.identity));
         }
     }
     Ok(closed)

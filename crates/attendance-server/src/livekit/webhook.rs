@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer};
 use subtle::ConstantTimeEq;
 
-use crate::auth::{body_sha256, token_from_header, KeyRing, TokenError};
+use super::tokens::{body_sha256, token_from_header, KeyRing, TokenError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {

@@ -21,11 +21,13 @@ use warp::http::{header, HeaderMap, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
-use crate::app::App;
-use crate::auth::Principal;
-use crate::http::{self, ApiError};
-use crate::hub::Change;
-use crate::live;
+use super::error::ApiError;
+use super::params::Name;
+use super::{heartbeats, App};
+use crate::domain::now;
+use crate::live::delivery;
+use crate::live::hub::Change;
+use crate::livekit::Principal;
 use crate::metrics::Metrics;
 
 /// Browsers send small JSON messages; anything bigger is abuse.
@@ -114,18 +116,19 @@ struct ClientMessage {
 }
 
 pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path!("api" / "sessions" / String / "live")
+    warp::path!("api" / "sessions" / Name / "live")
         .and(warp::get())
         .and(warp::any().map(move || app.clone()))
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::query::<LiveQuery>())
         .and(upgrade_request())
         .map(
-            |room: String,
+            |room: Name,
              app: App,
              auth: Option<String>,
              q: LiveQuery,
              upgrade: Result<UpgradeRequest, Box<Response>>| {
+                let room = room.0;
                 let upgrade = match upgrade {
                     Ok(upgrade) => upgrade,
                     Err(response) => return *response,
@@ -139,9 +142,10 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
                     }
                     Err(e) => return e.into_response(),
                 };
-                let Some(slot) = app
-                    .hub
-                    .admit(&room, &who.identity, MAX_CONNECTIONS_PER_IDENTITY)
+                let Some(slot) =
+                    app.live
+                        .hub
+                        .admit(&room, &who.identity, MAX_CONNECTIONS_PER_IDENTITY)
                 else {
                     return ApiError::new(
                         StatusCode::TOO_MANY_REQUESTS,
@@ -185,7 +189,7 @@ async fn send(socket: &mut Socket, text: impl Into<String>) -> bool {
 
 async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
     Metrics::inc(&app.metrics.websocket_connections);
-    let mut changes = app.hub.subscribe(&room);
+    let mut changes = app.live.hub.subscribe(&room);
     let mut ping = interval(PING_EVERY);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ping.tick().await;
@@ -219,10 +223,10 @@ async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
                         Ok(m) if m.kind == "heartbeat" => {
                             let recent = last_heartbeat.is_some_and(|t| t.elapsed() < MIN_HEARTBEAT_GAP);
                             if recent {
-                                json!({ "type": "heartbeat.ack", "throttled": true, "server_time": crate::app::now() })
+                                json!({ "type": "heartbeat.ack", "throttled": true, "server_time": now() })
                             } else {
                                 last_heartbeat = Some(Instant::now());
-                                match http::heartbeat(&app, &room, &who) {
+                                match heartbeats::record(&app, &room, &who) {
                                     Ok(at) => json!({ "type": "heartbeat.ack", "last_heartbeat_at": at, "server_time": at }),
                                     Err(e) => json!({ "type": "error", "message": e.message }),
                                 }
@@ -264,7 +268,7 @@ async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
 }
 
 async fn send_snapshot(app: &App, room: &str, who: &Principal, socket: &mut Socket) -> bool {
-    match live::snapshot(app, room, who).await {
+    match delivery::snapshot(&app.live, room, who).await {
         Ok(text) => send(socket, text).await,
         Err(error) => {
             tracing::warn!(%error, "snapshot failed");

@@ -9,34 +9,21 @@
 //! every local subscriber resyncs from a snapshot.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::app::App;
-use crate::live;
+use super::feed::{next_batch, ChangeFeed};
+use super::{delivery, Live};
+use crate::domain::Changed;
 
 pub const CHANNEL: &str = "attendance_changes";
 /// PostgreSQL refuses payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7800;
 /// How long the notifier gathers changes into one NOTIFY.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
-const QUEUE: usize = 16 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Changed {
-    pub room: String,
-    /// `None`: something room-wide (schedule) changed.
-    pub identity: Option<String>,
-    /// Set when only a heartbeat arrived, at this instant (unix ms): nothing
-    /// else changed, so what instances keep of the participant stays valid.
-    #[serde(default, rename = "h", skip_serializing_if = "Option::is_none")]
-    pub heartbeat_at_ms: Option<i64>,
-}
 
 #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payload {
@@ -45,33 +32,6 @@ pub struct Payload {
     pub all: bool,
     #[serde(default, rename = "c")]
     pub changes: Vec<Changed>,
-}
-
-/// The sending half, held by the app.
-#[derive(Clone)]
-pub struct ChangeFeed {
-    tx: mpsc::Sender<Changed>,
-    overflowed: Arc<AtomicBool>,
-}
-
-impl ChangeFeed {
-    pub fn new() -> (ChangeFeed, mpsc::Receiver<Changed>) {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        (
-            ChangeFeed {
-                tx,
-                overflowed: Arc::new(AtomicBool::new(false)),
-            },
-            rx,
-        )
-    }
-
-    /// Never waits: a full queue turns into a resync for everyone.
-    pub fn send(&self, change: Changed) {
-        if self.tx.try_send(change).is_err() {
-            self.overflowed.store(true, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Splits a batch into payloads under the size limit.
@@ -102,33 +62,9 @@ pub fn encode(changes: &[Changed], all: bool) -> Vec<String> {
     payloads
 }
 
-/// Waits for the next changes in the queue, gathering what arrives within
-/// `window` (and whatever is already queued) into one batch, in order of
-/// arrival. `all`: changes were dropped (the queue was full), so everything
-/// must be resynced. `None` at shutdown.
-pub async fn next_batch(
-    feed: &ChangeFeed,
-    rx: &mut mpsc::Receiver<Changed>,
-    window: Duration,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<(Vec<Changed>, bool)> {
-    let first = tokio::select! {
-        change = rx.recv() => change?,
-        _ = shutdown.changed() => return None,
-    };
-    if !window.is_zero() {
-        tokio::time::sleep(window).await;
-    }
-    let mut batch = vec![first];
-    while let Ok(change) = rx.try_recv() {
-        batch.push(change);
-    }
-    Some((batch, feed.overflowed.swap(false, Ordering::Relaxed)))
-}
-
 /// Sends batched NOTIFYs until shutdown.
 pub async fn run_notifier(
-    app: App,
+    live: Live,
     feed: ChangeFeed,
     mut rx: mpsc::Receiver<Changed>,
     mut shutdown: watch::Receiver<bool>,
@@ -144,7 +80,7 @@ pub async fn run_notifier(
             while let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(&payload)
-                .execute(app.store.pool())
+                .execute(live.store.pool())
                 .await
             {
                 tracing::warn!(%error, "NOTIFY failed; retrying");
@@ -159,7 +95,8 @@ pub async fn run_notifier(
 }
 
 /// Listens for every instance's changes and pushes them to local subscribers.
-pub async fn run_listener(app: App, database_url: String, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_listener(live: Live, mut shutdown: watch::Receiver<bool>) {
+    let database_url = live.store.url().to_string();
     let mut first = true;
     loop {
         let mut listener = match connect(&database_url).await {
@@ -176,7 +113,7 @@ pub async fn run_listener(app: App, database_url: String, mut shutdown: watch::R
             // Notifications sent while we were away are lost: resync.
             tracing::info!("LISTEN connection restored; resyncing live subscribers");
             deliver(
-                &app,
+                &live,
                 Payload {
                     all: true,
                     changes: Vec::new(),
@@ -193,14 +130,14 @@ pub async fn run_listener(app: App, database_url: String, mut shutdown: watch::R
             match received {
                 Ok(Some(notification)) => {
                     match serde_json::from_str::<Payload>(notification.payload()) {
-                        Ok(payload) => deliver(&app, payload).await,
+                        Ok(payload) => deliver(&live, payload).await,
                         Err(error) => tracing::warn!(%error, "unreadable change notification"),
                     }
                 }
                 Ok(None) => {
                     tracing::warn!("LISTEN connection was lost; resyncing live subscribers");
                     deliver(
-                        &app,
+                        &live,
                         Payload {
                             all: true,
                             changes: Vec::new(),
@@ -223,9 +160,9 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-async fn deliver(app: &App, payload: Payload) {
+async fn deliver(live: &Live, payload: Payload) {
     // Another instance may have written what this one keeps for heartbeats.
-    let kept = app.store.facts_cache();
+    let kept = live.store.facts_cache();
     if payload.all {
         kept.clear();
     }
@@ -236,7 +173,7 @@ async fn deliver(app: &App, payload: Payload) {
             (None, _) => kept.invalidate_room(&change.room),
         }
     }
-    live::deliver_batch(app, payload.changes, payload.all).await;
+    delivery::deliver_batch(live, payload.changes, payload.all).await;
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The live messages (`attendance.snapshot`, `attendance.updated`) and the
-//! publishing of changes to the hub.
+//! Delivery to this instance's subscribers: the live messages
+//! (`attendance.snapshot`, `attendance.updated`) computed from the facts and
+//! published to the hub.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,13 +10,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::app::{now, App};
-use crate::auth::Principal;
-use crate::hub::Change;
+use super::feed::{next_batch, ChangeFeed};
+use super::hub::Change;
+use super::Live;
+use crate::domain::{ms_to_time, now, Changed};
+use crate::livekit::Principal;
 use crate::metrics::Metrics;
-use crate::notify::{self, ChangeFeed, Changed};
 use crate::report::{self, ParticipantReport, SessionView};
-use crate::store::{ms_to_time, StoreResult};
+use crate::store::StoreResult;
 
 #[derive(Serialize)]
 struct Updated<'a> {
@@ -44,82 +46,41 @@ struct Snapshot<'a> {
 /// Participants recomputed at once when a batch touches many.
 const PUSH_CONCURRENCY: usize = 16;
 
-/// Announces a change. Every announcement goes through one queue
-/// ([`App::feed`]): to every instance by PostgreSQL NOTIFY, or straight to
-/// this instance's subscribers ([`run_local_delivery`]). One queue read by
-/// one task keeps pushes in the order of the writes they report.
-pub fn changed(app: &App, room: &str, identity: Option<&str>) {
-    announce(
-        app,
-        Changed {
-            room: room.to_string(),
-            identity: identity.map(str::to_string),
-            heartbeat_at_ms: None,
-        },
-    )
-}
-
-/// Announces a heartbeat that may change what subscribers show (a
-/// participant no longer stale).
-pub fn heartbeat_arrived(app: &App, room: &str, identity: &str, at: DateTime<Utc>) {
-    announce(
-        app,
-        Changed {
-            room: room.to_string(),
-            identity: Some(identity.to_string()),
-            heartbeat_at_ms: Some(at.timestamp_millis()),
-        },
-    )
-}
-
-/// Changes in bulk (one processed batch).
-pub fn changed_many(app: &App, changes: Vec<Changed>) {
-    changes.into_iter().for_each(|c| announce(app, c));
-}
-
-fn announce(app: &App, change: Changed) {
-    // Unset only before the server runs, when nobody can be subscribed.
-    if let Some(feed) = app.feed.get() {
-        feed.send(change);
-    }
-}
-
 /// Delivers announced changes to this instance's subscribers, batch after
 /// batch, until shutdown (SQLite: no other instance to tell).
 pub async fn run_local_delivery(
-    app: App,
+    live: Live,
     feed: ChangeFeed,
     mut rx: mpsc::Receiver<Changed>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    while let Some((changes, all)) =
-        notify::next_batch(&feed, &mut rx, Duration::ZERO, &mut shutdown).await
+    while let Some((changes, all)) = next_batch(&feed, &mut rx, Duration::ZERO, &mut shutdown).await
     {
-        deliver_batch(&app, changes, all).await;
+        deliver_batch(&live, changes, all).await;
     }
 }
 
 /// One batch of changes to this instance's subscribers; `all`: changes were
 /// lost on the way, so every subscriber resyncs from a snapshot.
-pub async fn deliver_batch(app: &App, changes: Vec<Changed>, all: bool) {
+pub async fn deliver_batch(live: &Live, changes: Vec<Changed>, all: bool) {
     if all {
-        app.hub
+        live.hub
             .rooms()
             .iter()
-            .for_each(|room| publish_room(app, room));
+            .for_each(|room| publish_room(live, room));
     }
-    deliver_locally_many(app, changes).await;
+    deliver_locally_many(live, changes).await;
 }
 
 /// Several changes to this instance's subscribers. Each participant is
 /// recomputed once however many of the changes name them (from the facts
 /// as they are now, with the newest announced heartbeat), and different
 /// participants concurrently, so a class of 500 is not pushed one by one.
-async fn deliver_locally_many(app: &App, changes: Vec<Changed>) {
+async fn deliver_locally_many(live: &Live, changes: Vec<Changed>) {
     use futures_util::StreamExt;
     futures_util::stream::iter(one_per_participant(changes))
         .for_each_concurrent(PUSH_CONCURRENCY, |change| async move {
-            deliver_locally(app, &change).await
+            deliver_locally(live, &change).await
         })
         .await;
 }
@@ -144,30 +105,30 @@ fn one_per_participant(changes: Vec<Changed>) -> Vec<Changed> {
 }
 
 /// Pushes one change to this instance's subscribers.
-async fn deliver_locally(app: &App, change: &Changed) {
+async fn deliver_locally(live: &Live, change: &Changed) {
     match &change.identity {
         Some(identity) => {
             let heartbeat = change.heartbeat_at_ms.map(ms_to_time);
-            if let Err(error) = publish_participant(app, &change.room, identity, heartbeat).await {
+            if let Err(error) = publish_participant(live, &change.room, identity, heartbeat).await {
                 tracing::warn!(%error, room = %change.room, identity = %identity, "live update skipped");
             }
         }
-        None => publish_room(app, &change.room),
+        None => publish_room(live, &change.room),
     }
 }
 
 /// Recomputes one participant and tells the room's subscribers.
 pub async fn publish_participant(
-    app: &App,
+    live: &Live,
     room: &str,
     identity: &str,
     heartbeat: Option<DateTime<Utc>>,
 ) -> StoreResult<()> {
-    if !app.hub.has_subscribers(room) {
+    if !live.hub.has_subscribers(room) {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let mut facts = app.store.participant_facts_kept(room, identity).await?;
+    let mut facts = live.store.participant_facts_kept(room, identity).await?;
     if let Some(at) = heartbeat {
         facts.note_heartbeat(identity, at);
     }
@@ -175,8 +136,7 @@ pub async fn publish_participant(
         return Ok(()); // nothing to compute without a schedule
     };
     let at = now();
-    let participant =
-        report::one_participant(session, &facts, identity, &app.settings.classifier, at);
+    let participant = report::one_participant(session, &facts, identity, &live.classifier, at);
     let message = Updated {
         kind: "attendance.updated",
         room,
@@ -188,9 +148,9 @@ pub async fn publish_participant(
     let json: Arc<str> = serde_json::to_string(&message)
         .expect("serializable")
         .into();
-    Metrics::inc(&app.metrics.broadcasts);
-    app.metrics.broadcast_latency.observe(started.elapsed());
-    app.hub.publish(
+    Metrics::inc(&live.metrics.broadcasts);
+    live.metrics.broadcast_latency.observe(started.elapsed());
+    live.hub.publish(
         room,
         Change::Participant {
             identity: identity.to_string(),
@@ -201,22 +161,22 @@ pub async fn publish_participant(
 }
 
 /// Tells a room's subscribers to resync (schedule changed).
-pub fn publish_room(app: &App, room: &str) {
-    app.hub.publish(room, Change::Room);
+pub fn publish_room(live: &Live, room: &str) {
+    live.hub.publish(room, Change::Room);
 }
 
 /// The snapshot a subscriber gets on connect and on resync: everyone for a
 /// teacher or admin, only themselves for a participant.
-pub async fn snapshot(app: &App, room: &str, who: &Principal) -> StoreResult<String> {
+pub async fn snapshot(live: &Live, room: &str, who: &Principal) -> StoreResult<String> {
     let facts = if who.manages(room) {
-        app.store.room_facts(room).await?
+        live.store.room_facts(room).await?
     } else {
-        app.store
+        live.store
             .participant_facts_kept(room, &who.identity)
             .await?
     };
     let at = now();
-    let classifier = &app.settings.classifier;
+    let classifier = &live.classifier;
     let (participants, teachers, excluded) = match &facts.session {
         Some(session) if who.manages(room) => {
             let r = report::session_report(session, &facts, classifier, None, at);

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::store::RoomFacts;
+use crate::domain::RoomFacts;
 
 type Key = (String, String);
 
@@ -204,7 +204,7 @@ mod tests {
 
     fn facts(title: &str) -> Arc<RoomFacts> {
         let mut facts = RoomFacts::default();
-        facts.roster.push(crate::store::RosterEntry {
+        facts.roster.push(crate::domain::RosterEntry {
             identity: title.into(),
             name: String::new(),
             role: String::new(),

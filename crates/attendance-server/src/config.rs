@@ -1,0 +1,166 @@
+//! The service's settings, from flags and environment variables, validated
+//! once (`attendance-server serve --help` lists them).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::http::Settings;
+use crate::ingest::IngestSettings;
+use crate::livekit::KeyRing;
+use crate::report::Classifier;
+
+#[derive(Args, Clone)]
+pub struct KeyArgs {
+    /// LiveKit API key (with --api-secret).
+    #[arg(long = "api-key", env = "LIVEKIT_API_KEY", global = true)]
+    pub api_key: Option<String>,
+    /// LiveKit API secret.
+    #[arg(
+        long = "api-secret",
+        env = "LIVEKIT_API_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_secret: Option<String>,
+    /// Several keys, as livekit-server takes them: "key1: secret1, key2: secret2".
+    #[arg(
+        long = "keys",
+        env = "LIVEKIT_KEYS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub keys: Option<String>,
+}
+
+impl KeyArgs {
+    pub fn key_ring(&self) -> anyhow::Result<KeyRing> {
+        let mut ring = match &self.keys {
+            Some(text) => {
+                KeyRing::parse_keys(text).map_err(|e| anyhow::anyhow!("LIVEKIT_KEYS: {e}"))?
+            }
+            None => KeyRing::new([]),
+        };
+        match (&self.api_key, &self.api_secret) {
+            (Some(k), Some(s)) if !k.is_empty() && !s.is_empty() => {
+                ring.insert(k.clone(), s.clone())
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                anyhow::bail!("LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set together")
+            }
+            _ => {}
+        }
+        if ring.is_empty() {
+            anyhow::bail!(
+                "no LiveKit API key configured: set LIVEKIT_API_KEY and LIVEKIT_API_SECRET \
+                 (the same key and secret as your LiveKit server), or LIVEKIT_KEYS=\"key: secret, …\""
+            );
+        }
+        Ok(ring)
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "ATTENDANCE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// sqlite://file.db (created if missing) or postgres://…
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://attendance.db")]
+    pub database_url: String,
+    /// Serve the web pages from this folder instead of the ones built into
+    /// the binary (for editing pages without rebuilding).
+    #[arg(long, env = "ATTENDANCE_WWW_DIR")]
+    pub www_dir: Option<PathBuf>,
+    /// Enable /demo/* (tokens and fabricated LiveKit events for trying it out).
+    #[arg(long, env = "ATTENDANCE_DEMO")]
+    pub demo: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "ATTENDANCE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: u64,
+    /// Processing attempts before a webhook is dead-lettered.
+    #[arg(long, env = "ATTENDANCE_MAX_ATTEMPTS", default_value_t = 8)]
+    pub max_attempts: u32,
+    /// First retry delay for failed processing (doubles each attempt), e.g. 1s, 250ms.
+    #[arg(long, env = "ATTENDANCE_RETRY_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub retry_base: Duration,
+    /// How often stale heartbeats and ended sessions are swept, e.g. 15s.
+    #[arg(long, env = "ATTENDANCE_SWEEP_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Duration,
+    /// How long a claimed webhook stays reserved for the instance that
+    /// claimed it; after that (the instance died) another one takes it.
+    #[arg(long, env = "ATTENDANCE_PROCESSING_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub processing_lease: Duration,
+    /// LiveKit participant kinds left out of class statistics (kept as facts).
+    #[arg(
+        long,
+        env = "ATTENDANCE_EXCLUDE_KINDS",
+        value_delimiter = ',',
+        default_value = "INGRESS,EGRESS,SIP,AGENT"
+    )]
+    pub exclude_kinds: Vec<String>,
+    /// Participant `role`s (metadata or attributes) left out of statistics.
+    #[arg(
+        long,
+        env = "ATTENDANCE_EXCLUDE_ROLES",
+        value_delimiter = ',',
+        default_value = "observer"
+    )]
+    pub exclude_roles: Vec<String>,
+    /// Database connections in the pool.
+    #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
+    pub db_connections: u32,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+impl ServeArgs {
+    /// The settings every layer runs with.
+    pub fn settings(&self) -> Settings {
+        let list = |items: &[String], normalise: fn(&str) -> String| -> Vec<String> {
+            items
+                .iter()
+                .map(|item| normalise(item.trim()))
+                .filter(|item| !item.is_empty())
+                .collect()
+        };
+        Settings {
+            max_body_bytes: self.max_body_bytes,
+            demo: self.demo,
+            www_dir: self.www_dir.clone(),
+            classifier: Classifier {
+                excluded_kinds: list(&self.exclude_kinds, str::to_ascii_uppercase),
+                excluded_roles: list(&self.exclude_roles, str::to_ascii_lowercase),
+            },
+            ingest: IngestSettings {
+                max_attempts: self.max_attempts.max(1),
+                retry_base: self.retry_base,
+                sweep_interval: self.sweep_interval.max(Duration::from_millis(50)),
+                processing_lease: self.processing_lease.max(Duration::from_millis(100)),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured only on a terminal).
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them.
+pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,warp=warn,warp::filters::trace=error".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}

@@ -1,0 +1,144 @@
+//! What happened, as stored: sessions, rosters, corrections, join/leave
+//! cycles and heartbeats. Every number people see is computed from these by
+//! `attendance-rules`; nothing here is a computed result.
+
+use std::collections::HashMap;
+
+use attendance_rules::{CloseReason, Schedule};
+use chrono::{DateTime, Utc};
+
+/// A stored session: the schedule plus what people call it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub room: String,
+    pub title: String,
+    pub schedule: Schedule,
+    /// IANA time zone people read times in; empty = UTC.
+    pub timezone: String,
+    /// The `present` threshold for teachers (schools may pay by it).
+    pub teacher_present_percent: u32,
+    /// Whether a roster was set (an empty roster is still a roster).
+    pub has_roster: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a teacher or admin sets besides the schedule.
+#[derive(Debug, Clone, Default)]
+pub struct SessionDetails {
+    pub title: String,
+    pub timezone: String,
+    pub teacher_present_percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RosterEntry {
+    pub identity: String,
+    pub name: String,
+    /// `student` or `teacher`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideRow {
+    pub identity: String,
+    pub status: String,
+    pub reason: String,
+    pub author: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub room: String,
+    pub identity: String,
+    pub action: String,
+    pub status: Option<String>,
+    pub reason: String,
+    pub author: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleRow {
+    pub participant_sid: String,
+    pub room: String,
+    pub room_sid: String,
+    pub identity: String,
+    pub name: String,
+    pub kind: String,
+    pub metadata: String,
+    /// LiveKit participant attributes, as a JSON object (or empty).
+    pub attributes: String,
+    pub joined_at: Option<DateTime<Utc>>,
+    pub left_at: Option<DateTime<Utc>>,
+    pub close_reason: Option<String>,
+}
+
+/// A connection opened (`participant_joined`) or seen closing.
+#[derive(Debug, Clone)]
+pub struct CycleFact {
+    pub participant_sid: String,
+    pub room: String,
+    pub room_sid: String,
+    pub identity: String,
+    pub name: String,
+    pub kind: String,
+    pub metadata: String,
+    pub attributes: String,
+    pub joined_at_ms: Option<i64>,
+}
+
+impl CycleFact {
+    /// Another join of the same connection, as a later upsert would merge
+    /// it: its non-empty fields win, the first join time stays.
+    pub fn fill_from(&mut self, later: &CycleFact) {
+        for (mine, theirs) in [
+            (&mut self.name, &later.name),
+            (&mut self.kind, &later.kind),
+            (&mut self.metadata, &later.metadata),
+            (&mut self.room_sid, &later.room_sid),
+            (&mut self.attributes, &later.attributes),
+        ] {
+            if !theirs.is_empty() {
+                mine.clone_from(theirs);
+            }
+        }
+        self.joined_at_ms = self.joined_at_ms.or(later.joined_at_ms);
+    }
+}
+
+/// Everything needed to compute a room's attendance.
+#[derive(Debug, Clone, Default)]
+pub struct RoomFacts {
+    pub session: Option<SessionRow>,
+    pub cycles: Vec<CycleRow>,
+    pub heartbeats: HashMap<String, DateTime<Utc>>,
+    pub roster: Vec<RosterEntry>,
+    pub overrides: HashMap<String, OverrideRow>,
+}
+
+impl RoomFacts {
+    /// Records a heartbeat of `identity`, keeping the newer of two.
+    pub fn note_heartbeat(&mut self, identity: &str, at: DateTime<Utc>) {
+        let known = self.heartbeats.entry(identity.to_string()).or_insert(at);
+        *known = (*known).max(at);
+    }
+}
+
+/// What one webhook means for the cycles table.
+#[derive(Debug, Clone)]
+pub enum EventFacts {
+    Joined(CycleFact),
+    Closed {
+        fact: CycleFact,
+        at_ms: i64,
+        reason: CloseReason,
+    },
+    RoomFinished {
+        room: String,
+        room_sid: String,
+        at_ms: i64,
+    },
+    Ignored,
+}

@@ -1,0 +1,15 @@
+//! The facts the service keeps, as plain data: no I/O, no clock of its own
+//! beyond [`clock`]. Every layer above speaks in these types.
+
+pub mod change;
+pub mod clock;
+pub mod facts;
+pub mod webhooks;
+
+pub use change::Changed;
+pub use clock::{ms_to_time, now, now_ms};
+pub use facts::{
+    AuditRow, CycleFact, CycleRow, EventFacts, OverrideRow, RoomFacts, RosterEntry, SessionDetails,
+    SessionRow,
+};
+pub use webhooks::{NewEvent, StoredEvent};

@@ -1,0 +1,48 @@
+//! For operators: health and Prometheus metrics.
+
+use serde_json::json;
+use warp::http::{header, StatusCode};
+use warp::reply::Reply;
+
+use super::error::{json_reply, ApiResult};
+use super::App;
+use crate::domain::now_ms;
+
+pub async fn healthz(app: App) -> ApiResult {
+    app.store.ping().await?;
+    Ok(json_reply(&json!({ "status": "ok" }), StatusCode::OK))
+}
+
+pub async fn metrics(app: App) -> ApiResult {
+    let counts = app.store.event_counts().await.unwrap_or_default();
+    let count = |status: &str| counts.get(status).copied().unwrap_or(0) as f64;
+    let oldest = app.store.oldest_pending_received_ms().await.ok().flatten();
+    let backlog_age = oldest.map_or(0.0, |ms| (now_ms() - ms).max(0) as f64 / 1000.0);
+    let subscribers = app.live.hub.subscriber_count() as f64;
+    let text = app.metrics.render(&[
+        (
+            "attendance_webhooks_pending",
+            "Stored webhooks waiting to be processed",
+            count("pending"),
+        ),
+        (
+            "attendance_webhooks_dead_letters",
+            "Webhooks in the dead-letter state",
+            count("failed"),
+        ),
+        (
+            "attendance_webhooks_backlog_age_seconds",
+            "Age of the oldest webhook waiting to be processed",
+            backlog_age,
+        ),
+        (
+            "attendance_websocket_subscribers",
+            "Open WebSocket subscriptions on this instance",
+            subscribers,
+        ),
+    ]);
+    Ok(
+        warp::reply::with_header(text, header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .into_response(),
+    )
+}

@@ -1,0 +1,105 @@
+//! Rosters: who is expected in a session, and as what.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::StatusCode;
+
+use super::error::{json_reply, ApiError, ApiResult};
+use super::sessions::no_session;
+use super::App;
+use crate::domain::{now_ms, RosterEntry};
+use crate::livekit::Principal;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterBodyEntry {
+    identity: String,
+    name: Option<String>,
+    role: Option<String>,
+}
+
+/// `PUT …/roster` takes `{"roster": [...]}` or the bare list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RosterBody {
+    Wrapped { roster: Vec<RosterBodyEntry> },
+    Bare(Vec<RosterBodyEntry>),
+}
+
+const MAX_ROSTER: usize = 5000;
+
+pub fn roster_entries(entries: Vec<RosterBodyEntry>) -> Result<Vec<RosterEntry>, ApiError> {
+    if entries.len() > MAX_ROSTER {
+        return Err(ApiError::bad_request(format!(
+            "a roster holds at most {MAX_ROSTER} people"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .into_iter()
+        .map(|e| {
+            let identity = e.identity.trim().to_string();
+            if identity.is_empty() || identity.len() > 256 {
+                return Err(ApiError::bad_request(
+                    "roster identities must be 1 to 256 bytes",
+                ));
+            }
+            if !seen.insert(identity.clone()) {
+                return Err(ApiError::bad_request(format!(
+                    "`{identity}` is on the roster twice"
+                )));
+            }
+            let role = e.role.unwrap_or_else(|| "student".into());
+            if role != "student" && role != "teacher" {
+                return Err(ApiError::bad_request(format!(
+                    "roster role must be student or teacher, not `{role}`"
+                )));
+            }
+            Ok(RosterEntry {
+                identity,
+                name: e.name.unwrap_or_default(),
+                role,
+            })
+        })
+        .collect()
+}
+
+pub async fn put_roster(app: App, who: Principal, room: String, body: Bytes) -> ApiResult {
+    if !who.manages(&room) {
+        return Err(ApiError::forbidden(
+            "only the room's teacher or an administrator may set its roster",
+        ));
+    }
+    let entries = match serde_json::from_slice::<RosterBody>(&body) {
+        Ok(RosterBody::Wrapped { roster }) | Ok(RosterBody::Bare(roster)) => {
+            roster_entries(roster)?
+        }
+        Err(e) => return Err(ApiError::bad_request(format!("invalid roster: {e}"))),
+    };
+    if !app.store.set_roster(&room, &entries, now_ms()).await? {
+        return Err(no_session(&room));
+    }
+    tracing::info!(room = %room, by = %who.identity, people = entries.len(), "roster set");
+    app.live.changed(&room, None);
+    Ok(json_reply(
+        &json!({ "room": room, "roster": entries }),
+        StatusCode::OK,
+    ))
+}
+
+pub async fn get_roster(app: App, who: Principal, room: String) -> ApiResult {
+    if !who.manages(&room) {
+        return Err(ApiError::forbidden(
+            "only the room's teacher or an administrator may read its roster",
+        ));
+    }
+    if app.store.session(&room).await?.is_none() {
+        return Err(no_session(&room));
+    }
+    let roster = app.store.roster(&room, None).await?;
+    Ok(json_reply(
+        &json!({ "room": room, "roster": roster }),
+        StatusCode::OK,
+    ))
+}

@@ -1,0 +1,138 @@
+//! Sessions: scheduling one (`PUT`), reading it, and listing them.
+
+use bytes::Bytes;
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::StatusCode;
+
+use super::error::{json_reply, ApiError, ApiResult};
+use super::params::{check_room, field, parse_zone, percent, range};
+use super::rosters::{roster_entries, RosterBodyEntry};
+use super::App;
+use crate::domain::{now, now_ms, SessionDetails};
+use crate::livekit::Principal;
+use crate::report::{self, SessionView};
+
+/// `PUT /api/sessions/{room}` body. Unknown fields are refused so a typo
+/// (`duraton_minutes`) is an error, not a silently ignored setting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionBody {
+    scheduled_at: DateTime<FixedOffset>,
+    duration_minutes: i64,
+    grace_minutes: Option<i64>,
+    late_after_minutes: Option<i64>,
+    present_percent: Option<i64>,
+    teacher_present_percent: Option<i64>,
+    heartbeat_stale_seconds: Option<i64>,
+    title: Option<String>,
+    timezone: Option<String>,
+    roster: Option<Vec<RosterBodyEntry>>,
+}
+
+/// The 404 for a room nobody scheduled.
+pub fn no_session(room: &str) -> ApiError {
+    ApiError::not_found(format!("no session scheduled for room `{room}`"))
+}
+
+pub async fn put_session(app: App, who: Principal, room: String, body: Bytes) -> ApiResult {
+    check_room(&room)?;
+    if !who.manages(&room) {
+        return Err(ApiError::forbidden(
+            "only the room's teacher or an administrator may schedule it",
+        ));
+    }
+    let body: SessionBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid session: {e}")))?;
+    if body.duration_minutes <= 0 {
+        return Err(ApiError::bad_request(
+            "duration_minutes must be greater than 0",
+        ));
+    }
+    let mut schedule = attendance_rules::Schedule::new(body.scheduled_at.with_timezone(&Utc), 1);
+    schedule.duration_minutes = field("duration_minutes", body.duration_minutes)?;
+    if let Some(v) = body.grace_minutes {
+        schedule.grace_minutes = field("grace_minutes", v)?;
+    }
+    if let Some(v) = body.late_after_minutes {
+        schedule.late_after_minutes = field("late_after_minutes", v)?;
+    }
+    if let Some(v) = body.present_percent {
+        schedule.present_percent = field("present_percent", v)?;
+    }
+    if let Some(v) = body.heartbeat_stale_seconds {
+        schedule.heartbeat_stale_seconds = field("heartbeat_stale_seconds", v)?;
+    }
+    schedule
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let details = SessionDetails {
+        title: body.title.unwrap_or_default(),
+        timezone: match body.timezone.filter(|z| !z.is_empty()) {
+            Some(zone) => parse_zone(&zone)?.name().to_string(),
+            None => String::new(),
+        },
+        teacher_present_percent: body
+            .teacher_present_percent
+            .map_or(Ok(90), |v| percent("teacher_present_percent", v))?,
+    };
+    if details.title.len() > 500 {
+        return Err(ApiError::bad_request("title must be at most 500 bytes"));
+    }
+    let roster = body.roster.map(roster_entries).transpose()?;
+    let (session, created) = app
+        .store
+        .upsert_session(&room, &details, &schedule, roster.as_deref(), now_ms())
+        .await?;
+    tracing::info!(room = %room, by = %who.identity, created, "session scheduled");
+    app.live.changed(&room, None);
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_reply(&SessionView::from(&session), status))
+}
+
+pub async fn get_session(app: App, who: Principal, room: String) -> ApiResult {
+    if !who.belongs_to(&room) {
+        return Err(ApiError::forbidden("this token is for another room"));
+    }
+    let session = app
+        .store
+        .session(&room)
+        .await?
+        .ok_or_else(|| no_session(&room))?;
+    Ok(json_reply(&SessionView::from(&session), StatusCode::OK))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RangeQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+pub async fn list_sessions(app: App, who: Principal, q: RangeQuery) -> ApiResult {
+    let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
+    let at = now();
+    let mut sessions = Vec::new();
+    for session in app
+        .store
+        .sessions_between(from.timestamp_millis(), to.timestamp_millis())
+        .await?
+    {
+        if !who.manages(&session.room) {
+            continue;
+        }
+        let facts = app.store.room_facts(&session.room).await?;
+        let report = report::session_report(&session, &facts, &app.settings.classifier, None, at);
+        let mut view = serde_json::to_value(SessionView::from(&session)).expect("serializable");
+        view["phase"] = json!(report.phase);
+        view["counts"] = json!(report.counts);
+        view["students"] = json!(report.participants.len());
+        view["teachers"] = json!(report.teachers.len());
+        sessions.push(view);
+    }
+    Ok(json_reply(&json!({ "sessions": sessions }), StatusCode::OK))
+}

@@ -1,0 +1,157 @@
+//! Applies stored webhooks to the cycles table, in the background, after
+//! LiveKit already has its 200. Failures are retried with exponential
+//! backoff and end as dead letters (`status = 'failed'`), never dropped.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Ingest;
+use crate::domain::{now, now_ms, Changed, EventFacts, StoredEvent};
+use crate::livekit::{facts_of, WebhookEvent};
+use crate::metrics::Metrics;
+
+const BATCH: i64 = 256;
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Runs until `shutdown` turns true.
+pub async fn run(ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let worked = match process_due(&ingest).await {
+            Ok(n) => n > 0,
+            Err(error) => {
+                tracing::warn!(%error, "webhook processing paused: store unavailable");
+                false
+            }
+        };
+        if *shutdown.borrow() {
+            return;
+        }
+        if !worked {
+            tokio::select! {
+                _ = ingest.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Processes one batch of due events in one transaction; returns how many
+/// were handled.
+pub async fn process_due(ingest: &Ingest) -> Result<usize, sqlx::Error> {
+    let lease = ingest.settings.processing_lease.as_millis() as i64;
+    let due = ingest
+        .store
+        .claim_due_events(now_ms(), lease, BATCH)
+        .await?;
+    let mut good = Vec::with_capacity(due.len());
+    for stored in &due {
+        match WebhookEvent::parse(stored.body.as_bytes()).and_then(|e| facts_of(&e).map(|f| (e, f)))
+        {
+            Ok((event, facts)) => good.push((stored, event, facts)),
+            Err(reason) => record_failure(ingest, stored, &reason).await?,
+        }
+    }
+    if good.is_empty() {
+        return Ok(due.len());
+    }
+    // A database error is not the events' fault: they stay claimed and are
+    // retried when the lease runs out, without spending an attempt.
+    let batch: Vec<(&str, &EventFacts)> = good.iter().map(|(s, _, f)| (s.id.as_str(), f)).collect();
+    let applied = match ingest.store.apply_events(&batch, now_ms()).await {
+        Ok(applied) => applied,
+        // A batch can lose a deadlock against another instance's batch;
+        // one event per transaction then cannot.
+        Err(error) if batch.len() > 1 => {
+            tracing::debug!(%error, "batch not applied; applying its events one by one");
+            let mut applied = Vec::with_capacity(batch.len());
+            for one in &batch {
+                applied.extend(
+                    ingest
+                        .store
+                        .apply_events(std::slice::from_ref(one), now_ms())
+                        .await?,
+                );
+            }
+            applied
+        }
+        Err(error) => return Err(error),
+    };
+    let mut changes = std::collections::BTreeSet::new();
+    for ((stored, event, facts), applied) in good.iter().zip(applied) {
+        if !applied {
+            continue; // another instance got there first
+        }
+        Metrics::inc(&ingest.metrics.events_processed);
+        let lag = (now() - stored.received_at).to_std().unwrap_or_default();
+        ingest.metrics.processing_lag.observe(lag);
+        let identity = event
+            .participant
+            .as_ref()
+            .map_or("", |p| p.identity.as_str());
+        tracing::info!(event_id = %stored.id, event = %stored.event, room = %stored.room, identity, "webhook processed");
+        match facts {
+            EventFacts::Joined(f) | EventFacts::Closed { fact: f, .. } => {
+                changes.insert((f.room.clone(), Some(f.identity.clone())));
+            }
+            EventFacts::RoomFinished { room, .. } => {
+                changes.insert((room.clone(), None));
+            }
+            EventFacts::Ignored => {}
+        }
+    }
+    // One push per participant per batch, however many events touched them.
+    let changes: Vec<Changed> = changes
+        .into_iter()
+        .map(|(room, identity)| Changed {
+            room,
+            identity,
+            heartbeat_at_ms: None,
+        })
+        .collect();
+    ingest.live.changed_many(changes);
+    Ok(due.len())
+}
+
+/// An event that cannot be applied: retried with backoff, then dead-lettered.
+async fn record_failure(
+    ingest: &Ingest,
+    stored: &StoredEvent,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    let attempts = stored.attempts as u32 + 1;
+    if attempts >= ingest.settings.max_attempts {
+        Metrics::inc(&ingest.metrics.events_dead_lettered);
+        tracing::error!(event_id = %stored.id, event = %stored.event, room = %stored.room, attempts, %error, "webhook dead-lettered; replay with `attendance-server replay`");
+        ingest.store.event_failed(&stored.id, error, None).await
+    } else {
+        let delay = backoff(ingest.settings.retry_base, attempts);
+        Metrics::inc(&ingest.metrics.event_retries);
+        tracing::warn!(event_id = %stored.id, event = %stored.event, room = %stored.room, attempts, retry_in_ms = delay.as_millis() as u64, %error, "webhook processing failed; will retry");
+        ingest
+            .store
+            .event_failed(&stored.id, error, Some(now_ms() + delay.as_millis() as i64))
+            .await
+    }
+}
+
+/// `base * 2^(attempts-1)`, capped.
+pub fn backoff(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
+        .min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let base = Duration::from_secs(1);
+        assert_eq!(backoff(base, 1), Duration::from_secs(1));
+        assert_eq!(backoff(base, 2), Duration::from_secs(2));
+        assert_eq!(backoff(base, 4), Duration::from_secs(8));
+        assert_eq!(backoff(base, 40), MAX_BACKOFF);
+    }
+}

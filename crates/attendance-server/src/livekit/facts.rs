@@ -1,0 +1,102 @@
+//! What a LiveKit webhook means for the stored facts. Pure: no I/O.
+
+use attendance_rules::CloseReason;
+
+use super::webhook::WebhookEvent;
+use crate::domain::{CycleFact, EventFacts};
+
+/// What a webhook means for the cycles table. Pure: no I/O.
+pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
+    let created_at_ms = event.created_at * 1000;
+    let room = event.room.clone().unwrap_or_default();
+    let cycle_fact = || -> Result<CycleFact, String> {
+        let p = event
+            .participant
+            .as_ref()
+            .ok_or_else(|| format!("{} without a participant", event.event))?;
+        if p.sid.is_empty() || p.identity.is_empty() {
+            return Err(format!(
+                "{} without participant sid or identity",
+                event.event
+            ));
+        }
+        if room.name.is_empty() {
+            return Err(format!("{} without a room name", event.event));
+        }
+        Ok(CycleFact {
+            participant_sid: p.sid.clone(),
+            room: room.name.clone(),
+            room_sid: room.sid.clone(),
+            identity: p.identity.clone(),
+            name: p.name.clone(),
+            kind: p.kind.clone(),
+            metadata: p.metadata.clone(),
+            attributes: if p.attributes.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&p.attributes).expect("a map of strings serializes")
+            },
+            joined_at_ms: p.joined_at_ms(),
+        })
+    };
+    let close = |reason| -> Result<EventFacts, String> {
+        if created_at_ms <= 0 {
+            return Err(format!("{} without createdAt", event.event));
+        }
+        Ok(EventFacts::Closed {
+            fact: cycle_fact()?,
+            at_ms: created_at_ms,
+            reason,
+        })
+    };
+    match event.event.as_str() {
+        "participant_joined" => {
+            let mut fact = cycle_fact()?;
+            // LiveKit's own join time; the event time only as a fallback.
+            if fact.joined_at_ms.is_none() && created_at_ms > 0 {
+                fact.joined_at_ms = Some(created_at_ms);
+            }
+            Ok(EventFacts::Joined(fact))
+        }
+        "participant_left" => close(CloseReason::Left),
+        "participant_connection_aborted" => close(CloseReason::ConnectionAborted),
+        "room_finished" => {
+            if room.name.is_empty() || created_at_ms <= 0 {
+                return Err("room_finished without room name or createdAt".into());
+            }
+            Ok(EventFacts::RoomFinished {
+                room: room.name,
+                room_sid: room.sid,
+                at_ms: created_at_ms,
+            })
+        }
+        _ => Ok(EventFacts::Ignored),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_time_prefers_livekit_ms() {
+        let body = br#"{"event":"participant_joined","id":"EV_1","createdAt":"200","room":{"name":"r","sid":"RM_1"},"participant":{"sid":"PA_1","identity":"s","joinedAt":"100","joinedAtMs":"100500"}}"#;
+        let facts = facts_of(&WebhookEvent::parse(body).unwrap()).unwrap();
+        match facts {
+            EventFacts::Joined(f) => assert_eq!(f.joined_at_ms, Some(100_500)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_events_are_ignored_and_broken_ones_refused() {
+        let track = br#"{"event":"track_published","id":"EV_2","room":{"name":"r"}}"#;
+        assert!(matches!(
+            facts_of(&WebhookEvent::parse(track).unwrap()),
+            Ok(EventFacts::Ignored)
+        ));
+        let broken =
+            br#"{"event":"participant_left","id":"EV_3","createdAt":"5","room":{"name":"r"}}"#;
+        assert!(facts_of(&WebhookEvent::parse(broken).unwrap()).is_err());
+    }
+}

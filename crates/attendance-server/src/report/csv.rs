@@ -1,0 +1,118 @@
+//! Reports as spreadsheet-friendly CSV.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::classify::Role;
+use super::views::{Clock, ParticipantReport, SessionReport};
+use crate::domain::SessionRow;
+
+/// Text a spreadsheet would run as a formula gets a leading `'`
+/// (OWASP's advice against CSV injection); other text is unchanged.
+fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
+const CSV_HEADER: [&str; 20] = [
+    "room",
+    "title",
+    "scheduled_at",
+    "identity",
+    "name",
+    "role",
+    "rostered",
+    "status",
+    "computed_status",
+    "override_reason",
+    "override_by",
+    "attended_seconds",
+    "duration_minutes",
+    "attendance_percentage",
+    "join_count",
+    "first_join_at",
+    "last_leave_at",
+    "in_meeting",
+    "final",
+    "timezone",
+];
+
+fn csv_row(
+    out: &mut csv::Writer<Vec<u8>>,
+    session: (&str, &str, DateTime<Utc>),
+    p: &ParticipantReport,
+    clock: Clock,
+) -> Result<(), csv::Error> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let role = match p.role {
+        Role::Student => "student",
+        Role::Teacher => "teacher",
+        Role::Excluded => "excluded",
+    };
+    out.write_record([
+        &*spreadsheet_safe(session.0),
+        &*spreadsheet_safe(session.1),
+        &clock.text(Some(session.2)),
+        &*spreadsheet_safe(&p.identity),
+        &*spreadsheet_safe(&p.name),
+        role,
+        yes_no(p.rostered),
+        p.status.as_str(),
+        p.computed_status.as_str(),
+        &*spreadsheet_safe(p.correction.as_ref().map_or("", |o| o.reason.as_str())),
+        &*spreadsheet_safe(p.correction.as_ref().map_or("", |o| o.author.as_str())),
+        &p.attended_seconds.to_string(),
+        &p.duration_minutes.to_string(),
+        &format!("{:.1}", p.attendance_percentage),
+        &p.join_count.to_string(),
+        &clock.text(p.first_join_at),
+        &clock.text(p.last_leave_at),
+        yes_no(p.in_meeting),
+        yes_no(p.is_final),
+        clock.zone.map_or("UTC", |z| z.name()),
+    ])
+}
+
+/// The report as a spreadsheet-friendly CSV: one row per student, then
+/// per teacher; times local with their offset when a zone is set.
+pub fn csv(report: &SessionReport, zone: Option<Tz>) -> Result<String, csv::Error> {
+    let clock = Clock { zone };
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(CSV_HEADER)?;
+    for p in report.participants.iter().chain(&report.teachers) {
+        csv_row(
+            &mut out,
+            (&report.room, &report.title, report.scheduled_at),
+            p,
+            clock,
+        )?;
+    }
+    finish(out)
+}
+
+/// One student's history across sessions, as CSV.
+pub fn history_csv(
+    rows: &[(SessionRow, ParticipantReport)],
+    zone: Option<Tz>,
+) -> Result<String, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(CSV_HEADER)?;
+    for (session, p) in rows {
+        let clock = Clock::for_session(session, zone);
+        csv_row(
+            &mut out,
+            (&session.room, &session.title, session.schedule.scheduled_at),
+            p,
+            clock,
+        )?;
+    }
+    finish(out)
+}
+
+fn finish(out: csv::Writer<Vec<u8>>) -> Result<String, csv::Error> {
+    let bytes = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8(bytes).expect("csv writes UTF-8"))
+}

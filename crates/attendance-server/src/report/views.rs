@@ -1,0 +1,211 @@
+//! What the API shows: sessions, participants, cycles and counts, with
+//! instants in UTC and, when a zone is known, local time.
+
+use attendance_rules::{Phase, Schedule, Status};
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::classify::Role;
+use crate::domain::SessionRow;
+
+/// How to show instants: UTC always, local time when a zone is known.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    pub zone: Option<Tz>,
+}
+
+impl Clock {
+    pub fn for_session(session: &SessionRow, requested: Option<Tz>) -> Clock {
+        Clock {
+            zone: requested.or_else(|| session.timezone.parse().ok()),
+        }
+    }
+
+    /// RFC 3339 in the zone, with its offset (`2026-03-29T13:00:00+02:00`).
+    pub fn local(&self, at: Option<DateTime<Utc>>) -> Option<String> {
+        let (zone, at) = (self.zone?, at?);
+        Some(
+            at.with_timezone(&zone)
+                .to_rfc3339_opts(SecondsFormat::Secs, false),
+        )
+    }
+
+    /// For CSV: local with offset when a zone is known, else UTC.
+    pub fn text(&self, at: Option<DateTime<Utc>>) -> String {
+        self.local(at)
+            .or_else(|| at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)))
+            .unwrap_or_default()
+    }
+}
+
+/// The session as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub room: String,
+    pub title: String,
+    #[serde(flatten)]
+    pub schedule: Schedule,
+    pub teacher_present_percent: u32,
+    pub timezone: Option<String>,
+    pub window_end: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_at_local: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_end_local: Option<String>,
+    pub has_roster: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SessionView {
+    pub fn new(row: &SessionRow, clock: Clock) -> Self {
+        let end = row.schedule.window().end;
+        SessionView {
+            room: row.room.clone(),
+            title: row.title.clone(),
+            schedule: row.schedule.clone(),
+            teacher_present_percent: row.teacher_present_percent,
+            timezone: (!row.timezone.is_empty()).then(|| row.timezone.clone()),
+            window_end: end,
+            scheduled_at_local: clock.local(Some(row.schedule.scheduled_at)),
+            window_end_local: clock.local(Some(end)),
+            has_roster: row.has_roster,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl From<&SessionRow> for SessionView {
+    fn from(row: &SessionRow) -> Self {
+        SessionView::new(row, Clock::for_session(row, None))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleView {
+    pub participant_sid: String,
+    pub joined_at: Option<DateTime<Utc>>,
+    pub left_at: Option<DateTime<Utc>>,
+    pub close_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined_at_local: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_at_local: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OverrideView {
+    pub status: String,
+    pub reason: String,
+    pub author: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One participant's attendance. The old system's field names are kept
+/// (`is_currently_in_meeting`, `duration_minutes`) next to the new ones.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParticipantReport {
+    pub identity: String,
+    pub name: String,
+    pub role: Role,
+    /// LiveKit participant kind (`STANDARD`, `EGRESS`, …; empty if unknown).
+    pub kind: String,
+    /// On the session's roster (always false without a roster).
+    pub rostered: bool,
+    /// Rostered (or corrected) but never connected.
+    pub never_joined: bool,
+    /// The status shown: the teacher's override if any, else computed.
+    pub status: String,
+    pub computed_status: Status,
+    #[serde(rename = "override")]
+    pub correction: Option<OverrideView>,
+    /// The share needed for `present` for this participant's role.
+    pub present_percent: u32,
+    pub attended_seconds: i64,
+    pub duration_minutes: i64,
+    pub attendance_percentage: f64,
+    pub phase: Phase,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub in_meeting: bool,
+    pub is_currently_in_meeting: bool,
+    pub heartbeat_stale: bool,
+    pub join_count: usize,
+    pub first_join_at: Option<DateTime<Utc>>,
+    pub last_leave_at: Option<DateTime<Utc>>,
+    pub first_counted_at: Option<DateTime<Utc>>,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_join_at_local: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_leave_at_local: Option<String>,
+    pub cycles: Vec<CycleView>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusCounts {
+    pub present: usize,
+    pub late: usize,
+    pub partial: usize,
+    pub absent: usize,
+    pub excused: usize,
+}
+
+impl StatusCounts {
+    pub fn of(participants: &[ParticipantReport]) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for p in participants {
+            match p.status.as_str() {
+                "present" => counts.present += 1,
+                "late" => counts.late += 1,
+                "partial" => counts.partial += 1,
+                "absent" => counts.absent += 1,
+                "excused" => counts.excused += 1,
+                _ => {}
+            }
+        }
+        counts
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionReport {
+    pub room: String,
+    pub title: String,
+    pub scheduled_at: DateTime<Utc>,
+    pub duration_minutes: u32,
+    pub grace_minutes: u32,
+    pub window_end: DateTime<Utc>,
+    pub timezone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_at_local: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_end_local: Option<String>,
+    pub phase: Phase,
+    pub generated_at: DateTime<Utc>,
+    pub has_roster: bool,
+    /// Students per status (teachers and excluded participants not counted).
+    pub counts: StatusCounts,
+    /// Students, rostered ones first-class, guests marked `rostered: false`.
+    pub participants: Vec<ParticipantReport>,
+    pub teachers: Vec<ParticipantReport>,
+    /// Recorders, bridges, agents and observers: facts kept, not counted.
+    pub excluded: Vec<ParticipantReport>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_times_carry_their_offset() {
+        let clock = Clock {
+            zone: Some("Africa/Cairo".parse().unwrap()),
+        };
+        let at: DateTime<Utc> = "2026-01-15T09:00:00Z".parse().unwrap();
+        assert_eq!(clock.local(Some(at)).unwrap(), "2026-01-15T11:00:00+02:00");
+        assert_eq!(Clock::default().text(Some(at)), "2026-01-15T09:00:00Z");
+    }
+}

@@ -1,0 +1,408 @@
+//! Join/leave cycles: webhooks' facts applied in batches (exactly once,
+//! whatever the order inside a batch), and the closes the sweeper makes.
+
+use std::collections::BTreeMap;
+
+use attendance_rules::CloseReason;
+use chrono::{DateTime, Utc};
+
+use super::inbox::mark_processed;
+use super::sql::{cycle_from_row, numbered_rows, session_from_row, CYCLE_SELECT, SWEEPER_REASONS};
+use super::{Store, StoreResult};
+use crate::domain::{ms_to_time, CycleFact, CycleRow, EventFacts, SessionRow};
+use sqlx::Row;
+
+impl Store {
+    /// Applies a batch of events' facts and marks them processed, in one
+    /// transaction: each event is processed exactly once even if the process
+    /// dies in between, or two instances race for it. Per event, `false` if
+    /// it was already processed.
+    pub async fn apply_events(
+        &self,
+        events: &[(&str, &EventFacts)],
+        now_ms: i64,
+    ) -> StoreResult<Vec<bool>> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let mut pending = mark_processed(&mut tx, events.iter().map(|(id, _)| *id), now_ms).await?;
+        let mut applied = Vec::with_capacity(events.len());
+        let mut ours = Vec::with_capacity(events.len());
+        for (id, facts) in events {
+            // Marked by another instance, or processed already: not again.
+            let mine = pending.remove(*id);
+            if mine {
+                ours.push(*facts);
+            }
+            applied.push(mine);
+        }
+        apply_batch(&mut tx, &ours, now_ms).await?;
+        tx.commit().await?;
+        for (_, facts) in events {
+            match facts {
+                EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => {
+                    self.facts_cache.invalidate(&fact.room, &fact.identity)
+                }
+                EventFacts::RoomFinished { room, .. } => self.facts_cache.invalidate_room(room),
+                EventFacts::Ignored => {}
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Open cycles in rooms that have a schedule, for the sweeper.
+    pub async fn open_cycles_with_sessions(
+        &self,
+    ) -> StoreResult<Vec<(CycleRow, SessionRow, Option<DateTime<Utc>>)>> {
+        let rows = sqlx::query(
+            "SELECT c.participant_sid, c.room, c.room_sid, c.identity, c.name, c.kind, c.metadata, \
+             c.attributes, c.joined_at_ms, c.left_at_ms, c.close_reason, \
+             s.title, s.scheduled_at_ms, s.duration_minutes, s.grace_minutes, s.late_after_minutes, \
+             s.present_percent, s.heartbeat_stale_seconds, s.created_at_ms, s.updated_at_ms, \
+             s.timezone, s.teacher_present_percent, s.has_roster, \
+             h.last_heartbeat_at_ms \
+             FROM cycles c JOIN sessions s ON s.room = c.room \
+             LEFT JOIN heartbeats h ON h.room = c.room AND h.identity = c.identity \
+             WHERE c.left_at_ms IS NULL AND c.joined_at_ms IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let beat: Option<i64> = r.try_get("last_heartbeat_at_ms")?;
+                Ok((
+                    cycle_from_row(r)?,
+                    session_from_row(r)?,
+                    beat.map(ms_to_time),
+                ))
+            })
+            .collect()
+    }
+
+    /// Closes a still-open cycle; `false` if someone closed it first.
+    pub async fn close_open_cycle(
+        &self,
+        cycle: &CycleRow,
+        at_ms: i64,
+        reason: CloseReason,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
+        let result = sqlx::query(
+            "UPDATE cycles SET left_at_ms = $2, close_reason = $3, updated_at_ms = $4 \
+             WHERE participant_sid = $1 AND left_at_ms IS NULL",
+        )
+        .bind(&cycle.participant_sid)
+        .bind(at_ms)
+        .bind(reason.as_str())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        self.facts_cache.invalidate(&cycle.room, &cycle.identity);
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Open cycles of one identity in a room (demo mode's "leave").
+    pub async fn open_cycles(&self, room: &str, identity: &str) -> StoreResult<Vec<CycleRow>> {
+        sqlx::query(&format!(
+            "{CYCLE_SELECT} WHERE room = $1 AND identity = $2 AND left_at_ms IS NULL"
+        ))
+        .bind(room)
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(cycle_from_row)
+        .collect()
+    }
+}
+
+/// Rows per multi-row statement when applying a batch (at most 10
+/// parameters each).
+const APPLY_ROWS_PER_STATEMENT: usize = 100;
+
+/// Applies a batch's facts in a handful of statements, not several per
+/// event: every statement is a round trip to the database.
+///
+/// The result does not depend on the order of events inside the batch, as
+/// it does not across batches: cycles are written first (what a leave says,
+/// then what a join says over it), then rooms that finished close what is
+/// open in them, then LiveKit's closes (of two closes the earlier wins, and
+/// replaces a sweeper's guess), then joins into rooms that had already
+/// finished are closed at the finish.
+async fn apply_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    batch: &[&EventFacts],
+    now_ms: i64,
+) -> StoreResult<()> {
+    // Per participant sid, in sid order (a fixed row order: concurrent
+    // batches lock rows in the same order).
+    let mut joins: BTreeMap<&str, CycleFact> = BTreeMap::new();
+    let mut closes: BTreeMap<&str, (&CycleFact, i64, CloseReason)> = BTreeMap::new();
+    let mut finished = Vec::new();
+    for facts in batch {
+        match facts {
+            EventFacts::Joined(fact) => {
+                joins
+                    .entry(&fact.participant_sid)
+                    .and_modify(|known| known.fill_from(fact))
+                    .or_insert_with(|| fact.clone());
+            }
+            EventFacts::Closed {
+                fact,
+                at_ms,
+                reason,
+            } => {
+                let close = closes
+                    .entry(&fact.participant_sid)
+                    .or_insert((fact, *at_ms, *reason));
+                if *at_ms < close.1 {
+                    *close = (fact, *at_ms, *reason);
+                }
+            }
+            EventFacts::RoomFinished {
+                room,
+                room_sid,
+                at_ms,
+            } => finished.push((room, room_sid, *at_ms)),
+            EventFacts::Ignored => {}
+        }
+    }
+    let close_facts: Vec<&CycleFact> = closes.values().map(|(fact, _, _)| *fact).collect();
+    upsert_cycles(
+        tx,
+        &close_facts,
+        now_ms,
+        "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)",
+    )
+    .await?;
+    let join_facts: Vec<&CycleFact> = joins.values().collect();
+    // What LiveKit says at join fills in what a reordered leave could not.
+    upsert_cycles(
+        tx,
+        &join_facts,
+        now_ms,
+        "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms), \
+         name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE cycles.name END, \
+         kind = CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE cycles.kind END, \
+         metadata = CASE WHEN excluded.metadata <> '' THEN excluded.metadata ELSE cycles.metadata END, \
+         room_sid = CASE WHEN excluded.room_sid <> '' THEN excluded.room_sid ELSE cycles.room_sid END, \
+         updated_at_ms = excluded.updated_at_ms, \
+         attributes = CASE WHEN excluded.attributes <> '' THEN excluded.attributes ELSE cycles.attributes END",
+    )
+    .await?;
+    for (room, room_sid, at_ms) in finished {
+        sqlx::query(
+            "INSERT INTO finished_rooms (room_sid, room, finished_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (room_sid) DO NOTHING",
+        )
+        .bind(room_sid)
+        .bind(room)
+        .bind(at_ms)
+        .execute(&mut **tx)
+        .await?;
+        // Without a room sid, close by name: every open cycle there.
+        sqlx::query(
+            "UPDATE cycles SET left_at_ms = $3, close_reason = 'room_finished', updated_at_ms = $4 \
+             WHERE left_at_ms IS NULL AND room = $1 AND (room_sid = $2 OR $2 = '')",
+        )
+        .bind(room)
+        .bind(room_sid)
+        .bind(at_ms)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let closes: Vec<_> = closes.into_iter().collect();
+    for chunk in closes.chunks(APPLY_ROWS_PER_STATEMENT) {
+        let values = numbered_rows("(?, ?, ?)", chunk.len(), 2);
+        // LiveKit's close wins over the sweeper's guess; of two LiveKit
+        // closes, the earlier one is the truth.
+        let sql = format!(
+            "WITH closing (sid, close_at_ms, reason) AS (VALUES {values}) \
+             UPDATE cycles SET left_at_ms = closing.close_at_ms, close_reason = closing.reason, \
+             updated_at_ms = $1 FROM closing WHERE cycles.participant_sid = closing.sid \
+             AND (cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
+             OR cycles.left_at_ms > closing.close_at_ms)"
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms);
+        for (sid, (_, at_ms, reason)) in chunk {
+            query = query.bind(*sid).bind(*at_ms).bind(reason.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    // A join into a room that had already finished (events reordered).
+    let joined: Vec<&str> = joins.keys().copied().collect();
+    for chunk in joined.chunks(APPLY_ROWS_PER_STATEMENT) {
+        let sids = numbered_rows("?", chunk.len(), 2);
+        let sql = format!(
+            "UPDATE cycles SET left_at_ms = (SELECT finished_at_ms FROM finished_rooms f \
+             WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = $1 \
+             WHERE participant_sid IN ({sids}) AND left_at_ms IS NULL AND room_sid <> '' \
+             AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)"
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms);
+        for sid in chunk {
+            query = query.bind(*sid);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Inserts cycles, or updates those already there with `on_conflict` (an
+/// `ON CONFLICT … DO UPDATE SET` list; `excluded.*` is the fact). At most one
+/// fact per participant sid.
+async fn upsert_cycles(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    facts: &[&CycleFact],
+    now_ms: i64,
+    on_conflict: &str,
+) -> StoreResult<()> {
+    for chunk in facts.chunks(APPLY_ROWS_PER_STATEMENT) {
+        // $1 is the write time, shared by all rows.
+        let rows = numbered_rows(
+            "(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, $1, ?)",
+            chunk.len(),
+            2,
+        );
+        let sql = format!(
+            "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
+             joined_at_ms, left_at_ms, close_reason, updated_at_ms, attributes) VALUES {rows} \
+             ON CONFLICT (participant_sid) DO UPDATE SET {on_conflict}"
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms);
+        for fact in chunk {
+            query = query
+                .bind(&fact.participant_sid)
+                .bind(&fact.room)
+                .bind(&fact.room_sid)
+                .bind(&fact.identity)
+                .bind(&fact.name)
+                .bind(&fact.kind)
+                .bind(&fact.metadata)
+                .bind(fact.joined_at_ms)
+                .bind(&fact.attributes);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewEvent, RoomFacts};
+    use crate::store::test_support::temp_store;
+
+    const T: i64 = 1_764_000_000_000; // some instant, in ms
+    const MINUTE: i64 = 60_000;
+
+    fn fact(sid: &str, identity: &str, joined_minute: Option<i64>, name: &str) -> CycleFact {
+        CycleFact {
+            participant_sid: sid.into(),
+            room: "r".into(),
+            room_sid: "RM_1".into(),
+            identity: identity.into(),
+            name: name.into(),
+            kind: String::new(),
+            metadata: String::new(),
+            attributes: String::new(),
+            joined_at_ms: joined_minute.map(|m| T + m * MINUTE),
+        }
+    }
+
+    /// A close whose participant info says it joined at `joined`.
+    fn closed(sid: &str, identity: &str, joined: i64, minute: i64) -> EventFacts {
+        EventFacts::Closed {
+            fact: fact(sid, identity, Some(joined), ""),
+            at_ms: T + minute * MINUTE,
+            reason: CloseReason::Left,
+        }
+    }
+
+    /// Stores `batch` as pending webhooks, then applies it as one batch.
+    async fn apply(store: &Store, prefix: &str, batch: &[EventFacts]) -> Vec<bool> {
+        let ids: Vec<String> = (0..batch.len())
+            .map(|i| format!("EV_{prefix}{i}"))
+            .collect();
+        let events: Vec<NewEvent> = ids
+            .iter()
+            .map(|id| NewEvent {
+                id: id.clone(),
+                event: "test".into(),
+                room: "r".into(),
+                created_at_ms: T,
+                api_key: "k".into(),
+                body: "{}".into(),
+            })
+            .collect();
+        store.insert_events(&events, T).await.unwrap();
+        let pairs: Vec<(&str, &EventFacts)> =
+            ids.iter().map(String::as_str).zip(batch.iter()).collect();
+        store.apply_events(&pairs, T).await.unwrap()
+    }
+
+    fn cycle<'a>(facts: &'a RoomFacts, sid: &str) -> &'a CycleRow {
+        facts
+            .cycles
+            .iter()
+            .find(|c| c.participant_sid == sid)
+            .unwrap_or_else(|| panic!("no cycle {sid}"))
+    }
+
+    fn minute(at: Option<DateTime<Utc>>) -> Option<i64> {
+        at.map(|t| (t.timestamp_millis() - T) / MINUTE)
+    }
+
+    /// Everything that can meet inside one batch, out of order: the result is
+    /// what the rules say for the facts, whatever the order.
+    #[tokio::test]
+    async fn one_batch_in_any_order_gives_the_facts_result() {
+        let (store, _dir) = temp_store().await;
+        let batch = vec![
+            closed("PA_a", "ada", 0, 30),
+            EventFacts::Joined(fact("PA_a", "ada", Some(0), "Ada")),
+            EventFacts::Joined(fact("PA_a", "ada", Some(5), "")), // a repeat: fills nothing
+            closed("PA_a", "ada", 0, 20),                         // the earlier of two closes wins
+            EventFacts::Joined(fact("PA_b", "bo", Some(10), "Bo")),
+            EventFacts::RoomFinished {
+                room: "r".into(),
+                room_sid: "RM_1".into(),
+                at_ms: T + 45 * MINUTE,
+            },
+            closed("PA_c", "cy", 40, 50), // left after the room finished
+            EventFacts::Joined(fact("PA_c", "cy", Some(40), "Cy")),
+        ];
+        let applied = apply(&store, "one", &batch).await;
+        assert_eq!(applied, vec![true; batch.len()]);
+        let facts = store.room_facts("r").await.unwrap();
+        let a = cycle(&facts, "PA_a");
+        assert_eq!(
+            (minute(a.joined_at), minute(a.left_at)),
+            (Some(0), Some(20))
+        );
+        assert_eq!(a.close_reason.as_deref(), Some("left"));
+        assert_eq!(a.name, "Ada");
+        let b = cycle(&facts, "PA_b");
+        assert_eq!(minute(b.left_at), Some(45));
+        assert_eq!(b.close_reason.as_deref(), Some("room_finished"));
+        // Of LiveKit's two closes (finish at 45, leave at 50) the earlier wins.
+        let c = cycle(&facts, "PA_c");
+        assert_eq!(
+            (minute(c.joined_at), minute(c.left_at)),
+            (Some(40), Some(45))
+        );
+        assert_eq!(c.close_reason.as_deref(), Some("room_finished"));
+
+        // A later batch: a join into the finished room is closed at the finish;
+        // events already processed are not applied again.
+        let late = vec![EventFacts::Joined(fact("PA_d", "di", Some(50), "Di"))];
+        assert_eq!(apply(&store, "two", &late).await, vec![true]);
+        let again: Vec<(&str, &EventFacts)> = vec![("EV_one0", &batch[0])];
+        assert_eq!(store.apply_events(&again, T).await.unwrap(), vec![false]);
+        let facts = store.room_facts("r").await.unwrap();
+        let d = cycle(&facts, "PA_d");
+        assert_eq!(minute(d.left_at), Some(45));
+        assert_eq!(cycle(&facts, "PA_a").close_reason.as_deref(), Some("left"));
+    }
+}

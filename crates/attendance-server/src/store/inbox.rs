@@ -1,0 +1,210 @@
+//! The webhook inbox: verified webhooks stored before LiveKit gets its
+//! 200, claimed for processing, retried or dead-lettered.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+
+use super::sql::{event_from_row, numbered_rows, EVENT_COLUMNS, EVENT_SELECT};
+use super::{Backend, Store, StoreResult};
+use crate::domain::{NewEvent, StoredEvent};
+
+impl Store {
+    /// Stores a batch of verified webhooks in one transaction (one fsync
+    /// for all); per event, `false` when its id was already stored.
+    pub async fn insert_events(&self, events: &[NewEvent], now_ms: i64) -> StoreResult<Vec<bool>> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let mut stored = vec![false; events.len()];
+        // Always insert in id order: two instances storing the same
+        // retried webhooks then lock rows in one order and never deadlock.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
+        // The same id twice in one batch: the first is stored, the rest are duplicates.
+        order.dedup_by(|later, first| events[*later].id == events[*first].id);
+        // Several rows per statement: one round trip to the database for
+        // many webhooks is what group commit is for.
+        for chunk in order.chunks(INSERT_ROWS_PER_STATEMENT) {
+            // $1 is the time of receipt, shared by all rows.
+            let rows = numbered_rows("(?, ?, ?, ?, $1, ?, ?, 'pending', 0, $1)", chunk.len(), 2);
+            let sql = format!(
+                "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
+                 status, attempts, next_attempt_at_ms) VALUES {rows} ON CONFLICT (id) DO NOTHING RETURNING id"
+            );
+            let mut query = sqlx::query(&sql).bind(now_ms);
+            for &index in chunk {
+                let event = &events[index];
+                query = query
+                    .bind(&event.id)
+                    .bind(&event.event)
+                    .bind(&event.room)
+                    .bind(event.created_at_ms)
+                    .bind(&event.api_key)
+                    .bind(&event.body);
+            }
+            let inserted = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>("id"))
+                .collect::<StoreResult<HashSet<String>>>()?;
+            for &index in chunk {
+                stored[index] = inserted.contains(&events[index].id);
+            }
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Claims up to `limit` due events, oldest first, for `lease_ms`: other
+    /// instances skip them until the lease runs out (so the work of an
+    /// instance that died is picked up again, never lost).
+    pub async fn claim_due_events(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let rows = match self.backend {
+            Backend::Postgres => {
+                sqlx::query(&format!(
+                    "UPDATE webhook_events SET next_attempt_at_ms = $2 WHERE id IN (\
+                     SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
+                     ORDER BY created_at_ms, received_at_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING {EVENT_COLUMNS}"
+                ))
+                .bind(now_ms)
+                .bind(now_ms + lease_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            // One instance per database file: nobody to reserve events from
+            // (and after a crash the restarted instance resumes at once), so
+            // a read, not a write with its own sync.
+            Backend::Sqlite => {
+                sqlx::query(&format!(
+                    "{EVENT_SELECT} WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
+                     ORDER BY created_at_ms, received_at_ms, id LIMIT $2"
+                ))
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING has no order: restore the order of events in time.
+        events.sort_by(|a, b| {
+            (a.created_at_ms, a.received_at, &a.id).cmp(&(b.created_at_ms, b.received_at, &b.id))
+        });
+        Ok(events)
+    }
+
+    pub async fn events_by_status(
+        &self,
+        status: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "{EVENT_SELECT} WHERE status = $1 ORDER BY received_at_ms DESC, id LIMIT $2"
+        ))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Records a failed attempt: retried at `retry_at_ms`, or dead-lettered.
+    pub async fn event_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "UPDATE webhook_events SET attempts = attempts + 1, last_error = $2, \
+             status = CASE WHEN $3 < 0 THEN 'failed' ELSE 'pending' END, \
+             next_attempt_at_ms = CASE WHEN $3 < 0 THEN next_attempt_at_ms ELSE $3 END \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(retry_at_ms.unwrap_or(-1))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Puts a dead-lettered event back in the queue; `false` if unknown.
+    pub async fn replay_event(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
+        let result = sqlx::query(
+            "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at_ms = $2 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub async fn oldest_pending_received_ms(&self) -> StoreResult<Option<i64>> {
+        sqlx::query(
+            "SELECT MIN(received_at_ms) AS oldest FROM webhook_events WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("oldest")
+    }
+
+    pub async fn event_counts(&self) -> StoreResult<HashMap<String, i64>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM webhook_events GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
+/// Ids per statement when marking a batch processed.
+const MARK_IDS_PER_STATEMENT: usize = 256;
+
+/// Rows per multi-row webhook insert (7 parameters each).
+const INSERT_ROWS_PER_STATEMENT: usize = 64;
+
+/// Marks the batch's still-pending events processed, in one statement, and
+/// returns their ids. This takes the rows' locks first: a racing instance
+/// waits there, then finds them no longer pending and backs off.
+pub(super) async fn mark_processed<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ids: impl Iterator<Item = &'a str>,
+    now_ms: i64,
+) -> StoreResult<std::collections::HashSet<String>> {
+    let mut ids: Vec<&str> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut marked = HashSet::new();
+    for chunk in ids.chunks(MARK_IDS_PER_STATEMENT) {
+        let ids = numbered_rows("?", chunk.len(), 2);
+        let sql = format!(
+            "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
+             processed_at_ms = $1, last_error = NULL WHERE status = 'pending' AND id IN ({ids}) RETURNING id"
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            marked.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    Ok(marked)
+}

@@ -1,0 +1,155 @@
+//! The one storage interface. SQLite (embedded default) and PostgreSQL run the
+//! same SQL through sqlx's `Any` driver; each keeps its own migrations folder
+//! (types differ), and the few dialect differences are named in [`Backend`].
+//! Instants are stored as unix milliseconds (BIGINT) in both.
+//!
+//! One file per concern: [`sessions`] (schedules, rosters, corrections),
+//! [`inbox`] (webhooks), [`cycles`] (join/leave facts), [`heartbeats`],
+//! [`facts`] (reading them back) and the [`facts_cache`].
+
+pub mod cycles;
+pub mod facts;
+pub mod facts_cache;
+pub mod heartbeats;
+pub mod inbox;
+pub mod sessions;
+mod sql;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+use facts_cache::FactsCache;
+use heartbeats::HeartbeatBuffer;
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+    /// Heartbeats not yet written: (room, identity) → newest instant and
+    /// count. Written in one transaction per flush (`flush_heartbeats`), so a
+    /// heartbeat costs no commit of its own; losing the last second of them
+    /// in a crash is harmless (the next one comes within a minute).
+    unflushed_heartbeats: Arc<Mutex<HeartbeatBuffer>>,
+    /// One flush at a time: overlapping flushes would write (and count) the
+    /// same heartbeats twice and lock rows against each other.
+    flushing: Arc<tokio::sync::Mutex<()>>,
+    /// Participants' facts as last read, for heartbeat replies; every write
+    /// below that changes facts drops what it changes.
+    facts_cache: FactsCache,
+    /// SQLite takes one writer at a time, and a writer that finds the lock
+    /// taken sleeps in SQLite's busy handler (1, 2, 5 … 100 ms steps): the
+    /// inbox writer and the processor would make each other's tail latency.
+    /// They queue here instead, in order. Unused on PostgreSQL.
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Connects, applying SQLite's durability settings and the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = if url.starts_with("sqlite:") {
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (url, Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (url.to_string(), Backend::Postgres)
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:, got `{url}`");
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            // Fail fast when the database is gone: the caller answers 503 and
+            // LiveKit retries, rather than every request hanging.
+            .acquire_timeout(Duration::from_secs(3))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL + synchronous=FULL: a commit is on disk before
+                        // we acknowledge a webhook, even on power loss.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("../../migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("../../migrations/postgres")
+                    .run(&pool)
+                    .await?
+            }
+        }
+        Ok(Store {
+            pool,
+            backend,
+            url,
+            unflushed_heartbeats: Arc::default(),
+            flushing: Arc::default(),
+            facts_cache: FactsCache::default(),
+            sqlite_writer: Arc::default(),
+        })
+    }
+
+    /// Waits for this process's turn to write (SQLite only; see `sqlite_writer`).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Store;
+
+    /// Some instant, in ms.
+    pub const T: i64 = 1_764_000_000_000;
+
+    /// A store on a fresh SQLite file, removed with the returned directory.
+    pub async fn temp_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        (Store::connect(&url, 2).await.unwrap(), dir)
+    }
+}

@@ -1,0 +1,125 @@
+//! The SQL both backends share: column lists, row decoding and multi-row
+//! statement numbering. sqlx's `Any` driver runs the same text on SQLite and
+//! PostgreSQL; where they differ, [`super::Backend`] says so at the call.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::StoreResult;
+use crate::domain::{ms_to_time, CycleRow, SessionRow, StoredEvent};
+use attendance_rules::Schedule;
+
+/// The close reasons our own sweeper writes. LiveKit's own word about a
+/// participant (`participant_left`, `participant_connection_aborted`)
+/// replaces them; they never replace LiveKit's.
+pub(super) const SWEEPER_REASONS: &str = "('stale_heartbeat', 'session_ended')";
+
+pub(super) const SESSION_SELECT: &str =
+    "SELECT room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
+     late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms, \
+     timezone, teacher_present_percent, has_roster FROM sessions";
+
+pub(super) const CYCLE_SELECT: &str =
+    "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
+     attributes, joined_at_ms, left_at_ms, close_reason FROM cycles";
+
+/// `rows` copies of `row`, comma-separated, each `?` numbered as a
+/// parameter (`$first`, `$first + 1`, … across all rows), for multi-row
+/// statements: `numbered_rows("(?, ?)", 2, 2)` is `($2, $3), ($4, $5)`.
+pub(super) fn numbered_rows(row: &str, rows: usize, first: usize) -> String {
+    let mut next = first;
+    let mut out = String::with_capacity(rows * (row.len() + 8));
+    for i in 0..rows {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        for c in row.chars() {
+            if c == '?' {
+                out.push('$');
+                out.push_str(&next.to_string());
+                next += 1;
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+pub(super) const EVENT_COLUMNS: &str =
+    "id, event, room, created_at_ms, body, status, attempts, received_at_ms, last_error";
+
+pub(super) const EVENT_SELECT: &str = "SELECT id, event, room, created_at_ms, body, status, attempts, received_at_ms, last_error FROM webhook_events";
+
+pub(super) fn small(row: &AnyRow, column: &str) -> StoreResult<u32> {
+    let value: i64 = row.try_get(column)?;
+    u32::try_from(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+pub(super) fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
+    Ok(SessionRow {
+        room: row.try_get("room")?,
+        title: row.try_get("title")?,
+        schedule: Schedule {
+            scheduled_at: ms_to_time(row.try_get("scheduled_at_ms")?),
+            duration_minutes: small(row, "duration_minutes")?,
+            grace_minutes: small(row, "grace_minutes")?,
+            late_after_minutes: small(row, "late_after_minutes")?,
+            present_percent: small(row, "present_percent")?,
+            heartbeat_stale_seconds: small(row, "heartbeat_stale_seconds")?,
+        },
+        timezone: row.try_get("timezone")?,
+        teacher_present_percent: small(row, "teacher_present_percent")?,
+        has_roster: row.try_get::<i64, _>("has_roster")? != 0,
+        created_at: ms_to_time(row.try_get("created_at_ms")?),
+        updated_at: ms_to_time(row.try_get("updated_at_ms")?),
+    })
+}
+
+pub(super) fn cycle_from_row(row: &AnyRow) -> StoreResult<CycleRow> {
+    let joined: Option<i64> = row.try_get("joined_at_ms")?;
+    let left: Option<i64> = row.try_get("left_at_ms")?;
+    Ok(CycleRow {
+        participant_sid: row.try_get("participant_sid")?,
+        room: row.try_get("room")?,
+        room_sid: row.try_get("room_sid")?,
+        identity: row.try_get("identity")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        metadata: row.try_get("metadata")?,
+        attributes: row.try_get("attributes")?,
+        joined_at: joined.map(ms_to_time),
+        left_at: left.map(ms_to_time),
+        close_reason: row.try_get("close_reason")?,
+    })
+}
+
+pub(super) fn event_from_row(row: &AnyRow) -> StoreResult<StoredEvent> {
+    Ok(StoredEvent {
+        id: row.try_get("id")?,
+        event: row.try_get("event")?,
+        room: row.try_get("room")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        body: row.try_get("body")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        received_at: ms_to_time(row.try_get("received_at_ms")?),
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_rows_number_every_placeholder_across_rows() {
+        assert_eq!(numbered_rows("(?, ?)", 2, 2), "($2, $3), ($4, $5)");
+        assert_eq!(
+            numbered_rows("(?, $1, ?)", 2, 2),
+            "($2, $1, $3), ($4, $1, $5)"
+        );
+        assert_eq!(numbered_rows("?", 3, 1), "$1, $2, $3");
+        assert_eq!(numbered_rows("?", 0, 1), "");
+    }
+}

@@ -1,0 +1,98 @@
+//! Starts and stops everything that runs in the background, in one place:
+//! the inbox writer, the processor, the sweeper, the heartbeat flusher and
+//! live delivery (PostgreSQL NOTIFY/LISTEN, or local delivery on SQLite).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::http::{self, App};
+use crate::ingest::{processor, sweeper};
+use crate::live::{bus, delivery};
+use crate::store::{Backend, Store};
+
+/// Serves until `shutdown` resolves, then stops accepting, lets the
+/// background tasks finish their current step, and returns.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks = start(&app, stop_rx);
+    tracing::info!(%addr, backend = ?app.store.backend(), demo = app.settings.demo, "serving");
+    warp::serve(http::routes(app))
+        .incoming(listener)
+        .graceful(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        })
+        .run()
+        .await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Spawns every background task; each ends when `stop` turns true (the
+/// inbox writer when the last handle on it is gone).
+fn start(app: &App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    if let Some(writer) = app.ingest.take_inbox_writer() {
+        tokio::spawn(writer.run());
+    }
+    let mut tasks = Vec::new();
+    // Every change announcement goes through one queue: out to all
+    // instances by NOTIFY on PostgreSQL, straight to local subscribers on
+    // SQLite.
+    if let Some((feed, rx)) = app.live.take_feed() {
+        match app.store.backend() {
+            Backend::Postgres => {
+                tasks.push(tokio::spawn(bus::run_notifier(
+                    app.live.clone(),
+                    feed,
+                    rx,
+                    stop.clone(),
+                )));
+                tasks.push(tokio::spawn(bus::run_listener(
+                    app.live.clone(),
+                    stop.clone(),
+                )));
+            }
+            Backend::Sqlite => tasks.push(tokio::spawn(delivery::run_local_delivery(
+                app.live.clone(),
+                feed,
+                rx,
+                stop.clone(),
+            ))),
+        }
+    }
+    tasks.push(tokio::spawn(processor::run(
+        app.ingest.clone(),
+        stop.clone(),
+    )));
+    tasks.push(tokio::spawn(sweeper::run(app.ingest.clone(), stop.clone())));
+    tasks.push(tokio::spawn(flush_heartbeats(app.store.clone(), stop)));
+    tasks
+}
+
+/// Writes buffered heartbeats every second, and once more at shutdown.
+async fn flush_heartbeats(store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let stopping = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = shutdown.changed() => true,
+        };
+        if let Err(error) = store.flush_heartbeats().await {
+            tracing::warn!(%error, "heartbeats not written yet: store unavailable");
+        }
+        if stopping {
+            return;
+        }
+    }
+}
