@@ -9,6 +9,10 @@
 //!   minted as LiveKit's server SDKs mint them ([`token`]), reading both JSON
 //!   spellings LiveKit answers in ([`model`]), and failing with an
 //!   [`Error`] that says what went wrong without ever showing the token.
+//! - [`reconcile::plan`] is the pure part: given the cycles the service holds
+//!   open for a room and what LiveKit lists, it says which cycles to close (at
+//!   the last instant LiveKit was seen to have the participant — never
+//!   crediting unproven time), which to open, and which to mark as seen.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), attendance_livekit::Error> {
@@ -29,6 +33,7 @@
 mod client;
 mod error;
 pub mod model;
+pub mod reconcile;
 pub mod token;
 
 pub use client::{RoomServiceClient, DEFAULT_TIMEOUT};
