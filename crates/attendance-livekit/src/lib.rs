@@ -13,6 +13,10 @@
 //!   open for a room and what LiveKit lists, it says which cycles to close (at
 //!   the last instant LiveKit was seen to have the participant — never
 //!   crediting unproven time), which to open, and which to mark as seen.
+//! - With the `fake` cargo feature, `fake::FakeRoomService` is an in-memory
+//!   RoomService on `127.0.0.1` for tests: it checks tokens and grants as
+//!   LiveKit does, answers in either spelling, fails on demand and counts
+//!   calls. Production builds leave it out.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), attendance_livekit::Error> {
@@ -35,6 +39,9 @@ mod error;
 pub mod model;
 pub mod reconcile;
 pub mod token;
+
+#[cfg(feature = "fake")]
+pub mod fake;
 
 pub use client::{RoomServiceClient, DEFAULT_TIMEOUT};
 pub use error::{Error, Method};
