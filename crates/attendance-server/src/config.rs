@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::http::Settings;
+use crate::ingest::reconciler::ReconcileSettings;
 use crate::ingest::IngestSettings;
 use crate::livekit::KeyRing;
 use crate::report::Classifier;
@@ -108,6 +109,16 @@ pub struct ServeArgs {
         default_value = "observer"
     )]
     pub exclude_roles: Vec<String>,
+    /// LiveKit's URL, as clients use it (wss://… or https://…): turns on
+    /// reconciliation with its RoomService.
+    #[arg(long, env = "LIVEKIT_URL")]
+    pub livekit_url: Option<String>,
+    /// How often each live room is checked against LiveKit, e.g. 30s.
+    #[arg(long, env = "ATTENDANCE_RECONCILE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub reconcile_interval: Duration,
+    /// Most RoomService calls per second from one instance.
+    #[arg(long, env = "ATTENDANCE_RECONCILE_RATE", default_value_t = 20.0)]
+    pub reconcile_rate: f64,
     /// Database connections in the pool.
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
@@ -138,8 +149,34 @@ impl ServeArgs {
                 retry_base: self.retry_base,
                 sweep_interval: self.sweep_interval.max(Duration::from_millis(50)),
                 processing_lease: self.processing_lease.max(Duration::from_millis(100)),
+                reconcile: self.reconcile_settings(),
             },
         }
+    }
+}
+
+impl ServeArgs {
+    /// Reconciliation with LiveKit, when its URL is set. Calls are signed with
+    /// `--api-key`/`--api-secret`, else with the first of `--keys`.
+    fn reconcile_settings(&self) -> Option<ReconcileSettings> {
+        let url = self.livekit_url.as_ref().filter(|u| !u.trim().is_empty())?;
+        let (api_key, api_secret) = match (&self.keys.api_key, &self.keys.api_secret) {
+            (Some(key), Some(secret)) if !key.is_empty() && !secret.is_empty() => {
+                (key.clone(), secret.clone())
+            }
+            _ => {
+                let ring = self.keys.key_ring().ok()?;
+                let (key, secret) = ring.first()?;
+                (key.to_string(), secret.to_string())
+            }
+        };
+        Some(ReconcileSettings {
+            livekit_url: url.trim().to_string(),
+            api_key,
+            api_secret,
+            interval: self.reconcile_interval.max(Duration::from_millis(100)),
+            rate: self.reconcile_rate.max(0.1),
+        })
     }
 }
 

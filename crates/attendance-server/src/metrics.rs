@@ -18,6 +18,10 @@ pub struct Metrics {
     pub websocket_connections: AtomicU64,
     pub broadcasts: AtomicU64,
     pub cycles_swept: AtomicU64,
+    pub reconcile_checks: AtomicU64,
+    pub reconcile_closed: AtomicU64,
+    pub reconcile_opened: AtomicU64,
+    reconcile_failures: Mutex<BTreeMap<&'static str, u64>>,
     /// Receipt → processed, summed in microseconds, and how many.
     pub processing_lag: Summary,
     /// Change → message rendered and handed to the hub.
@@ -51,6 +55,20 @@ impl Summary {
 impl Metrics {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A call to LiveKit's RoomService failed, for `reason`.
+    pub fn reconcile_failed(&self, reason: &'static str) {
+        *self
+            .reconcile_failures
+            .lock()
+            .expect("metrics lock")
+            .entry(reason)
+            .or_default() += 1;
     }
 
     pub fn rejected(&self, reason: &'static str) {
@@ -112,6 +130,21 @@ impl Metrics {
                 &self.cycles_swept,
             ),
             (
+                "attendance_reconcile_checks_total",
+                "Rooms checked against LiveKit's RoomService",
+                &self.reconcile_checks,
+            ),
+            (
+                "attendance_reconcile_closed_total",
+                "Cycles closed because LiveKit no longer listed them",
+                &self.reconcile_closed,
+            ),
+            (
+                "attendance_reconcile_opened_total",
+                "Cycles opened because LiveKit listed a participant no webhook told of",
+                &self.reconcile_opened,
+            ),
+            (
                 "attendance_websocket_connections_total",
                 "WebSocket connections accepted",
                 &self.websocket_connections,
@@ -132,6 +165,16 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "attendance_webhooks_rejected_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP attendance_reconcile_failures_total Failed calls to LiveKit's RoomService, by reason\n# TYPE attendance_reconcile_failures_total counter"
+        );
+        for (reason, n) in self.reconcile_failures.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "attendance_reconcile_failures_total{{reason=\"{reason}\"}} {n}"
             );
         }
         self.processing_lag.render(

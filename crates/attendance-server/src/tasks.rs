@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::http::{self, App};
-use crate::ingest::{processor, sweeper};
+use crate::ingest::{processor, reconciler, sweeper};
 use crate::live::{bus, delivery};
 use crate::store::{Backend, Store};
 
@@ -76,6 +76,17 @@ fn start(app: &App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         stop.clone(),
     )));
     tasks.push(tokio::spawn(sweeper::run(app.ingest.clone(), stop.clone())));
+    match app.settings.ingest.reconcile.clone() {
+        Some(settings) => tasks.push(tokio::spawn(reconciler::run(
+            app.ingest.clone(),
+            settings,
+            stop.clone(),
+        ))),
+        None => tracing::info!(
+            "no LiveKit URL (--livekit-url): not reconciling with LiveKit; lost webhooks are \
+             covered by heartbeats and the session window only"
+        ),
+    }
     tasks.push(tokio::spawn(flush_heartbeats(app.store.clone(), stop)));
     tasks
 }

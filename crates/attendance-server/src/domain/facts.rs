@@ -73,6 +73,12 @@ pub struct CycleRow {
     pub joined_at: Option<DateTime<Utc>>,
     pub left_at: Option<DateTime<Utc>>,
     pub close_reason: Option<String>,
+    /// LiveKit's `disconnectReason` at close (`CLIENT_INITIATED`, …), or empty.
+    pub disconnect_reason: String,
+    /// `webhook`, or `reconciled`: found by asking LiveKit's RoomService.
+    pub opened_by: String,
+    /// The last reconciliation check at which LiveKit listed this connection.
+    pub seen_at: Option<DateTime<Utc>>,
 }
 
 /// A connection opened (`participant_joined`) or seen closing.
@@ -87,6 +93,8 @@ pub struct CycleFact {
     pub metadata: String,
     pub attributes: String,
     pub joined_at_ms: Option<i64>,
+    /// LiveKit's `disconnectReason`, on a close; empty otherwise.
+    pub disconnect_reason: String,
 }
 
 impl CycleFact {
@@ -141,4 +149,17 @@ pub enum EventFacts {
         at_ms: i64,
     },
     Ignored,
+}
+
+/// What one reconciliation check found, as facts to apply: connections
+/// LiveKit still lists (seen now), ones it no longer lists (closed at the
+/// last instant it did), and ones it lists that no webhook told us of.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciled {
+    /// (participant sid, instant LiveKit listed it).
+    pub seen: Vec<(String, i64)>,
+    /// (participant sid, identity, close instant).
+    pub closed: Vec<(String, String, i64)>,
+    /// Connections to open, with the instant LiveKit listed them.
+    pub opened: Vec<(CycleFact, i64)>,
 }

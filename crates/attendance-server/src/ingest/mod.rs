@@ -6,6 +6,7 @@
 pub mod inbox;
 pub mod processor;
 pub mod receive;
+pub mod reconciler;
 pub mod sweeper;
 
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,8 @@ pub struct IngestSettings {
     /// How long a claimed webhook is reserved for the instance processing it.
     pub processing_lease: Duration,
     pub sweep_interval: Duration,
+    /// Checks against LiveKit's RoomService; off without a LiveKit URL.
+    pub reconcile: Option<reconciler::ReconcileSettings>,
 }
 
 /// A handle on ingestion, shared by the webhook route and the background

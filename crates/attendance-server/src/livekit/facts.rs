@@ -37,6 +37,7 @@ pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
                 serde_json::to_string(&p.attributes).expect("a map of strings serializes")
             },
             joined_at_ms: p.joined_at_ms(),
+            disconnect_reason: p.disconnect_reason.clone(),
         })
     };
     let close = |reason| -> Result<EventFacts, String> {

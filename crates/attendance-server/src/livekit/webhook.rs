@@ -96,6 +96,11 @@ pub struct ParticipantInfo {
     pub kind: String,
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, String>,
+    /// Why the connection closed (`CLIENT_INITIATED`, `PARTICIPANT_REMOVED`,
+    /// …), on `participant_left`/`participant_connection_aborted`; empty
+    /// when LiveKit omits it (`UNKNOWN_REASON`).
+    #[serde(default, deserialize_with = "disconnect_reason")]
+    pub disconnect_reason: String,
 }
 
 impl ParticipantInfo {
@@ -152,11 +157,46 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 /// (`ParticipantInfo.Kind`: 0 STANDARD, 1 INGRESS, 2 EGRESS, 3 SIP, 4 AGENT).
 fn participant_kind<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     const NAMES: [&str; 5] = ["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT"];
+    enum_name(d, &NAMES)
+}
+
+/// `DisconnectReason`, by name or number; `UNKNOWN_REASON` (0) is empty.
+fn disconnect_reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    const NAMES: [&str; 17] = [
+        "",
+        "CLIENT_INITIATED",
+        "DUPLICATE_IDENTITY",
+        "SERVER_SHUTDOWN",
+        "PARTICIPANT_REMOVED",
+        "ROOM_DELETED",
+        "STATE_MISMATCH",
+        "JOIN_FAILURE",
+        "MIGRATION",
+        "SIGNAL_CLOSE",
+        "ROOM_CLOSED",
+        "USER_UNAVAILABLE",
+        "USER_REJECTED",
+        "SIP_TRUNK_FAILURE",
+        "CONNECTION_TIMEOUT",
+        "MEDIA_FAILURE",
+        "AGENT_ERROR",
+    ];
+    let name = enum_name(d, &NAMES)?;
+    Ok(if name == "UNKNOWN_REASON" {
+        String::new()
+    } else {
+        name
+    })
+}
+
+/// An enum's name as protojson writes it, or the name of its number in
+/// `names` (a number past the table is kept as digits).
+fn enum_name<'de, D: Deserializer<'de>>(d: D, names: &[&str]) -> Result<String, D::Error> {
     Ok(match Option::<serde_json::Value>::deserialize(d)? {
         Some(serde_json::Value::String(s)) => s,
         Some(serde_json::Value::Number(n)) => n
             .as_u64()
-            .and_then(|i| NAMES.get(i as usize))
+            .and_then(|i| names.get(i as usize))
             .map_or_else(|| n.to_string(), |name| name.to_string()),
         _ => String::new(),
     })

@@ -100,6 +100,9 @@ mod tests {
             joined_at: None,
             left_at: None,
             close_reason: None,
+            disconnect_reason: String::new(),
+            opened_by: "webhook".into(),
+            seen_at: None,
         }
     }
 

@@ -120,6 +120,9 @@ fn participant(
                 joined_at: c.joined_at,
                 left_at: c.left_at,
                 close_reason: c.close_reason.clone(),
+                disconnect_reason: (!c.disconnect_reason.is_empty())
+                    .then(|| c.disconnect_reason.clone()),
+                opened_by: c.opened_by.clone(),
                 joined_at_local: clock.local(c.joined_at),
                 left_at_local: clock.local(c.left_at),
             })

@@ -88,7 +88,15 @@ pub struct CycleView {
     pub participant_sid: String,
     pub joined_at: Option<DateTime<Utc>>,
     pub left_at: Option<DateTime<Utc>>,
+    /// How it ended: `left`, `connection_aborted`, `room_finished`,
+    /// `stale_heartbeat`, `session_ended` or `reconciled`; null while open.
     pub close_reason: Option<String>,
+    /// LiveKit's own reason (`CLIENT_INITIATED`, `PARTICIPANT_REMOVED`, …)
+    /// when it gave one.
+    pub disconnect_reason: Option<String>,
+    /// `webhook`, or `reconciled` when LiveKit's RoomService listed a
+    /// participant whose `participant_joined` never arrived.
+    pub opened_by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub joined_at_local: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -55,7 +55,8 @@ impl Store {
     ) -> StoreResult<Vec<(CycleRow, SessionRow, Option<DateTime<Utc>>)>> {
         let rows = sqlx::query(
             "SELECT c.participant_sid, c.room, c.room_sid, c.identity, c.name, c.kind, c.metadata, \
-             c.attributes, c.joined_at_ms, c.left_at_ms, c.close_reason, \
+             c.attributes, c.joined_at_ms, c.left_at_ms, c.close_reason, c.disconnect_reason, \
+             c.opened_by, c.seen_at_ms, \
              s.title, s.scheduled_at_ms, s.duration_minutes, s.grace_minutes, s.late_after_minutes, \
              s.present_percent, s.heartbeat_stale_seconds, s.created_at_ms, s.updated_at_ms, \
              s.timezone, s.teacher_present_percent, s.has_roster, \
@@ -214,19 +215,24 @@ async fn apply_batch(
     }
     let closes: Vec<_> = closes.into_iter().collect();
     for chunk in closes.chunks(APPLY_ROWS_PER_STATEMENT) {
-        let values = numbered_rows("(?, ?, ?)", chunk.len(), 2);
+        let values = numbered_rows("(?, ?, ?, ?)", chunk.len(), 2);
         // LiveKit's close wins over the sweeper's guess; of two LiveKit
         // closes, the earlier one is the truth.
         let sql = format!(
-            "WITH closing (sid, close_at_ms, reason) AS (VALUES {values}) \
+            "WITH closing (sid, close_at_ms, reason, disconnect) AS (VALUES {values}) \
              UPDATE cycles SET left_at_ms = closing.close_at_ms, close_reason = closing.reason, \
+             disconnect_reason = closing.disconnect, \
              updated_at_ms = $1 FROM closing WHERE cycles.participant_sid = closing.sid \
              AND (cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
              OR cycles.left_at_ms > closing.close_at_ms)"
         );
         let mut query = sqlx::query(&sql).bind(now_ms);
-        for (sid, (_, at_ms, reason)) in chunk {
-            query = query.bind(*sid).bind(*at_ms).bind(reason.as_str());
+        for (sid, (fact, at_ms, reason)) in chunk {
+            query = query
+                .bind(*sid)
+                .bind(*at_ms)
+                .bind(reason.as_str())
+                .bind(&fact.disconnect_reason);
         }
         query.execute(&mut **tx).await?;
     }
@@ -308,6 +314,7 @@ mod tests {
             metadata: String::new(),
             attributes: String::new(),
             joined_at_ms: joined_minute.map(|m| T + m * MINUTE),
+            disconnect_reason: String::new(),
         }
     }
 

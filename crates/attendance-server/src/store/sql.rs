@@ -9,10 +9,11 @@ use super::StoreResult;
 use crate::domain::{ms_to_time, CycleRow, SessionRow, StoredEvent};
 use attendance_rules::Schedule;
 
-/// The close reasons our own sweeper writes. LiveKit's own word about a
+/// The close reasons that are our own estimates (the sweeper's, and
+/// reconciliation's last-seen instant). LiveKit's own word about a
 /// participant (`participant_left`, `participant_connection_aborted`)
-/// replaces them; they never replace LiveKit's.
-pub(super) const SWEEPER_REASONS: &str = "('stale_heartbeat', 'session_ended')";
+/// replaces them, whenever it arrives; they never replace LiveKit's.
+pub(super) const SWEEPER_REASONS: &str = "('stale_heartbeat', 'session_ended', 'reconciled')";
 
 pub(super) const SESSION_SELECT: &str =
     "SELECT room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
@@ -21,7 +22,7 @@ pub(super) const SESSION_SELECT: &str =
 
 pub(super) const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
-     attributes, joined_at_ms, left_at_ms, close_reason FROM cycles";
+     attributes, joined_at_ms, left_at_ms, close_reason, disconnect_reason, opened_by, seen_at_ms FROM cycles";
 
 /// `rows` copies of `row`, comma-separated, each `?` numbered as a
 /// parameter (`$first`, `$first + 1`, … across all rows), for multi-row
@@ -91,6 +92,9 @@ pub(super) fn cycle_from_row(row: &AnyRow) -> StoreResult<CycleRow> {
         joined_at: joined.map(ms_to_time),
         left_at: left.map(ms_to_time),
         close_reason: row.try_get("close_reason")?,
+        disconnect_reason: row.try_get("disconnect_reason")?,
+        opened_by: row.try_get("opened_by")?,
+        seen_at: row.try_get::<Option<i64>, _>("seen_at_ms")?.map(ms_to_time),
     })
 }
 
