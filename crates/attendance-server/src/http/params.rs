@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use warp::http::{header, HeaderValue};
 use warp::reply::{Reply, Response};
 
@@ -33,9 +33,15 @@ impl From<Name> for String {
     }
 }
 
+/// Longest room name or identity taken. LiveKit sets no small limit; this
+/// one keeps a live notification (8000 bytes in PostgreSQL) well clear.
+pub const MAX_NAME_BYTES: usize = 1024;
+
 pub fn check_room(room: &str) -> Result<(), ApiError> {
-    if room.is_empty() || room.len() > 256 {
-        return Err(ApiError::bad_request("room name must be 1 to 256 bytes"));
+    if room.is_empty() || room.len() > MAX_NAME_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "room name must be 1 to {MAX_NAME_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -110,8 +116,11 @@ pub fn wants_csv(format: Option<&str>, accept: Option<&str>) -> Result<bool, Api
     }
 }
 
+/// A CSV download named `{name}.csv`. The name keeps any script (Arabic,
+/// spaces) for browsers that read RFC 6266's `filename*`, with an ASCII
+/// fallback for those that do not.
 pub fn csv_reply(text: String, name: &str) -> Response {
-    let filename: String = name
+    let ascii: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -121,16 +130,34 @@ pub fn csv_reply(text: String, name: &str) -> Response {
             }
         })
         .collect();
+    let utf8 = utf8_percent_encode(&format!("{name}.csv"), FILENAME_ESCAPES).to_string();
     let mut response =
         warp::reply::with_header(text, header::CONTENT_TYPE, "text/csv; charset=utf-8")
             .into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}.csv\"")) {
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}.csv\"; filename*=UTF-8''{utf8}"
+    )) {
         response
             .headers_mut()
             .insert(header::CONTENT_DISPOSITION, value);
     }
     response
 }
+
+/// Everything but RFC 5987's `attr-char` is percent-encoded in `filename*`.
+const FILENAME_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
 
 #[cfg(test)]
 mod tests {
@@ -145,5 +172,18 @@ mod tests {
         assert_eq!("a%2Fb%20c".parse::<Name>().unwrap().0, "a/b c");
         assert_eq!("plain-name".parse::<Name>().unwrap().0, "plain-name");
         assert!("%FF".parse::<Name>().is_err());
+    }
+
+    #[test]
+    fn csv_file_names_keep_their_script() {
+        let response = csv_reply(String::new(), "attendance-رياضيات 101");
+        let disposition = response.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap();
+        assert_eq!(
+            disposition,
+            "attachment; filename=\"attendance-________101.csv\"; \
+             filename*=UTF-8''attendance-%D8%B1%D9%8A%D8%A7%D8%B6%D9%8A%D8%A7%D8%AA%20101.csv"
+        );
     }
 }

@@ -6,6 +6,7 @@ use serde_json::json;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
+use super::params::MAX_NAME_BYTES;
 use super::sessions::no_session;
 use super::App;
 use crate::domain::{now_ms, RosterEntry};
@@ -40,10 +41,10 @@ pub fn roster_entries(entries: Vec<RosterBodyEntry>) -> Result<Vec<RosterEntry>,
         .into_iter()
         .map(|e| {
             let identity = e.identity.trim().to_string();
-            if identity.is_empty() || identity.len() > 256 {
-                return Err(ApiError::bad_request(
-                    "roster identities must be 1 to 256 bytes",
-                ));
+            if identity.is_empty() || identity.len() > MAX_NAME_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "roster identities must be 1 to {MAX_NAME_BYTES} bytes"
+                )));
             }
             if !seen.insert(identity.clone()) {
                 return Err(ApiError::bad_request(format!(
