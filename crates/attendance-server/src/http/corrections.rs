@@ -7,7 +7,6 @@ use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
 use super::reports::participant_report;
-use super::sessions::no_session;
 use super::App;
 use crate::domain::now_ms;
 use crate::livekit::Principal;
@@ -48,7 +47,7 @@ pub async fn set_override(
     let reason = correction_reason(&body.reason, "a reason of 1 to 1000 bytes is required")?;
     let facts = app.store.participant_facts(&room, &identity).await?;
     if facts.session.is_none() {
-        return Err(no_session(&room));
+        return Err(ApiError::no_session(&room));
     }
     // A typo must not invent a student who "never joined".
     if facts.cycles.is_empty() && facts.roster.is_empty() && facts.overrides.is_empty() {

@@ -39,6 +39,10 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
+    /// The 404 for a room nobody scheduled.
+    pub fn no_session(room: &str) -> Self {
+        Self::not_found(format!("no session scheduled for room `{room}`"))
+    }
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -8,7 +8,6 @@ use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
 use super::params::{csv_reply, range, requested_zone, wants_csv};
-use super::sessions::no_session;
 use super::App;
 use crate::domain::now;
 use crate::livekit::Principal;
@@ -35,7 +34,10 @@ pub async fn session_report(
     let zone = requested_zone(q.tz.as_deref())?;
     let csv = wants_csv(q.format.as_deref(), accept.as_deref())?;
     let facts = app.store.room_facts(&room).await?;
-    let session = facts.session.as_ref().ok_or_else(|| no_session(&room))?;
+    let session = facts
+        .session
+        .as_ref()
+        .ok_or_else(|| ApiError::no_session(&room))?;
     let report = report::session_report(session, &facts, &app.settings.classifier, zone, now());
     if csv {
         let clock = report::Clock::for_session(session, zone);
@@ -58,7 +60,10 @@ pub async fn participant_report(
         ));
     }
     let facts = app.store.participant_facts(&room, &identity).await?;
-    let session = facts.session.as_ref().ok_or_else(|| no_session(&room))?;
+    let session = facts
+        .session
+        .as_ref()
+        .ok_or_else(|| ApiError::no_session(&room))?;
     let report =
         report::one_participant(session, &facts, &identity, &app.settings.classifier, now());
     Ok(json_reply(&report, StatusCode::OK))

@@ -7,7 +7,6 @@ use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
 use super::params::MAX_NAME_BYTES;
-use super::sessions::no_session;
 use super::App;
 use crate::domain::{now_ms, RosterEntry};
 use crate::livekit::Principal;
@@ -79,7 +78,7 @@ pub async fn put_roster(app: App, who: Principal, room: String, body: Bytes) -> 
         Err(e) => return Err(ApiError::bad_request(format!("invalid roster: {e}"))),
     };
     if !app.store.set_roster(&room, &entries, now_ms()).await? {
-        return Err(no_session(&room));
+        return Err(ApiError::no_session(&room));
     }
     tracing::info!(room = %room, by = %who.identity, people = entries.len(), "roster set");
     app.live.changed(&room, None);
@@ -96,7 +95,7 @@ pub async fn get_roster(app: App, who: Principal, room: String) -> ApiResult {
         ));
     }
     if app.store.session(&room).await?.is_none() {
-        return Err(no_session(&room));
+        return Err(ApiError::no_session(&room));
     }
     let roster = app.store.roster(&room, None).await?;
     Ok(json_reply(

@@ -31,11 +31,6 @@ struct SessionBody {
     roster: Option<Vec<RosterBodyEntry>>,
 }
 
-/// The 404 for a room nobody scheduled.
-pub fn no_session(room: &str) -> ApiError {
-    ApiError::not_found(format!("no session scheduled for room `{room}`"))
-}
-
 pub async fn put_session(app: App, who: Principal, room: String, body: Bytes) -> ApiResult {
     check_room(&room)?;
     if !who.manages(&room) {
@@ -103,7 +98,7 @@ pub async fn get_session(app: App, who: Principal, room: String) -> ApiResult {
         .store
         .session(&room)
         .await?
-        .ok_or_else(|| no_session(&room))?;
+        .ok_or_else(|| ApiError::no_session(&room))?;
     Ok(json_reply(&SessionView::from(&session), StatusCode::OK))
 }
 
