@@ -9,7 +9,7 @@ import { launchBrowser, newPage, screenshot, seconds } from './helpers/browser.m
 import { eventually, startServer } from './helpers/server.mjs';
 import { accessToken, participantEvent, unix, webhookToken } from './helpers/livekit.mjs';
 
-const ROOM = 'e2e-demo';
+const ROOM = 'demo-e2e';
 const PAST_ROOM = 'e2e-past';
 const nowS = () => Math.floor(Date.now() / 1000);
 

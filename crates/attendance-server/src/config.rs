@@ -74,9 +74,13 @@ pub struct ServeArgs {
     /// the binary (for editing pages without rebuilding).
     #[arg(long, env = "ATTENDANCE_WWW_DIR")]
     pub www_dir: Option<PathBuf>,
-    /// Enable /demo/* (tokens and fabricated LiveKit events for trying it out).
+    /// Enable /demo/* (tokens and fabricated LiveKit events for trying it out,
+    /// in rooms named demo-… only).
     #[arg(long, env = "ATTENDANCE_DEMO")]
     pub demo: bool,
+    /// Allow --demo on a database that holds real (non-demo) sessions.
+    #[arg(long, env = "ATTENDANCE_DEMO_WITH_REAL_DATA")]
+    pub demo_with_real_data: bool,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "ATTENDANCE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: u64,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use attendance_server::config::{init_logging, KeyArgs, LogFormat, ServeArgs};
+use attendance_server::http::demo::DEMO_PREFIX;
 use attendance_server::livekit::{RoleRequest, TokenRequest};
 use attendance_server::store::Store;
 use attendance_server::App;
@@ -90,6 +91,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.database_url, args.db_connections)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(&args.database_url)))?;
+    if args.demo {
+        refuse_demo_on_real_data(&store, args.demo_with_real_data).await?;
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -99,9 +103,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     if settings.demo {
         println!("demo mode: open http://{addr}/meeting.html and http://{addr}/dashboard.html");
+        tracing::warn!(
+            "DEMO MODE: /demo/* hands out tokens without authentication (rooms named {DEMO_PREFIX}… only); \
+             never run it where real classes are"
+        );
     }
     let app = App::new(store, keys, settings);
     attendance_server::serve(app, listener, shutdown_signal()).await
+}
+
+/// Demo mode hands out tokens to anyone: on a database with real classes
+/// that is a door left open, so it takes an explicit flag.
+async fn refuse_demo_on_real_data(store: &Store, allowed: bool) -> anyhow::Result<()> {
+    let real = store.sessions_outside(DEMO_PREFIX).await?;
+    if real > 0 && !allowed {
+        anyhow::bail!(
+            "refusing --demo: this database holds {real} session(s) outside demo rooms \
+             ({DEMO_PREFIX}…); use a separate database for the demo, or pass \
+             --demo-with-real-data if you really mean it"
+        );
+    }
+    if real > 0 {
+        tracing::warn!(
+            sessions = real,
+            "demo mode on a database with real sessions (--demo-with-real-data)"
+        );
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

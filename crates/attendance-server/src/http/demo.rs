@@ -1,6 +1,11 @@
 //! Demo mode (`serve --demo`): lets a new user try the product without a
 //! LiveKit server. It mints tokens and fabricates LiveKit-signed webhooks,
 //! which then take the real path (verification, inbox, processor).
+//!
+//! It hands out tokens without asking who is there, so it only ever creates
+//! and touches rooms named with [`DEMO_PREFIX`]: a real class cannot be read,
+//! corrected or joined through it. The server also refuses to start in demo
+//! mode on a database that holds other sessions, unless told explicitly.
 
 use std::time::Duration;
 
@@ -18,6 +23,28 @@ use super::App;
 use crate::domain::{now, now_ms, SessionDetails};
 use crate::livekit::{RoleRequest, TokenRequest};
 use crate::report::SessionView;
+
+/// Rooms demo mode owns, and the only ones it touches.
+pub const DEMO_PREFIX: &str = "demo-";
+
+/// `room` as a demo room: kept if it has the prefix, else given it.
+fn demo_room(room: &str) -> String {
+    if room.starts_with(DEMO_PREFIX) {
+        room.to_string()
+    } else {
+        format!("{DEMO_PREFIX}{room}")
+    }
+}
+
+fn refuse_real_room(room: &str) -> Result<(), ApiError> {
+    if room.starts_with(DEMO_PREFIX) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "demo mode only touches rooms named {DEMO_PREFIX}…"
+        )))
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -80,10 +107,13 @@ async fn start(app: App, body: Bytes) -> ApiResult {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
     };
-    let room = body
-        .room
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| "demo-class".into());
+    let room = demo_room(
+        body.room
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .unwrap_or("class"),
+    );
+    super::params::check_room(&room)?;
     let identity = body
         .identity
         .filter(|i| !i.is_empty())
@@ -151,6 +181,7 @@ async fn post_event(app: &App, event: serde_json::Value) -> ApiResult {
 }
 
 async fn join(app: App, room: String, auth: Option<String>) -> ApiResult {
+    refuse_real_room(&room)?;
     let who = app.authenticate(auth.as_deref())?;
     if !who.belongs_to(&room) {
         return Err(ApiError::forbidden("this token is for another room"));
@@ -172,6 +203,7 @@ async fn join(app: App, room: String, auth: Option<String>) -> ApiResult {
 }
 
 async fn leave(app: App, room: String, auth: Option<String>) -> ApiResult {
+    refuse_real_room(&room)?;
     let who = app.authenticate(auth.as_deref())?;
     if !who.belongs_to(&room) {
         return Err(ApiError::forbidden("this token is for another room"));
@@ -195,4 +227,18 @@ async fn leave(app: App, room: String, auth: Option<String>) -> ApiResult {
         .await?;
     }
     Ok(warp::reply::json(&json!({ "closed": open.len() })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_rooms_carry_the_prefix() {
+        assert_eq!(demo_room("class"), "demo-class");
+        assert_eq!(demo_room("demo-class"), "demo-class");
+        assert_eq!(demo_room("math-101"), "demo-math-101");
+        assert!(refuse_real_room("math-101").is_err());
+        assert!(refuse_real_room("demo-x").is_ok());
+    }
 }

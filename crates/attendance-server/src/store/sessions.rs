@@ -8,6 +8,16 @@ use super::{Store, StoreResult};
 use crate::domain::{ms_to_time, AuditRow, RosterEntry, SessionDetails, SessionRow};
 
 impl Store {
+    /// How many sessions are in rooms not named with `prefix` (demo mode
+    /// refuses a database with real classes in it).
+    pub async fn sessions_outside(&self, prefix: &str) -> StoreResult<i64> {
+        sqlx::query("SELECT COUNT(*) AS n FROM sessions WHERE substr(room, 1, length($1)) <> $1")
+            .bind(prefix)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")
+    }
+
     /// Creates or replaces a session (and its roster, when given); returns
     /// it and whether it was new.
     pub async fn upsert_session(
