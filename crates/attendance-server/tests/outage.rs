@@ -97,6 +97,15 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+    let r = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let ready: Value = r.json().await.unwrap();
+    assert_eq!(ready["database"], "unavailable", "{ready}");
     let student = access_token("s", "r", Grant::Student);
     let r = server.post("/api/sessions/r/heartbeat", &student).await;
     assert_eq!(r.status(), 503);
@@ -123,6 +132,24 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
             break;
         }
         assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Ready again once the LISTEN connection is back too.
+    loop {
+        let r = server
+            .client
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap();
+        let ok = r.status() == 200;
+        let ready: Value = r.json().await.unwrap();
+        if ok {
+            assert_eq!(ready["live_updates"], "connected", "{ready}");
+            assert_eq!(ready["migrations"], "current", "{ready}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready again: {ready}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // LiveKit's retry now lands, is processed, and reaches live subscribers.

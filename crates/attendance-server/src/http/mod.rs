@@ -64,11 +64,15 @@ fn ops_routes(app: &App) -> Route {
         .and(warp::get())
         .and(with_app(app))
         .and_then(|app| async move { respond(ops::healthz(app).await) });
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_app(app))
+        .and_then(|app| async move { respond(ops::readyz(app).await) });
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_app(app))
         .and_then(|app| async move { respond(ops::metrics(app).await) });
-    healthz.or(metrics).unify().boxed()
+    healthz.or(readyz).unify().or(metrics).unify().boxed()
 }
 
 fn webhook_routes(app: &App) -> Route {

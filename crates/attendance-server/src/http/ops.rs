@@ -1,5 +1,7 @@
 //! For operators: health and Prometheus metrics.
 
+use std::sync::atomic::Ordering;
+
 use serde_json::json;
 use warp::http::{header, StatusCode};
 use warp::reply::Reply;
@@ -11,6 +13,30 @@ use crate::domain::now_ms;
 pub async fn healthz(app: App) -> ApiResult {
     app.store.ping().await?;
     Ok(json_reply(&json!({ "status": "ok" }), StatusCode::OK))
+}
+
+/// Ready for traffic: the database answers, its schema is the one this build
+/// expects, and (PostgreSQL) the LISTEN connection that carries other
+/// instances' changes is up. `/healthz` only says the process is alive.
+pub async fn readyz(app: App) -> ApiResult {
+    let database = app.store.ping().await.is_ok();
+    let migrations = database && app.store.migrations_current().await.unwrap_or(false);
+    let listening = app.live.listening.load(Ordering::Relaxed);
+    let ready = database && migrations && listening;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(json_reply(
+        &json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "database": if database { "ok" } else { "unavailable" },
+            "migrations": if migrations { "current" } else { "not current" },
+            "live_updates": if listening { "connected" } else { "reconnecting" },
+        }),
+        status,
+    ))
 }
 
 pub async fn metrics(app: App) -> ApiResult {

@@ -9,6 +9,7 @@
 //! every local subscriber resyncs from a snapshot.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -109,6 +110,7 @@ pub async fn run_listener(live: Live, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         };
+        live.listening.store(true, Ordering::Relaxed);
         if !first {
             // Notifications sent while we were away are lost: resync.
             tracing::info!("LISTEN connection restored; resyncing live subscribers");
@@ -134,18 +136,14 @@ pub async fn run_listener(live: Live, mut shutdown: watch::Receiver<bool>) {
                         Err(error) => tracing::warn!(%error, "unreadable change notification"),
                     }
                 }
+                // Lost: reconnect (and resync, above) with a fresh listener.
                 Ok(None) => {
-                    tracing::warn!("LISTEN connection was lost; resyncing live subscribers");
-                    deliver(
-                        &live,
-                        Payload {
-                            all: true,
-                            changes: Vec::new(),
-                        },
-                    )
-                    .await;
+                    live.listening.store(false, Ordering::Relaxed);
+                    tracing::warn!("LISTEN connection was lost; reconnecting");
+                    break;
                 }
                 Err(error) => {
+                    live.listening.store(false, Ordering::Relaxed);
                     tracing::warn!(%error, "LISTEN connection failed; reconnecting");
                     break;
                 }

@@ -31,6 +31,9 @@ pub struct LiveState {
     pub metrics: Arc<Metrics>,
     pub classifier: Classifier,
     feed: ChangeFeed,
+    /// PostgreSQL: whether the LISTEN connection is up (other instances'
+    /// changes reach this one). Always true on SQLite.
+    pub listening: std::sync::atomic::AtomicBool,
     /// The feed's reading end, until the task that reads it starts.
     feed_rx: Mutex<Option<mpsc::Receiver<Changed>>>,
 }
@@ -48,9 +51,12 @@ impl Live {
         let (feed, rx) = ChangeFeed::new();
         Live(Arc::new(LiveState {
             hub: Hub::default(),
-            store,
+            store: store.clone(),
             metrics,
             classifier,
+            listening: std::sync::atomic::AtomicBool::new(
+                store.backend() == crate::store::Backend::Sqlite,
+            ),
             feed,
             feed_rx: Mutex::new(Some(rx)),
         }))

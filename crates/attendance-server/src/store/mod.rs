@@ -20,12 +20,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 
 use facts_cache::FactsCache;
 use heartbeats::HeartbeatBuffer;
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+/// The schema, per backend (types differ), embedded at build time.
+fn migrator(backend: Backend) -> &'static sqlx::migrate::Migrator {
+    static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+    static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+    match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -93,14 +103,7 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("../../migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => {
-                sqlx::migrate!("../../migrations/postgres")
-                    .run(&pool)
-                    .await?
-            }
-        }
+        migrator(backend).run(&pool).await?;
         Ok(Store {
             pool,
             backend,
@@ -130,6 +133,18 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Whether every migration this build knows has been applied (another
+    /// instance may be running an older or newer build on the database).
+    pub async fn migrations_current(&self) -> StoreResult<bool> {
+        let newest = migrator(self.backend).iter().map(|m| m.version).max();
+        let applied: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("v")?;
+        Ok(applied == newest)
     }
 
     pub async fn ping(&self) -> StoreResult<()> {
