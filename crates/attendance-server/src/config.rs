@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// Most RoomService calls per second from one instance.
     #[arg(long, env = "ATTENDANCE_RECONCILE_RATE", default_value_t = 20.0)]
     pub reconcile_rate: f64,
+    /// Camera, microphone and screen-share time: `off` stores and shows
+    /// nothing about tracks or mutes.
+    #[arg(long, env = "ATTENDANCE_ENGAGEMENT", value_enum, default_value_t = Toggle::On)]
+    pub engagement: Toggle,
     /// Database connections in the pool.
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
@@ -154,6 +158,7 @@ impl ServeArgs {
                 sweep_interval: self.sweep_interval.max(Duration::from_millis(50)),
                 processing_lease: self.processing_lease.max(Duration::from_millis(100)),
                 reconcile: self.reconcile_settings(),
+                engagement: self.engagement == Toggle::On,
             },
         }
     }
@@ -182,6 +187,12 @@ impl ServeArgs {
             rate: self.reconcile_rate.max(0.1),
         })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

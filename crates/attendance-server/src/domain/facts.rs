@@ -134,6 +134,27 @@ impl RoomFacts {
     }
 }
 
+/// A camera, microphone or screen share of one connection turning on or off,
+/// as LiveKit (`track_published`/`track_unpublished`, RoomService) or the
+/// participant's own page (mute, unmute) told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFact {
+    pub room: String,
+    pub participant_sid: String,
+    pub identity: String,
+    pub track_sid: String,
+    /// `CAMERA`, `MICROPHONE` or `SCREEN_SHARE`.
+    pub source: String,
+    /// `published`, `unpublished`, `muted` or `unmuted`.
+    pub change: String,
+    pub at_ms: i64,
+    /// `webhook`, `tracker` or `room_service`: who said so.
+    pub origin: String,
+}
+
+/// The sources media time is counted for.
+pub const MEDIA_SOURCES: [&str; 3] = ["CAMERA", "MICROPHONE", "SCREEN_SHARE"];
+
 /// What one webhook means for the cycles table.
 #[derive(Debug, Clone)]
 pub enum EventFacts {
@@ -148,6 +169,8 @@ pub enum EventFacts {
         room_sid: String,
         at_ms: i64,
     },
+    /// A track published or unpublished (and, when published muted, muted).
+    Media(Vec<MediaFact>),
     Ignored,
 }
 

@@ -9,7 +9,7 @@ pub mod webhooks;
 pub use change::Changed;
 pub use clock::{ms_to_time, now, now_ms};
 pub use facts::{
-    AuditRow, CycleFact, CycleRow, EventFacts, OverrideRow, Reconciled, RoomFacts, RosterEntry,
-    SessionDetails, SessionRow,
+    AuditRow, CycleFact, CycleRow, EventFacts, MediaFact, OverrideRow, Reconciled, RoomFacts,
+    RosterEntry, SessionDetails, SessionRow, MEDIA_SOURCES,
 };
 pub use webhooks::{NewEvent, StoredEvent};

@@ -29,6 +29,9 @@ pub struct IngestSettings {
     /// How long a claimed webhook is reserved for the instance processing it.
     pub processing_lease: Duration,
     pub sweep_interval: Duration,
+    /// Camera, microphone and screen-share time: `false` stores nothing
+    /// about tracks or mutes.
+    pub engagement: bool,
     /// Checks against LiveKit's RoomService; off without a LiveKit URL.
     pub reconcile: Option<reconciler::ReconcileSettings>,
 }

@@ -49,6 +49,10 @@ pub async fn process_due(ingest: &Ingest) -> Result<usize, sqlx::Error> {
     for stored in &due {
         match WebhookEvent::parse(stored.body.as_bytes()).and_then(|e| facts_of(&e).map(|f| (e, f)))
         {
+            // Without engagement, nothing about tracks is stored.
+            Ok((event, EventFacts::Media(_))) if !ingest.settings.engagement => {
+                good.push((stored, event, EventFacts::Ignored))
+            }
             Ok((event, facts)) => good.push((stored, event, facts)),
             Err(reason) => record_failure(ingest, stored, &reason).await?,
         }
@@ -97,6 +101,11 @@ pub async fn process_due(ingest: &Ingest) -> Result<usize, sqlx::Error> {
             }
             EventFacts::RoomFinished { room, .. } => {
                 changes.insert((room.clone(), None));
+            }
+            EventFacts::Media(facts) => {
+                for f in facts {
+                    changes.insert((f.room.clone(), Some(f.identity.clone())));
+                }
             }
             EventFacts::Ignored => {}
         }

@@ -3,7 +3,7 @@
 use attendance_rules::CloseReason;
 
 use super::webhook::WebhookEvent;
-use crate::domain::{CycleFact, EventFacts};
+use crate::domain::{CycleFact, EventFacts, MediaFact, MEDIA_SOURCES};
 
 /// What a webhook means for the cycles table. Pure: no I/O.
 pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
@@ -71,8 +71,44 @@ pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
                 at_ms: created_at_ms,
             })
         }
+        "track_published" | "track_unpublished" => media_facts(event, created_at_ms),
         _ => Ok(EventFacts::Ignored),
     }
+}
+
+/// A camera, microphone or screen share published or unpublished. Other
+/// tracks (screen-share audio, data, unknown sources) are not counted.
+fn media_facts(event: &WebhookEvent, at_ms: i64) -> Result<EventFacts, String> {
+    let (Some(track), Some(p), Some(room)) = (&event.track, &event.participant, &event.room) else {
+        return Err(format!(
+            "{} without track, participant or room",
+            event.event
+        ));
+    };
+    if !MEDIA_SOURCES.contains(&track.source.as_str()) {
+        return Ok(EventFacts::Ignored);
+    }
+    if track.sid.is_empty() || p.sid.is_empty() || room.name.is_empty() || at_ms <= 0 {
+        return Err(format!(
+            "{} without track sid, participant sid, room or createdAt",
+            event.event
+        ));
+    }
+    let fact = |change: &str| MediaFact {
+        room: room.name.clone(),
+        participant_sid: p.sid.clone(),
+        identity: p.identity.clone(),
+        track_sid: track.sid.clone(),
+        source: track.source.clone(),
+        change: change.to_string(),
+        at_ms,
+        origin: "webhook".to_string(),
+    };
+    Ok(EventFacts::Media(match event.event.as_str() {
+        "track_published" if track.muted => vec![fact("published"), fact("muted")],
+        "track_published" => vec![fact("published")],
+        _ => vec![fact("unpublished")],
+    }))
 }
 
 #[cfg(test)]
@@ -90,10 +126,36 @@ mod tests {
     }
 
     #[test]
-    fn other_events_are_ignored_and_broken_ones_refused() {
-        let track = br#"{"event":"track_published","id":"EV_2","room":{"name":"r"}}"#;
+    fn cameras_microphones_and_screens_are_media_facts() {
+        let body = br#"{"event":"track_published", "id":"EV_t", "createdAt":"1732529100", "room":{"sid":"RM_1", "name":"r"}, "participant":{"sid":"PA_1", "identity":"ada"}, "track":{"sid":"TR_1", "type":"VIDEO", "source":"CAMERA", "muted":true, "width":640}}"#;
+        let Ok(EventFacts::Media(facts)) = facts_of(&WebhookEvent::parse(body).unwrap()) else {
+            panic!("not media");
+        };
+        let changes: Vec<&str> = facts.iter().map(|f| f.change.as_str()).collect();
+        assert_eq!(changes, ["published", "muted"]);
+        assert_eq!(facts[0].source, "CAMERA");
+        assert_eq!(facts[0].at_ms, 1_732_529_100_000);
+        // Microphones omit `type` (AUDIO is 0); numbers stand for names.
+        let mic = br#"{"event":"track_unpublished","id":"EV_m","createdAt":"5","room":{"name":"r"},"participant":{"sid":"PA_1","identity":"ada"},"track":{"sid":"TR_2","source":2}}"#;
+        let Ok(EventFacts::Media(facts)) = facts_of(&WebhookEvent::parse(mic).unwrap()) else {
+            panic!("not media");
+        };
+        assert_eq!(
+            (facts[0].source.as_str(), facts[0].change.as_str()),
+            ("MICROPHONE", "unpublished")
+        );
+        let screen_audio = br#"{"event":"track_published","id":"EV_a","createdAt":"5","room":{"name":"r"},"participant":{"sid":"PA_1","identity":"ada"},"track":{"sid":"TR_3","source":"SCREEN_SHARE_AUDIO"}}"#;
         assert!(matches!(
-            facts_of(&WebhookEvent::parse(track).unwrap()),
+            facts_of(&WebhookEvent::parse(screen_audio).unwrap()),
+            Ok(EventFacts::Ignored)
+        ));
+    }
+
+    #[test]
+    fn other_events_are_ignored_and_broken_ones_refused() {
+        let egress = br#"{"event":"egress_started","id":"EV_2","room":{"name":"r"}}"#;
+        assert!(matches!(
+            facts_of(&WebhookEvent::parse(egress).unwrap()),
             Ok(EventFacts::Ignored)
         ));
         let broken =

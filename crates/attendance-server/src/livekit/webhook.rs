@@ -65,6 +65,23 @@ pub struct WebhookEvent {
     pub room: Option<RoomInfo>,
     #[serde(default)]
     pub participant: Option<ParticipantInfo>,
+    /// On `track_published`/`track_unpublished`.
+    #[serde(default)]
+    pub track: Option<TrackInfo>,
+}
+
+/// The fields of LiveKit's `TrackInfo` that media time needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackInfo {
+    #[serde(default)]
+    pub sid: String,
+    /// `CAMERA`, `MICROPHONE`, `SCREEN_SHARE`, `SCREEN_SHARE_AUDIO`; empty
+    /// when LiveKit omits it (`UNKNOWN`).
+    #[serde(default, deserialize_with = "track_source")]
+    pub source: String,
+    #[serde(default)]
+    pub muted: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -158,6 +175,23 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 fn participant_kind<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     const NAMES: [&str; 5] = ["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT"];
     enum_name(d, &NAMES)
+}
+
+/// `TrackSource`, by name or number; `UNKNOWN` (0) is empty.
+fn track_source<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    const NAMES: [&str; 5] = [
+        "",
+        "CAMERA",
+        "MICROPHONE",
+        "SCREEN_SHARE",
+        "SCREEN_SHARE_AUDIO",
+    ];
+    let name = enum_name(d, &NAMES)?;
+    Ok(if name == "UNKNOWN" {
+        String::new()
+    } else {
+        name
+    })
 }
 
 /// `DisconnectReason`, by name or number; `UNKNOWN_REASON` (0) is empty.

@@ -7,6 +7,7 @@ use attendance_rules::CloseReason;
 use chrono::{DateTime, Utc};
 
 use super::inbox::mark_processed;
+use super::media::insert_media;
 use super::sql::{cycle_from_row, numbered_rows, session_from_row, CYCLE_SELECT, SWEEPER_REASONS};
 use super::{Store, StoreResult};
 use crate::domain::{ms_to_time, CycleFact, CycleRow, EventFacts, SessionRow};
@@ -43,6 +44,9 @@ impl Store {
                     self.facts_cache.invalidate(&fact.room, &fact.identity)
                 }
                 EventFacts::RoomFinished { room, .. } => self.facts_cache.invalidate_room(room),
+                EventFacts::Media(facts) => facts
+                    .iter()
+                    .for_each(|f| self.facts_cache.invalidate(&f.room, &f.identity)),
                 EventFacts::Ignored => {}
             }
         }
@@ -140,6 +144,7 @@ async fn apply_batch(
     let mut joins: BTreeMap<&str, CycleFact> = BTreeMap::new();
     let mut closes: BTreeMap<&str, (&CycleFact, i64, CloseReason)> = BTreeMap::new();
     let mut finished = Vec::new();
+    let mut media = Vec::new();
     for facts in batch {
         match facts {
             EventFacts::Joined(fact) => {
@@ -165,9 +170,11 @@ async fn apply_batch(
                 room_sid,
                 at_ms,
             } => finished.push((room, room_sid, *at_ms)),
+            EventFacts::Media(facts) => media.extend(facts.iter().cloned()),
             EventFacts::Ignored => {}
         }
     }
+    insert_media(tx, &media).await?;
     let close_facts: Vec<&CycleFact> = closes.values().map(|(fact, _, _)| *fact).collect();
     upsert_cycles(
         tx,

@@ -12,6 +12,7 @@ pub mod facts;
 pub mod facts_cache;
 pub mod heartbeats;
 pub mod inbox;
+pub mod media;
 pub mod reconcile;
 pub mod sessions;
 mod sql;

@@ -1,0 +1,86 @@
+//! Media facts: cameras, microphones and screen shares turning on and off.
+
+use sqlx::Row;
+
+use super::sql::numbered_rows;
+use super::{Store, StoreResult};
+use crate::domain::MediaFact;
+
+/// Rows per multi-row insert (8 parameters each).
+const ROWS_PER_STATEMENT: usize = 100;
+
+impl Store {
+    /// Records what a participant's page reported (mute, unmute).
+    pub async fn record_media(&self, facts: &[MediaFact]) -> StoreResult<()> {
+        if facts.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        insert_media(&mut tx, facts).await?;
+        tx.commit().await?;
+        for fact in facts {
+            self.facts_cache.invalidate(&fact.room, &fact.identity);
+        }
+        Ok(())
+    }
+
+    /// A room's media facts (or one identity's), in time order.
+    pub async fn media_facts(
+        &self,
+        room: &str,
+        identity: Option<&str>,
+    ) -> StoreResult<Vec<MediaFact>> {
+        sqlx::query(
+            "SELECT room, participant_sid, identity, track_sid, source, change, at_ms, origin \
+             FROM media_facts WHERE room = $1 AND ($2 = '' OR identity = $2) ORDER BY at_ms, id",
+        )
+        .bind(room)
+        .bind(identity.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(MediaFact {
+                room: r.try_get("room")?,
+                participant_sid: r.try_get("participant_sid")?,
+                identity: r.try_get("identity")?,
+                track_sid: r.try_get("track_sid")?,
+                source: r.try_get("source")?,
+                change: r.try_get("change")?,
+                at_ms: r.try_get("at_ms")?,
+                origin: r.try_get("origin")?,
+            })
+        })
+        .collect()
+    }
+}
+
+/// Inserts media facts inside a transaction (a processed webhook batch, or a
+/// page's report).
+pub(super) async fn insert_media(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    facts: &[MediaFact],
+) -> StoreResult<()> {
+    for chunk in facts.chunks(ROWS_PER_STATEMENT) {
+        let rows = numbered_rows("(?, ?, ?, ?, ?, ?, ?, ?)", chunk.len(), 1);
+        let sql = format!(
+            "INSERT INTO media_facts (room, participant_sid, identity, track_sid, source, change, \
+             at_ms, origin) VALUES {rows}"
+        );
+        let mut query = sqlx::query(&sql);
+        for fact in chunk {
+            query = query
+                .bind(&fact.room)
+                .bind(&fact.participant_sid)
+                .bind(&fact.identity)
+                .bind(&fact.track_sid)
+                .bind(&fact.source)
+                .bind(&fact.change)
+                .bind(fact.at_ms)
+                .bind(&fact.origin);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
