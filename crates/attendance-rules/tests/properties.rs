@@ -1,6 +1,9 @@
 //! Invariants of the rules on random inputs.
 
-use attendance_rules::{compute, CloseReason, Cycle, Schedule};
+use attendance_rules::{
+    assess, compute, timeline, union_length_ms, CloseReason, Cycle, EffectiveStatus, Interval,
+    Person, Role, Schedule, Thresholds,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
@@ -119,5 +122,42 @@ proptest! {
         let trusting = compute(&s, &cs, None, at(now));
         let checked = compute(&s, &cs, Some(at(beat)), at(now));
         prop_assert!(checked.attended_seconds <= trusting.attended_seconds);
+    }
+
+    #[test]
+    fn the_timeline_draws_exactly_what_counts(s in schedule(), cs in cycles(), now in -600i64..4000) {
+        let counted = compute(&s, &cs, None, at(now)).attended_seconds;
+        let drawn = timeline(&s, &cs, at(now));
+        let spans: Vec<Interval> = drawn
+            .segments
+            .iter()
+            .map(|g| Interval { start: g.from.timestamp_millis(), end: g.to.timestamp_millis() })
+            .collect();
+        prop_assert_eq!(union_length_ms(&spans) / 1000, counted);
+        for g in &drawn.segments {
+            prop_assert!(0.0 <= g.x1 && g.x1 < g.x2 && g.x2 <= 1.0, "{:?}", g);
+        }
+    }
+
+    #[test]
+    fn a_correction_is_shown_and_the_computed_status_kept(
+        s in schedule(),
+        cs in cycles(),
+        now in -600i64..4000,
+        teacher in prop::option::of(0u32..=100),
+        is_teacher in any::<bool>(),
+        correction in prop::option::of(prop::sample::select(EffectiveStatus::ALL.to_vec())),
+    ) {
+        let thresholds = Thresholds::new(&s, teacher);
+        let role = if is_teacher { Role::Teacher } else { Role::Student };
+        let person = Person { role, cycles: cs.clone(), correction, ..Person::default() };
+        let a = assess(&s, thresholds, &person, at(now));
+        let threshold = if is_teacher { teacher.unwrap_or(90) } else { s.present_percent };
+        prop_assert_eq!(a.present_percent, threshold);
+        prop_assert_eq!(&a.attendance, &attendance_rules::compute_with_threshold(&s, &cs, None, at(now), threshold));
+        match correction {
+            Some(c) => prop_assert_eq!(a.status, c),
+            None => prop_assert_eq!(a.status.as_str(), a.attendance.status.as_str()),
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! Plain elements with classes and `data-field` attributes, updated through
 //! `textContent` only when a value changes. Styling is the page's business.
 
-use attendance_rules::{Attendance, Phase, Schedule};
+use attendance_rules::{Assessment, EffectiveStatus, Phase, Schedule};
 use js_sys::Date;
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Element};
@@ -102,21 +102,20 @@ impl View {
             note,
             link,
         };
-        view.render(None, None, Link::Connecting);
+        view.render(None, false, Link::Connecting);
         Ok(view)
     }
 
-    /// `correction`: a teacher's status for this student, shown instead of
-    /// the computed one.
+    /// `corrected`: the status shown is a teacher's correction.
     pub(crate) fn render(
         &self,
-        state: Option<(&Schedule, &Attendance)>,
-        correction: Option<&str>,
+        state: Option<(&Schedule, &Assessment)>,
+        corrected: bool,
         link: Link,
     ) {
         let (link_value, link_text) = link.label();
         put(&self.link, link_text, Some(link_value));
-        let Some((schedule, att)) = state else {
+        let Some((schedule, assessment)) = state else {
             put(&self.phase, "Waiting", Some("none"));
             put(&self.presence, "", None);
             put(&self.attended, "--:--", None);
@@ -131,6 +130,7 @@ impl View {
             return;
         };
         let window = schedule.window();
+        let att = &assessment.attendance;
         let (phase_value, phase_text) = match att.phase {
             Phase::Scheduled => ("scheduled", "Not started"),
             Phase::Live => ("live", "Live"),
@@ -151,16 +151,15 @@ impl View {
             &text::percent(att.attendance_percentage),
             None,
         );
-        let status = correction.unwrap_or(att.status.as_str());
+        let status = assessment.status;
         let label = match status {
-            "present" => "Present",
-            "late" => "Late",
-            "partial" => "Partial",
-            "absent" => "Absent",
-            "excused" => "Excused",
-            other => other,
+            EffectiveStatus::Present => "Present",
+            EffectiveStatus::Late => "Late",
+            EffectiveStatus::Partial => "Partial",
+            EffectiveStatus::Absent => "Absent",
+            EffectiveStatus::Excused => "Excused",
         };
-        put(&self.status, label, Some(status));
+        put(&self.status, label, Some(status.as_str()));
         let mut note = String::with_capacity(48);
         match att.phase {
             Phase::Scheduled => {
@@ -176,7 +175,7 @@ impl View {
                 note.push_str(&local_time(window.end.timestamp_millis()));
             }
         }
-        if correction.is_some() {
+        if corrected {
             note.push_str(". Status set by your teacher.");
         }
         put(&self.note, &note, None);

@@ -4,8 +4,8 @@
 //! API reads the server's objects and renders them.
 #![cfg(target_arch = "wasm32")]
 
-use attendance_rules::golden::{run, GOLDEN_VECTORS};
-use attendance_tracker::{compute_attendance, AttendanceTracker};
+use attendance_rules::golden::{run, run_shown, GOLDEN_VECTORS, SHOWN_VECTORS};
+use attendance_tracker::{compute_attendance, timeline_of, AttendanceTracker};
 use js_sys::{Date, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -34,6 +34,17 @@ fn golden_vectors_hold_in_the_browser() {
     assert!(
         failures.is_empty(),
         "golden mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[wasm_bindgen_test]
+fn shown_vectors_hold_in_the_browser() {
+    let (checks, failures) = run_shown(SHOWN_VECTORS).expect("vectors file parses");
+    assert!(checks >= 15, "expected at least 15 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "shown mismatches:\n{}",
         failures.join("\n")
     );
 }
@@ -386,4 +397,68 @@ fn tracker_shows_the_effective_status_and_the_teachers_threshold() {
         "ms-smith"
     );
     tracker.stop();
+}
+
+#[wasm_bindgen_test]
+fn timeline_gives_the_window_and_the_clipped_cycles() {
+    let session = JSON::parse(SESSION).unwrap();
+    let participant = JSON::parse(PARTICIPANT).unwrap();
+    let close = |value: JsValue, want: f64| {
+        let got = value.as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    };
+
+    // Live at 11:50: the early join is drawn from 11:00, the cycle without a
+    // join is skipped, the open one (12:40 UTC) has not begun by now.
+    let out: JsValue = timeline_of(session.clone(), participant, ms("2026-11-25T11:50:00Z"))
+        .unwrap()
+        .into();
+    let text = |key: &str| get(&out, key).as_string().unwrap();
+    assert_eq!(text("start"), "2026-11-25T11:00:00.000Z");
+    assert_eq!(text("class_end"), "2026-11-25T12:00:00.000Z");
+    assert_eq!(text("window_end"), "2026-11-25T12:30:00.000Z");
+    assert_eq!(text("phase"), "live");
+    assert_eq!(get(&out, "present_percent").as_f64(), Some(80.0));
+    assert_eq!(get(&out, "teacher_present_percent").as_f64(), Some(90.0));
+    close(get(&out, "now_x"), 50.0 / 90.0);
+    close(get(&out, "class_end_x"), 60.0 / 90.0);
+    let segments: js_sys::Array = get(&out, "segments").into();
+    assert_eq!(segments.length(), 1);
+    let segment = segments.get(0);
+    assert_eq!(
+        get(&segment, "joined_at").as_string().unwrap(),
+        "2026-11-25T10:45:00.000Z"
+    );
+    assert_eq!(
+        get(&segment, "left_at").as_string().unwrap(),
+        "2026-11-25T11:15:00.000Z"
+    );
+    assert_eq!(get(&segment, "open").as_bool(), Some(false));
+    close(get(&segment, "x1"), 0.0);
+    close(get(&segment, "x2"), 15.0 / 90.0);
+
+    // The window alone, after it ended, with the session's own teacher
+    // threshold.
+    let session = JSON::parse(
+        r#"{"scheduled_at": "2026-11-25T11:00:00Z", "duration_minutes": 60, "grace_minutes": 0,
+            "present_percent": 75, "teacher_present_percent": 85}"#,
+    )
+    .unwrap();
+    let out: JsValue = timeline_of(session.clone(), JsValue::NULL, ms("2026-11-25T13:00:00Z"))
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "phase").as_string().unwrap(), "ended");
+    assert!(get(&out, "now_x").is_null());
+    close(get(&out, "class_end_x"), 1.0);
+    assert_eq!(get(&out, "present_percent").as_f64(), Some(75.0));
+    assert_eq!(get(&out, "teacher_present_percent").as_f64(), Some(85.0));
+    assert_eq!(js_sys::Array::from(&get(&out, "segments")).length(), 0);
+
+    // A teacher is judged against that threshold: 51 of 60 minutes is 85 %.
+    let teacher = JSON::parse(&format!("{EIGHTY_FIVE}, \"role\": \"teacher\"}}")).unwrap();
+    let out: JsValue = compute_attendance(session, teacher, ms("2026-11-25T13:00:00Z"))
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "status").as_string().unwrap(), "present");
+    assert!(timeline_of(JsValue::NULL, JsValue::NULL, 0.0).is_err());
 }
