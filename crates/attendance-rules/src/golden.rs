@@ -7,17 +7,23 @@
 //! - `shown.json`: [`assess`], [`overview`] and [`timeline`] — the threshold
 //!   of a role, a teacher's correction, the window's times and the cycles
 //!   clipped for drawing.
+//! - `stay_until.json`: [`stay_until`] — the best status still reachable and
+//!   when, with the threshold of the person's role.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::{assess, compute, overview, timeline, Cycle, Person, Schedule, Thresholds};
+use crate::{
+    assess, compute, compute_with_threshold, overview, stay_until, timeline, Cycle, Person,
+    Schedule, Thresholds,
+};
 
 /// The vectors files, compiled in so the wasm tests need no file access.
 pub const GOLDEN_VECTORS: &str = include_str!("../tests/vectors/golden.json");
 pub const SHOWN_VECTORS: &str = include_str!("../tests/vectors/shown.json");
+pub const STAY_UNTIL_VECTORS: &str = include_str!("../tests/vectors/stay_until.json");
 
 #[derive(Deserialize)]
 struct VectorFile<V> {
@@ -40,7 +46,7 @@ struct Vector {
     checks: Vec<Check>,
 }
 
-/// A vector of `shown.json`.
+/// A vector of `shown.json` or `stay_until.json`.
 #[derive(Deserialize)]
 struct ShownVector {
     name: String,
@@ -78,6 +84,38 @@ pub fn run_shown(vectors_json: &str) -> Result<(usize, Vec<String>), String> {
                         serde_json::to_value(timeline(&v.schedule, &v.person.cycles, check.now))?;
                     Ok(got)
                 });
+            (check, got)
+        });
+        (v.name.clone(), checks.collect())
+    })
+}
+
+/// Checks every vector of `stay_until.json`: `expect` holds fields of
+/// [`stay_until`]'s answer, and `status`, the status computed at that instant.
+pub fn run_stay_until(vectors_json: &str) -> Result<(usize, Vec<String>), String> {
+    run_with(vectors_json, |v: &ShownVector| {
+        let thresholds = Thresholds::new(&v.schedule, v.teacher_present_percent);
+        let threshold = thresholds.resolve(v.person.role, v.person.present_percent);
+        let p = &v.person;
+        let checks = v.checks.iter().map(|check| {
+            let stay = stay_until(
+                &v.schedule,
+                &p.cycles,
+                p.last_heartbeat_at,
+                check.now,
+                threshold,
+            );
+            let now = compute_with_threshold(
+                &v.schedule,
+                &p.cycles,
+                p.last_heartbeat_at,
+                check.now,
+                threshold,
+            );
+            let got = serde_json::to_value(stay).and_then(|mut got| {
+                got["status"] = serde_json::to_value(now.status)?;
+                Ok(got)
+            });
             (check, got)
         });
         (v.name.clone(), checks.collect())

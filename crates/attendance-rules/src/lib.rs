@@ -14,6 +14,11 @@
 //!    when heartbeats went stale, else `now`.
 //! 3. Overlapping cycles (two tabs, two devices) count once: the union.
 //! 4. Once the window is over (`phase = ended`) nothing changes with `now`.
+//!
+//! Around it: the threshold of a person's role and a teacher's correction
+//! ([`assess`]), the window's times and the cycles clipped for drawing
+//! ([`overview`], [`timeline`]), and during a session the best status still
+//! reachable and when ([`stay_until`]).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,6 +26,7 @@ use serde::{Deserialize, Serialize};
 mod interval;
 mod person;
 mod schedule;
+mod stay;
 mod timeline;
 
 pub use interval::{union_length_ms, Interval};
@@ -29,6 +35,7 @@ pub use person::{
     DEFAULT_TEACHER_PRESENT_PERCENT,
 };
 pub use schedule::{Schedule, ScheduleError, Window};
+pub use stay::{stay_until, StayUntil};
 pub use timeline::{overview, timeline, Overview, Segment, Timeline};
 
 /// Why a cycle was closed. Kept as a fact next to the cycle so a report can

@@ -47,3 +47,25 @@ fn the_shown_runner_reports_a_wrong_expectation() {
         "{failures:?}"
     );
 }
+
+#[test]
+fn stay_until_vectors_hold() {
+    use attendance_rules::golden::{run_stay_until, STAY_UNTIL_VECTORS};
+    let (checks, failures) = run_stay_until(STAY_UNTIL_VECTORS).expect("vectors file parses");
+    assert!(checks >= 20, "expected at least 20 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "stay-until mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_stay_until_runner_reports_a_wrong_expectation() {
+    use attendance_rules::golden::{run_stay_until, STAY_UNTIL_VECTORS};
+    let corrupted = STAY_UNTIL_VECTORS.replacen("12:02:01Z", "12:02:02Z", 1);
+    assert_ne!(corrupted, STAY_UNTIL_VECTORS);
+    let (_, failures) = run_stay_until(&corrupted).unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("rejoin_by"), "{failures:?}");
+}
