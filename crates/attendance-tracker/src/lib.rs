@@ -43,6 +43,16 @@ pub use tracker::AttendanceTracker;
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+/// A small allocator instead of the standard library's dlmalloc: 3.2 KB
+/// gzip less (38.1 KB instead of 41.3 KB for the whole tracker, against a
+/// 40 KB budget). The tracker holds few, small allocations at a time: an
+/// address-ordered free list that merges neighbouring free blocks stays short.
+// SAFETY: wasm32-unknown-unknown without the atomics feature has one thread.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
+
 /// A session as the rules see it: its schedule (defaults as in the rules
 /// crate) and its thresholds per role.
 #[derive(Debug, Clone)]
