@@ -45,8 +45,9 @@ pub(crate) fn iso(at: Option<DateTime<Utc>>) -> JsValue {
 pub(crate) struct Out<'a>(pub(crate) &'a Object);
 
 impl Out<'_> {
-    pub(crate) fn set(&self, key: &str, value: impl Into<JsValue>) -> &Self {
-        let _ = Reflect::set(self.0, &JsValue::from_str(key), &value.into());
+    // Not generic over `Into<JsValue>`: one copy of this code, not one per type.
+    pub(crate) fn set(&self, key: &str, value: JsValue) -> &Self {
+        let _ = Reflect::set(self.0, &JsValue::from_str(key), &value);
         self
     }
 }

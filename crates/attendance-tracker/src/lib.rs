@@ -11,7 +11,8 @@
 //! - for dashboards, every figure a page shows, from the server's session and
 //!   participant objects at `nowMs` (server clock): `computeAttendance` and
 //!   `timeline` (the window, its phase and thresholds, and the cycles clipped
-//!   to it).
+//!   to it); for students, `stayUntil` (the best status still reachable and
+//!   when).
 //!
 //! JS values are read and written property by property (`js.rs`), not with
 //! `serde-wasm-bindgen`, for size. Measured on this crate (wasm + JS glue,
@@ -22,8 +23,8 @@
 //! formatting) — either over the 40 KB budget for the whole tracker.
 
 use attendance_rules::{
-    assess, overview, timeline, Assessment, Cycle, EffectiveStatus, Person, Role, Schedule,
-    Thresholds,
+    assess, overview, stay_until, timeline, Assessment, Cycle, EffectiveStatus, Person, Role,
+    Schedule, StayUntil, Thresholds,
 };
 use chrono::{DateTime, Utc};
 use js_sys::{Array, Object};
@@ -43,10 +44,11 @@ pub use tracker::AttendanceTracker;
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-/// A small allocator instead of the standard library's dlmalloc: 3.2 KB
-/// gzip less (38.1 KB instead of 41.3 KB for the whole tracker, against a
-/// 40 KB budget). The tracker holds few, small allocations at a time: an
-/// address-ordered free list that merges neighbouring free blocks stays short.
+/// A small allocator instead of the standard library's dlmalloc: about
+/// 3.2 KB gzip less, which keeps the whole tracker within its 40 KB budget
+/// (build-tracker.sh prints the size). The tracker holds few, small
+/// allocations at a time: an address-ordered free list that merges
+/// neighbouring free blocks stays short.
 // SAFETY: wasm32-unknown-unknown without the atomics feature has one thread.
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 #[global_allocator]
@@ -161,6 +163,19 @@ impl Facts {
         assess(&session.schedule, session.thresholds, &self.person, now)
     }
 
+    /// "Stay until" at `now`, with this participant's threshold.
+    pub(crate) fn stay_until(&self, session: &Session, now: DateTime<Utc>) -> StayUntil {
+        let p = &self.person;
+        let threshold = session.thresholds.resolve(p.role, p.present_percent);
+        stay_until(
+            &session.schedule,
+            &p.cycles,
+            p.last_heartbeat_at,
+            now,
+            threshold,
+        )
+    }
+
     /// The server's participant object with every computed field replaced
     /// by what the rules say (`status`: the correction if any).
     pub(crate) fn shown(&self, a: &Assessment, participant: &JsValue) -> Object {
@@ -174,18 +189,18 @@ impl Facts {
             false => JsValue::NULL,
         };
         Out(&out)
-            .set("attended_seconds", att.attended_seconds as f64)
-            .set("duration_minutes", att.duration_minutes as f64)
-            .set("attendance_percentage", att.attendance_percentage)
-            .set("status", a.status.as_str())
-            .set("computed_status", att.status.as_str())
+            .set("attended_seconds", (att.attended_seconds as f64).into())
+            .set("duration_minutes", (att.duration_minutes as f64).into())
+            .set("attendance_percentage", att.attendance_percentage.into())
+            .set("status", a.status.as_str().into())
+            .set("computed_status", att.status.as_str().into())
             .set("override", correction)
-            .set("phase", phase_str(att.phase))
-            .set("final", att.is_final)
-            .set("in_meeting", att.in_meeting)
-            .set("is_currently_in_meeting", att.in_meeting)
-            .set("heartbeat_stale", att.heartbeat_stale)
-            .set("join_count", att.join_count as f64)
+            .set("phase", phase_str(att.phase).into())
+            .set("final", att.is_final.into())
+            .set("in_meeting", att.in_meeting.into())
+            .set("is_currently_in_meeting", att.in_meeting.into())
+            .set("heartbeat_stale", att.heartbeat_stale.into())
+            .set("join_count", (att.join_count as f64).into())
             .set("first_join_at", iso(att.first_join_at))
             .set("last_leave_at", iso(att.last_leave_at))
             .set("first_counted_at", iso(att.first_counted_at))
@@ -238,33 +253,58 @@ pub fn timeline_of(session: JsValue, participant: JsValue, now_ms: f64) -> Resul
     let now = at_ms(now_ms);
     let o = overview(&session.schedule, session.thresholds, now);
     let t = timeline(&session.schedule, &facts.person.cycles, now);
-    let segments: Array = t
-        .segments
-        .iter()
-        .map(|s| {
-            let segment = Object::new();
-            Out(&segment)
-                .set("joined_at", iso(Some(s.joined_at)))
-                .set("left_at", iso(s.left_at))
-                .set("open", s.open)
-                .set("x1", s.x1)
-                .set("x2", s.x2);
-            JsValue::from(segment)
-        })
-        .collect();
+    let segments = Array::new();
+    for s in &t.segments {
+        let segment = Object::new();
+        Out(&segment)
+            .set("joined_at", iso(Some(s.joined_at)))
+            .set("left_at", iso(s.left_at))
+            .set("open", s.open.into())
+            .set("x1", s.x1.into())
+            .set("x2", s.x2.into());
+        segments.push(&segment);
+    }
     let out = Object::new();
     Out(&out)
         .set("start", iso(Some(o.start)))
         .set("class_end", iso(Some(o.class_end)))
         .set("window_end", iso(Some(o.window_end)))
-        .set("phase", phase_str(o.phase))
-        .set("present_percent", o.thresholds.present_percent)
+        .set("phase", phase_str(o.phase).into())
+        .set("present_percent", o.thresholds.present_percent.into())
         .set(
             "teacher_present_percent",
-            o.thresholds.teacher_present_percent,
+            o.thresholds.teacher_present_percent.into(),
         )
-        .set("segments", segments)
+        .set("segments", segments.into())
         .set("now_x", t.now_x.map_or(JsValue::NULL, JsValue::from))
-        .set("class_end_x", t.class_end_x);
+        .set("class_end_x", t.class_end_x.into());
+    Ok(out)
+}
+
+/// "Stay until" for one participant at `nowMs`, as the rules give it:
+/// `{ reachable_status, present_at, rejoin_by }`. `reachable_status` is the
+/// best status still reachable by staying (or rejoining now) until the window
+/// ends (`present`, `late` or `partial`); `present_at` when it is reached
+/// (null once reached, or when only `partial` is left); `rejoin_by`, for a
+/// participant not in the meeting, the last instant a rejoin still reaches
+/// it. All null once the session has ended. Arguments as `computeAttendance`.
+#[wasm_bindgen(js_name = stayUntil)]
+pub fn stay_until_of(
+    session: JsValue,
+    participant: JsValue,
+    now_ms: f64,
+) -> Result<Object, JsValue> {
+    let session = Session::from_js(&session)?;
+    let facts = Facts::from_js(&participant)?;
+    let stay = facts.stay_until(&session, at_ms(now_ms));
+    let out = Object::new();
+    Out(&out)
+        .set(
+            "reachable_status",
+            stay.reachable_status
+                .map_or(JsValue::NULL, |s| s.as_str().into()),
+        )
+        .set("present_at", iso(stay.present_at))
+        .set("rejoin_by", iso(stay.rejoin_by));
     Ok(out)
 }

@@ -228,10 +228,15 @@ fn emit(shared: &Shared) {
     let (state, callback) = {
         let inner = shared.borrow();
         if let Some(view) = &inner.view {
-            let a = inner.assess();
-            let schedule = inner.session.as_ref().map(|s| &s.schedule);
+            let now = at_ms(inner.now_ms());
+            let state = inner.session.as_ref().map(|session| {
+                let facts = &inner.facts;
+                let a = facts.assess(session, now);
+                (&session.schedule, a, facts.stay_until(session, now))
+            });
             let corrected = inner.facts.person.correction.is_some();
-            view.render(schedule.zip(a.as_ref()), corrected, inner.link());
+            let state = state.as_ref().map(|(s, a, stay)| (*s, a, stay));
+            view.render(state, corrected, inner.link());
         }
         match &inner.on_update {
             Some(cb) => (inner.state(), cb.clone()),
