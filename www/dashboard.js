@@ -1,7 +1,8 @@
 // The teacher dashboard: one WebSocket for the room, every row ticked once per
 // second with the wasm build of the attendance rules: computeAttendance for the
 // figures and statuses, timeline for the window, its thresholds and the cycles
-// clipped to it. This file only formats and draws what they return.
+// clipped to it, countStatuses for the summary. This file only formats and
+// draws what they return.
 import {
   api, clock, dateLabel, hhmm, knownZone, loadTracker, params, percent, put, showMessage, wsUrl,
   PHASE_LABEL, STATUS_LABEL,
@@ -373,17 +374,17 @@ function render() {
   const w = renderSession();
   $('class').hidden = false;
   $('csv').disabled = !state.session;
-  const totals = { present: 0, late: 0, partial: 0, absent: 0, excused: 0, in: 0 };
   const all = [...state.participants.values()].sort((a, b) => displayName(a).localeCompare(displayName(b)));
   const students = all.filter((p) => (p.role || 'student') === 'student');
   const teachers = all.filter((p) => p.role === 'teacher');
   const excluded = all.filter((p) => p.role === 'excluded');
-  for (const p of students) {
+  const shown = students.map((p) => {
     const a = current(p);
     renderRow(p, a, w);
-    totals[a.status] = (totals[a.status] || 0) + 1;
-    if (a.in_meeting) totals.in += 1;
-  }
+    return a;
+  });
+  // Students per status shown, counted by the rules.
+  const totals = wasm.countStatuses(shown.map((a) => a.status));
   for (const p of teachers) renderRow(p, current(p), w);
   for (const [identity, row] of state.rows) {
     const p = state.participants.get(identity);
@@ -405,7 +406,7 @@ function render() {
   if (guests) notes.push(`${guests} guest${guests === 1 ? '' : 's'} not on the roster`);
   put($('roster-note'), notes.join(', '));
   put($('sum-total'), String(students.length));
-  put($('sum-in'), String(totals.in));
+  put($('sum-in'), String(shown.filter((a) => a.in_meeting).length));
   for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), String(totals[k]));
   if (!state.session) showMessage(message, `No session is scheduled in room ${state.room} yet.`);
   else if (!message.classList.contains('error')) showMessage(message, '');

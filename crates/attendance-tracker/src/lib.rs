@@ -11,8 +11,8 @@
 //! - for dashboards, every figure a page shows, from the server's session and
 //!   participant objects at `nowMs` (server clock): `computeAttendance` and
 //!   `timeline` (the window, its phase and thresholds, and the cycles clipped
-//!   to it); for students, `stayUntil` (the best status still reachable and
-//!   when).
+//!   to it), `countStatuses` (a class's students per status); for students,
+//!   `stayUntil` (the best status still reachable and when).
 //!
 //! JS values are read and written property by property (`js.rs`), not with
 //! `serde-wasm-bindgen`, for size. Measured on this crate (wasm + JS glue,
@@ -24,7 +24,7 @@
 
 use attendance_rules::{
     assess, overview, stay_until, timeline, Assessment, Cycle, EffectiveStatus, Person, Role,
-    Schedule, StayUntil, Thresholds,
+    Schedule, StatusCounts, StayUntil, Thresholds,
 };
 use chrono::{DateTime, Utc};
 use js_sys::{Array, Object};
@@ -307,4 +307,24 @@ pub fn stay_until_of(
         .set("present_at", iso(stay.present_at))
         .set("rejoin_by", iso(stay.rejoin_by));
     Ok(out)
+}
+
+/// How many of `statuses` (as shown: `present`, `late`, `partial`,
+/// `absent`, `excused`) there are of each: `{ present, late, partial,
+/// absent, excused }`. Anything else is not counted.
+#[wasm_bindgen(js_name = countStatuses)]
+pub fn count_statuses(statuses: &Array) -> Object {
+    let counts = StatusCounts::of(
+        statuses
+            .iter()
+            .filter_map(|s| EffectiveStatus::parse(&s.as_string()?)),
+    );
+    let out = Object::new();
+    Out(&out)
+        .set("present", (counts.present as f64).into())
+        .set("late", (counts.late as f64).into())
+        .set("partial", (counts.partial as f64).into())
+        .set("absent", (counts.absent as f64).into())
+        .set("excused", (counts.excused as f64).into());
+    out
 }

@@ -7,7 +7,9 @@
 use attendance_rules::golden::{
     run, run_shown, run_stay_until, GOLDEN_VECTORS, SHOWN_VECTORS, STAY_UNTIL_VECTORS,
 };
-use attendance_tracker::{compute_attendance, stay_until_of, timeline_of, AttendanceTracker};
+use attendance_tracker::{
+    compute_attendance, count_statuses, stay_until_of, timeline_of, AttendanceTracker,
+};
 use js_sys::{Date, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -616,4 +618,23 @@ fn tracker_says_how_long_to_stay() {
     let start = now - 3.0 * 60.0 * minute;
     assert_eq!(show(start, 30, &enough), "");
     tracker.stop();
+}
+
+#[wasm_bindgen_test]
+fn count_statuses_counts_what_is_shown() {
+    let statuses = JSON::parse(r#"["present", "late", "present", "excused", "absent", "nope", 3]"#)
+        .unwrap()
+        .into();
+    let out: JsValue = count_statuses(&statuses).into();
+    let n = |key: &str| get(&out, key).as_f64().unwrap();
+    assert_eq!(
+        [
+            n("present"),
+            n("late"),
+            n("partial"),
+            n("absent"),
+            n("excused")
+        ],
+        [2.0, 1.0, 0.0, 1.0, 1.0]
+    );
 }
