@@ -109,10 +109,17 @@ describe('browser', { timeout: 120000 }, () => {
     await tracker.locator('[data-field="connection"][data-value="live"]').waitFor();
     await tracker.locator('[data-field="phase"][data-value="live"]').waitFor();
     assert.equal(await tracker.locator('[data-field="in-meeting"]').getAttribute('data-value'), 'no');
+    // "Stay until", from the rules: by when to join, then until when to stay.
+    const staySays = (pattern) => student.waitForFunction(
+      (source) => new RegExp(source).test(document.querySelector('#tracker [data-field="stay"]').textContent),
+      pattern.source, { timeout: 2000 },
+    );
+    await staySays(/^Join by \d\d:\d\d to still be counted present$/);
 
     await student.click('#connect');
     await student.locator('#meeting-state[data-value="yes"]').waitFor({ timeout: 3000 });
     await tracker.locator('[data-field="in-meeting"][data-value="yes"]').waitFor({ timeout: 2000 });
+    await staySays(/^Stay until \d\d:\d\d to be counted present$/);
 
     // The counter ticks every second without any message from the server.
     const attended = tracker.locator('[data-field="attended"]');

@@ -57,7 +57,8 @@ export function clock(seconds) {
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
-export const percent = (p) => `${(Math.round((p || 0) * 10) / 10).toFixed(1)}%`;
+/** A percentage as the rules give it (already rounded to one decimal): `25.0%`. */
+export const percent = (p) => `${(p || 0).toFixed(1)}%`;
 
 /** HH:MM of an RFC 3339 time, in `timeZone` (IANA) or the browser's zone. */
 export function hhmm(iso, timeZone) {

@@ -1,5 +1,8 @@
 // The teacher dashboard: one WebSocket for the room, every row ticked once per
-// second with the wasm build of the attendance rules (computeAttendance).
+// second with the wasm build of the attendance rules: computeAttendance for the
+// figures and statuses, timeline for the window, its thresholds and the cycles
+// clipped to it, countStatuses for the summary. This file only formats and
+// draws what they return.
 import {
   api, clock, dateLabel, hhmm, knownZone, loadTracker, params, percent, put, showMessage, wsUrl,
   PHASE_LABEL, STATUS_LABEL,
@@ -150,30 +153,27 @@ function when(iso) {
   });
 }
 
+/** The session's window, phase and thresholds from the rules (null: none). */
 function renderSession() {
   const s = state.session;
   $('room-name').textContent = state.room;
-  if (!s) {
+  let w = null;
+  try { w = s && wasm.timeline(s, null, now()); } catch { /* unreadable: as if none */ }
+  if (!w) {
     put($('phase'), 'No session', 'none');
     return null;
   }
   $('title').textContent = s.title || `Class ${s.room}`;
   document.title = `${s.title || s.room} · Attendance`;
-  const start = ms(s.scheduled_at);
-  const classEnd = start + s.duration_minutes * 60000;
-  const windowEnd = s.window_end ? ms(s.window_end) : classEnd + (s.grace_minutes || 0) * 60000;
-  const iso = (t) => new Date(t).toISOString();
-  const meta = `· ${dateLabel(s.scheduled_at, zone())} ${time(s.scheduled_at)}–${time(iso(classEnd))}` +
-    (s.grace_minutes ? `, counting until ${time(iso(windowEnd))}` : '');
+  const meta = `· ${dateLabel(w.start, zone())} ${time(w.start)}–${time(w.class_end)}` +
+    (w.window_end !== w.class_end ? `, counting until ${time(w.window_end)}` : '');
   put($('window'), meta);
   put($('zone'), zoneLabel());
-  put($('window-range'), `Timeline: ${time(s.scheduled_at)} to ${time(iso(windowEnd))}`);
+  put($('window-range'), `Timeline: ${time(w.start)} to ${time(w.window_end)}`);
   put($('teacher-threshold'), s.teacher_present_percent != null
-    ? `· present from ${s.teacher_present_percent} % of the class (students: ${s.present_percent ?? 80} %)` : '');
-  let phase = 'scheduled';
-  try { phase = wasm.computeAttendance(s, null, now()).phase; } catch { /* keep */ }
-  put($('phase'), PHASE_LABEL[phase] || phase, phase);
-  return { start, classEnd, windowEnd, phase };
+    ? `· present from ${w.teacher_present_percent} % of the class (students: ${w.present_percent} %)` : '');
+  put($('phase'), PHASE_LABEL[w.phase] || w.phase, w.phase);
+  return w;
 }
 
 function cell(tr, className) {
@@ -239,22 +239,16 @@ function makeRow(identity) {
   return row;
 }
 
-function drawTimeline(row, p, w) {
-  const t = now();
-  const span = w.windowEnd - w.start;
-  const x = (at) => Math.max(0, Math.min(1000, ((at - w.start) / span) * 1000));
-  const parts = [];
-  for (const c of p.cycles || []) {
-    if (!c.joined_at) continue;
-    const from = ms(c.joined_at);
-    const open = !c.left_at;
-    const to = open ? Math.min(t, w.windowEnd) : ms(c.left_at);
-    const x1 = x(Math.max(from, w.start));
-    const x2 = x(Math.min(to, w.windowEnd));
-    if (x2 <= x1) continue;
-    parts.push({ x1, x2, open, label: `${time(c.joined_at)}–${open ? 'now' : time(c.left_at)}` });
-  }
-  const nowX = w.phase === 'live' ? x(t) : -1;
+/** Draws the participant's cycles as the rules clip them to the window. */
+function drawTimeline(row, p) {
+  let tl;
+  try { tl = wasm.timeline(state.session, p, now()); } catch { return; }
+  // The rules give positions as fractions of the window; the drawing is 1000 wide.
+  const x = (fraction) => fraction * 1000;
+  const parts = tl.segments.map((q) => ({
+    x1: x(q.x1), x2: x(q.x2), open: q.open, label: `${time(q.joined_at)}–${q.open ? 'now' : time(q.left_at)}`,
+  }));
+  const nowX = tl.now_x === null ? -1 : x(tl.now_x);
   const key = parts.map((q) => `${q.x1.toFixed(1)}-${q.x2.toFixed(1)}${q.open ? 'o' : ''}${q.label}`).join(',') + `|${nowX.toFixed(1)}`;
   if (key === row.timelineKey) return;
   row.timelineKey = key;
@@ -279,8 +273,8 @@ function drawTimeline(row, p, w) {
     }
     svg.append(r);
   };
-  rect(0, x(w.classEnd), 'track');
-  if (w.windowEnd > w.classEnd) rect(x(w.classEnd), 1000, 'grace', 'Grace period');
+  rect(0, x(tl.class_end_x), 'track');
+  if (tl.class_end_x < 1) rect(x(tl.class_end_x), 1000, 'grace', 'Grace period');
   for (const q of parts) rect(q.x1, q.x2, q.open ? 'cycle open' : 'cycle', q.label);
   if (nowX >= 0) {
     const line = document.createElementNS(SVG, 'line');
@@ -337,7 +331,7 @@ function renderRow(p, a, w) {
     row.remove.setAttribute('aria-label', `Remove the correction of ${name}`);
   }
   put(row.joins, String(a.join_count ?? (p.cycles || []).length));
-  if (w) drawTimeline(row, p, w);
+  if (w) drawTimeline(row, p);
   return row;
 }
 
@@ -380,17 +374,17 @@ function render() {
   const w = renderSession();
   $('class').hidden = false;
   $('csv').disabled = !state.session;
-  const totals = { present: 0, late: 0, partial: 0, absent: 0, excused: 0, in: 0 };
   const all = [...state.participants.values()].sort((a, b) => displayName(a).localeCompare(displayName(b)));
   const students = all.filter((p) => (p.role || 'student') === 'student');
   const teachers = all.filter((p) => p.role === 'teacher');
   const excluded = all.filter((p) => p.role === 'excluded');
-  for (const p of students) {
+  const shown = students.map((p) => {
     const a = current(p);
     renderRow(p, a, w);
-    totals[a.status] = (totals[a.status] || 0) + 1;
-    if (a.in_meeting) totals.in += 1;
-  }
+    return a;
+  });
+  // Students per status shown, counted by the rules.
+  const totals = wasm.countStatuses(shown.map((a) => a.status));
   for (const p of teachers) renderRow(p, current(p), w);
   for (const [identity, row] of state.rows) {
     const p = state.participants.get(identity);
@@ -412,7 +406,7 @@ function render() {
   if (guests) notes.push(`${guests} guest${guests === 1 ? '' : 's'} not on the roster`);
   put($('roster-note'), notes.join(', '));
   put($('sum-total'), String(students.length));
-  put($('sum-in'), String(totals.in));
+  put($('sum-in'), String(shown.filter((a) => a.in_meeting).length));
   for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), String(totals[k]));
   if (!state.session) showMessage(message, `No session is scheduled in room ${state.room} yet.`);
   else if (!message.classList.contains('error')) showMessage(message, '');

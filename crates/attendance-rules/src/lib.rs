@@ -14,15 +14,29 @@
 //!    when heartbeats went stale, else `now`.
 //! 3. Overlapping cycles (two tabs, two devices) count once: the union.
 //! 4. Once the window is over (`phase = ended`) nothing changes with `now`.
+//!
+//! Around it: the threshold of a person's role and a teacher's correction
+//! ([`assess`]), the window's times and the cycles clipped for drawing
+//! ([`overview`], [`timeline`]), and during a session the best status still
+//! reachable and when ([`stay_until`]).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 mod interval;
+mod person;
 mod schedule;
+mod stay;
+mod timeline;
 
 pub use interval::{union_length_ms, Interval};
+pub use person::{
+    assess, Assessment, EffectiveStatus, Person, Role, StatusCounts, Thresholds,
+    DEFAULT_TEACHER_PRESENT_PERCENT,
+};
 pub use schedule::{Schedule, ScheduleError, Window};
+pub use stay::{stay_until, StayUntil};
+pub use timeline::{overview, timeline, Overview, Segment, Timeline};
 
 /// Why a cycle was closed. Kept as a fact next to the cycle so a report can
 /// say *how* a student's time ended, not only when.
@@ -194,11 +208,7 @@ pub fn compute_with_threshold(
     let attended_seconds = attended_ms / 1000;
     let first_counted_at = counted.iter().map(|i| i.start).min().map(from_ms);
 
-    let scheduled_ms = i64::from(schedule.duration_minutes) * 60_000;
-    // From the whole seconds shown, so the three figures always agree.
-    let attendance_percentage = round_one_decimal(
-        (attended_seconds as f64 * 1000.0 / scheduled_ms as f64 * 100.0).min(100.0),
-    );
+    let attendance_percentage = percentage(attended_seconds, schedule.duration_minutes);
 
     let late_after = window.start + TimeDelta::minutes(i64::from(schedule.late_after_minutes));
     let status = if attended_seconds == 0 {
@@ -255,7 +265,17 @@ pub fn sweep_close(
     None
 }
 
-fn round_one_decimal(value: f64) -> f64 {
+/// The share of a `duration_minutes` class that `attended_seconds` are, as
+/// shown everywhere: capped at 100, rounded to one decimal. Computed from the
+/// whole seconds shown, so seconds, minutes and percentage always agree.
+pub fn percentage(attended_seconds: i64, duration_minutes: u32) -> f64 {
+    let scheduled_ms = i64::from(duration_minutes) * 60_000;
+    round_percent((attended_seconds as f64 * 1000.0 / scheduled_ms as f64 * 100.0).min(100.0))
+}
+
+/// A percentage rounded to one decimal (half away from zero): the only
+/// rounding any figure gets.
+pub fn round_percent(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
 }
 

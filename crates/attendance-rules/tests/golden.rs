@@ -21,3 +21,51 @@ fn the_runner_reports_a_wrong_expectation() {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].contains("attended_seconds"));
 }
+
+#[test]
+fn shown_vectors_hold() {
+    let (checks, failures) =
+        attendance_rules::golden::run_shown(attendance_rules::golden::SHOWN_VECTORS)
+            .expect("vectors file parses");
+    assert!(checks >= 15, "expected at least 15 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "shown mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_shown_runner_reports_a_wrong_expectation() {
+    use attendance_rules::golden::{run_shown, SHOWN_VECTORS};
+    let corrupted = SHOWN_VECTORS.replacen("\"x2\": 0.166667", "\"x2\": 0.2", 1);
+    assert_ne!(corrupted, SHOWN_VECTORS);
+    let (_, failures) = run_shown(&corrupted).unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].contains("timeline.segments[0].x2"),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn stay_until_vectors_hold() {
+    use attendance_rules::golden::{run_stay_until, STAY_UNTIL_VECTORS};
+    let (checks, failures) = run_stay_until(STAY_UNTIL_VECTORS).expect("vectors file parses");
+    assert!(checks >= 20, "expected at least 20 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "stay-until mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_stay_until_runner_reports_a_wrong_expectation() {
+    use attendance_rules::golden::{run_stay_until, STAY_UNTIL_VECTORS};
+    let corrupted = STAY_UNTIL_VECTORS.replacen("12:02:01Z", "12:02:02Z", 1);
+    assert_ne!(corrupted, STAY_UNTIL_VECTORS);
+    let (_, failures) = run_stay_until(&corrupted).unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("rejoin_by"), "{failures:?}");
+}

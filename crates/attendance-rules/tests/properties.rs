@@ -1,6 +1,9 @@
 //! Invariants of the rules on random inputs.
 
-use attendance_rules::{compute, CloseReason, Cycle, Schedule};
+use attendance_rules::{
+    assess, compute, compute_with_threshold, stay_until, timeline, union_length_ms, CloseReason,
+    Cycle, EffectiveStatus, Interval, Person, Phase, Role, Schedule, Status, Thresholds,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
@@ -119,5 +122,126 @@ proptest! {
         let trusting = compute(&s, &cs, None, at(now));
         let checked = compute(&s, &cs, Some(at(beat)), at(now));
         prop_assert!(checked.attended_seconds <= trusting.attended_seconds);
+    }
+
+    #[test]
+    fn the_timeline_draws_exactly_what_counts(s in schedule(), cs in cycles(), now in -600i64..4000) {
+        let counted = compute(&s, &cs, None, at(now)).attended_seconds;
+        let drawn = timeline(&s, &cs, at(now));
+        let spans: Vec<Interval> = drawn
+            .segments
+            .iter()
+            .map(|g| Interval { start: g.from.timestamp_millis(), end: g.to.timestamp_millis() })
+            .collect();
+        prop_assert_eq!(union_length_ms(&spans) / 1000, counted);
+        for g in &drawn.segments {
+            prop_assert!(0.0 <= g.x1 && g.x1 < g.x2 && g.x2 <= 1.0, "{:?}", g);
+        }
+    }
+
+    #[test]
+    fn a_correction_is_shown_and_the_computed_status_kept(
+        s in schedule(),
+        cs in cycles(),
+        now in -600i64..4000,
+        teacher in prop::option::of(0u32..=100),
+        is_teacher in any::<bool>(),
+        correction in prop::option::of(prop::sample::select(EffectiveStatus::ALL.to_vec())),
+    ) {
+        let thresholds = Thresholds::new(&s, teacher);
+        let role = if is_teacher { Role::Teacher } else { Role::Student };
+        let person = Person { role, cycles: cs.clone(), correction, ..Person::default() };
+        let a = assess(&s, thresholds, &person, at(now));
+        let threshold = if is_teacher { teacher.unwrap_or(90) } else { s.present_percent };
+        prop_assert_eq!(a.present_percent, threshold);
+        prop_assert_eq!(&a.attendance, &attendance_rules::compute_with_threshold(&s, &cs, None, at(now), threshold));
+        match correction {
+            Some(c) => prop_assert_eq!(a.status, c),
+            None => prop_assert_eq!(a.status.as_str(), a.attendance.status.as_str()),
+        }
+    }
+
+    #[test]
+    fn staying_until_present_at_yields_the_reachable_status(
+        s in schedule(), cs in cycles(), now in -600i64..4000, threshold in 0u32..=100,
+    ) {
+        let answer = stay_until(&s, &cs, None, at(now), threshold);
+        let current = compute_with_threshold(&s, &cs, None, at(now), threshold);
+        let Some(reachable) = answer.reachable_status else {
+            prop_assert_eq!(current.phase, Phase::Ended);
+            prop_assert_eq!(answer.present_at, None);
+            prop_assert_eq!(answer.rejoin_by, None);
+            return Ok(());
+        };
+        prop_assert!(current.phase != Phase::Ended);
+        // Staying: the open cycles go on, or one opens now.
+        let mut staying = cs.clone();
+        if !current.in_meeting {
+            staying.push(Cycle::open(at(now).max(s.window().start)));
+        }
+        let status_at = |t| compute_with_threshold(&s, &staying, None, t, threshold).status;
+        prop_assert_eq!(status_at(s.window().end), reachable);
+        match answer.present_at {
+            Some(t) => {
+                prop_assert!(matches!(reachable, Status::Present | Status::Late));
+                prop_assert!(current.status != reachable);
+                prop_assert_eq!(status_at(t), reachable);
+                // And not a millisecond sooner.
+                prop_assert!(status_at(t - TimeDelta::milliseconds(1)) != reachable);
+            }
+            None => prop_assert!(current.status == reachable || !matches!(reachable, Status::Present | Status::Late)),
+        }
+    }
+
+    #[test]
+    fn rejoining_by_rejoin_by_still_reaches_it_and_later_does_not(
+        s in schedule(), cs in closed_cycles(), now in -600i64..4000, threshold in 0u32..=100,
+    ) {
+        let answer = stay_until(&s, &cs, None, at(now), threshold);
+        let current = compute_with_threshold(&s, &cs, None, at(now), threshold);
+        let end = s.window().end;
+        let rejoining_at = |r| {
+            let mut rejoined = cs.clone();
+            rejoined.push(Cycle::open(r));
+            compute_with_threshold(&s, &rejoined, None, end, threshold).status
+        };
+        match (answer.reachable_status, answer.rejoin_by) {
+            (Some(reachable), Some(r)) => {
+                prop_assert!(!current.in_meeting);
+                prop_assert!(r >= at(now) && r <= end);
+                prop_assert_eq!(rejoining_at(r), reachable);
+                if r < end {
+                    prop_assert!(rejoining_at(r + TimeDelta::milliseconds(1)) != reachable);
+                }
+            }
+            (Some(reachable), None) => prop_assert!(
+                current.status == reachable || !matches!(reachable, Status::Present | Status::Late)
+            ),
+            (None, rejoin_by) => prop_assert_eq!(rejoin_by, None),
+        }
+    }
+
+    #[test]
+    fn what_is_reached_stays_reached_and_lateness_is_kept(
+        s in schedule(), cs in cycles(), beat in prop::option::of(-600i64..4000), now in -600i64..4000, threshold in 0u32..=100,
+    ) {
+        // Facts known at `now` happened before it.
+        let cs: Vec<Cycle> = cs
+            .into_iter()
+            .filter(|c| c.joined_at <= at(now))
+            .map(|c| Cycle { left_at: c.left_at.map(|left| left.min(at(now))), ..c })
+            .collect();
+        let beat = beat.map(at).filter(|beat| *beat <= at(now));
+        let current = compute_with_threshold(&s, &cs, beat, at(now), threshold);
+        let Some(reachable) = stay_until(&s, &cs, beat, at(now), threshold).reachable_status else {
+            return Ok(());
+        };
+        if matches!(current.status, Status::Present | Status::Late) {
+            prop_assert_eq!(reachable, current.status);
+        }
+        let late_after = s.window().start + TimeDelta::minutes(i64::from(s.late_after_minutes));
+        if current.first_counted_at.is_some_and(|first| first > late_after) {
+            prop_assert!(reachable != Status::Present);
+        }
     }
 }

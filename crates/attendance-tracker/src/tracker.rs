@@ -9,15 +9,16 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use attendance_rules::{Attendance, Schedule};
+use attendance_rules::Assessment;
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::{Array, Date, Function, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, Event, EventTarget, MessageEvent, WebSocket};
 
+use crate::js::get;
 use crate::view::{Link, View};
-use crate::{at_ms, get, jwt, schedule_from_js, time, to_js, Facts};
+use crate::{at_ms, jwt, time, Facts, Session};
 
 const HEARTBEAT: &str = "{\"type\":\"heartbeat\"}";
 const MAX_BACKOFF_MS: f64 = 30_000.0;
@@ -109,8 +110,8 @@ struct Inner {
     view: Option<View>,
     on_update: Option<Function>,
 
-    /// The session object as the server sent it, and its schedule.
-    session: Option<Schedule>,
+    /// The session the server sent, as the rules see it.
+    session: Option<Session>,
     /// This student's participant object as the server sent it (or null).
     participant: JsValue,
     facts: Facts,
@@ -153,16 +154,16 @@ impl Inner {
         Date::now() + self.offset_ms
     }
 
-    fn compute(&self) -> Option<Attendance> {
-        let schedule = self.session.as_ref()?;
-        Some(self.facts.compute(schedule, at_ms(self.now_ms())))
+    fn assess(&self) -> Option<Assessment> {
+        let session = self.session.as_ref()?;
+        Some(self.facts.assess(session, at_ms(self.now_ms())))
     }
 
     fn state(&self) -> JsValue {
-        match self.compute() {
-            Some(att) => to_js(&att, &self.participant, &self.facts).into(),
-            None => JsValue::NULL,
-        }
+        let Some(a) = self.assess() else {
+            return JsValue::NULL;
+        };
+        self.facts.shown(&a, &self.participant).into()
     }
 
     fn set_session(&mut self, session: &JsValue) {
@@ -170,8 +171,8 @@ impl Inner {
             self.session = None;
             return;
         }
-        match schedule_from_js(session) {
-            Ok(schedule) => self.session = Some(schedule),
+        match Session::from_js(session) {
+            Ok(parsed) => self.session = Some(parsed),
             Err(e) => warn("attendance: unreadable session", &e),
         }
     }
@@ -227,10 +228,15 @@ fn emit(shared: &Shared) {
     let (state, callback) = {
         let inner = shared.borrow();
         if let Some(view) = &inner.view {
-            let att = inner.compute();
-            let schedule = inner.session.as_ref();
-            let correction = inner.facts.correction();
-            view.render(schedule.zip(att.as_ref()), correction, inner.link());
+            let now = at_ms(inner.now_ms());
+            let state = inner.session.as_ref().map(|session| {
+                let facts = &inner.facts;
+                let a = facts.assess(session, now);
+                (&session.schedule, a, facts.stay_until(session, now))
+            });
+            let corrected = inner.facts.person.correction.is_some();
+            let state = state.as_ref().map(|(s, a, stay)| (*s, a, stay));
+            view.render(state, corrected, inner.link());
         }
         match &inner.on_update {
             Some(cb) => (inner.state(), cb.clone()),
@@ -281,7 +287,7 @@ fn handle_message(shared: &Shared, text: &str) {
             Some("heartbeat.ack") => {
                 let beat = get(&message, "last_heartbeat_at");
                 if let Some(at) = beat.as_string().and_then(|t| time::parse(&t)) {
-                    inner.facts.last_heartbeat_at = Some(at);
+                    inner.facts.person.last_heartbeat_at = Some(at);
                 }
             }
             Some("error") => warn("attendance: server error", &get(&message, "message")),
@@ -443,7 +449,7 @@ fn on_reply(shared: &Shared, kind: u32, value: JsValue, ok: bool) {
                 }
                 let beat = get(&value, "last_heartbeat_at").as_string();
                 if let Some(at) = beat.and_then(|t| time::parse(&t)) {
-                    inner.facts.last_heartbeat_at = Some(at);
+                    inner.facts.person.last_heartbeat_at = Some(at);
                 }
             }
             _ => return,

@@ -3,7 +3,8 @@
 //! Plain elements with classes and `data-field` attributes, updated through
 //! `textContent` only when a value changes. Styling is the page's business.
 
-use attendance_rules::{Attendance, Phase, Schedule};
+use attendance_rules::{Assessment, EffectiveStatus, Phase, Schedule, Status, StayUntil};
+use chrono::{DateTime, Utc};
 use js_sys::Date;
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Element};
@@ -39,6 +40,9 @@ pub(crate) struct View {
     attended: Element,
     percentage: Element,
     status: Element,
+    /// One sentence: how long to stay for the best status still reachable
+    /// (empty once the session has ended: pages may hide `:empty`).
+    stay: Element,
     note: Element,
     link: Element,
 }
@@ -83,11 +87,14 @@ impl View {
         let percentage = stat(&doc, &list, "Of the class", "percentage")?;
         let status = stat(&doc, &list, "Status", "status")?;
         status.set_attribute("aria-live", "polite")?;
+        let stay = el(&doc, "p", "att-stay", Some("stay"))?;
+        stay.set_attribute("aria-live", "polite")?;
         let note = el(&doc, "p", "att-note", Some("note"))?;
         note.set_attribute("aria-live", "polite")?;
         let link = el(&doc, "p", "att-link", Some("connection"))?;
         root.append_child(&head)?;
         root.append_child(&list)?;
+        root.append_child(&stay)?;
         root.append_child(&note)?;
         root.append_child(&link)?;
         host.set_text_content(None);
@@ -99,24 +106,25 @@ impl View {
             attended,
             percentage,
             status,
+            stay,
             note,
             link,
         };
-        view.render(None, None, Link::Connecting);
+        view.render(None, false, Link::Connecting);
         Ok(view)
     }
 
-    /// `correction`: a teacher's status for this student, shown instead of
-    /// the computed one.
+    /// `corrected`: the status shown is a teacher's correction.
     pub(crate) fn render(
         &self,
-        state: Option<(&Schedule, &Attendance)>,
-        correction: Option<&str>,
+        state: Option<(&Schedule, &Assessment, &StayUntil)>,
+        corrected: bool,
         link: Link,
     ) {
         let (link_value, link_text) = link.label();
         put(&self.link, link_text, Some(link_value));
-        let Some((schedule, att)) = state else {
+        let Some((schedule, assessment, stay)) = state else {
+            put(&self.stay, "", None);
             put(&self.phase, "Waiting", Some("none"));
             put(&self.presence, "", None);
             put(&self.attended, "--:--", None);
@@ -131,6 +139,7 @@ impl View {
             return;
         };
         let window = schedule.window();
+        let att = &assessment.attendance;
         let (phase_value, phase_text) = match att.phase {
             Phase::Scheduled => ("scheduled", "Not started"),
             Phase::Live => ("live", "Live"),
@@ -151,16 +160,15 @@ impl View {
             &text::percent(att.attendance_percentage),
             None,
         );
-        let status = correction.unwrap_or(att.status.as_str());
+        let status = assessment.status;
         let label = match status {
-            "present" => "Present",
-            "late" => "Late",
-            "partial" => "Partial",
-            "absent" => "Absent",
-            "excused" => "Excused",
-            other => other,
+            EffectiveStatus::Present => "Present",
+            EffectiveStatus::Late => "Late",
+            EffectiveStatus::Partial => "Partial",
+            EffectiveStatus::Absent => "Absent",
+            EffectiveStatus::Excused => "Excused",
         };
-        put(&self.status, label, Some(status));
+        put(&self.status, label, Some(status.as_str()));
         let mut note = String::with_capacity(48);
         match att.phase {
             Phase::Scheduled => {
@@ -176,12 +184,60 @@ impl View {
                 note.push_str(&local_time(window.end.timestamp_millis()));
             }
         }
-        if correction.is_some() {
+        if corrected {
             note.push_str(". Status set by your teacher.");
         }
         put(&self.note, &note, None);
+        // A teacher's correction decides the status: staying changes nothing.
+        let sentence = match corrected {
+            true => String::new(),
+            false => stay_sentence(att.status, att.in_meeting, att.join_count, stay),
+        };
+        put(&self.stay, &sentence, None);
         let _ = self.root.set_attribute("data-phase", phase_value);
     }
+}
+
+/// The "stay until" sentence, or nothing once the session has ended:
+/// "Stay until 11:48 to be counted present", "Rejoin by 12:02 to still be
+/// counted present", "You are counted present", "Present is out of reach; …".
+fn stay_sentence(now: Status, in_meeting: bool, joins: usize, stay: &StayUntil) -> String {
+    let Some(reachable) = stay.reachable_status else {
+        return String::new();
+    };
+    let best = match reachable {
+        Status::Present | Status::Late => reachable.as_str(),
+        Status::Partial | Status::Absent => {
+            return String::from(match in_meeting {
+                true => "Present is out of reach; staying keeps your time counted",
+                false => "Present is out of reach; rejoining still adds to your time",
+            });
+        }
+    };
+    let mut out = String::with_capacity(48);
+    match (stay.present_at, stay.rejoin_by) {
+        _ if now == reachable => out.push_str("You are counted "),
+        (Some(at), _) if in_meeting => {
+            out.push_str("Stay until ");
+            // Rounded up: leaving at the minute shown is never too early.
+            out.push_str(&local_time(minute(at, 59_999)));
+            out.push_str(" to be counted ");
+        }
+        (_, Some(by)) => {
+            out.push_str(if joins == 0 { "Join by " } else { "Rejoin by " });
+            // Rounded down: joining at the minute shown is never too late.
+            out.push_str(&local_time(minute(by, 0)));
+            out.push_str(" to still be counted ");
+        }
+        _ => return out,
+    }
+    out.push_str(best);
+    out
+}
+
+/// `at` in ms, rounded down to its minute after adding `up` ms.
+fn minute(at: DateTime<Utc>, up: i64) -> i64 {
+    (at.timestamp_millis() + up).div_euclid(60_000) * 60_000
 }
 
 /// Sets text (and `data-value`) only when they changed.

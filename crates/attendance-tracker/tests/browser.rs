@@ -4,8 +4,12 @@
 //! API reads the server's objects and renders them.
 #![cfg(target_arch = "wasm32")]
 
-use attendance_rules::golden::{run, GOLDEN_VECTORS};
-use attendance_tracker::{compute_attendance, AttendanceTracker};
+use attendance_rules::golden::{
+    run, run_shown, run_stay_until, GOLDEN_VECTORS, SHOWN_VECTORS, STAY_UNTIL_VECTORS,
+};
+use attendance_tracker::{
+    compute_attendance, count_statuses, stay_until_of, timeline_of, AttendanceTracker,
+};
 use js_sys::{Date, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -34,6 +38,28 @@ fn golden_vectors_hold_in_the_browser() {
     assert!(
         failures.is_empty(),
         "golden mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[wasm_bindgen_test]
+fn shown_vectors_hold_in_the_browser() {
+    let (checks, failures) = run_shown(SHOWN_VECTORS).expect("vectors file parses");
+    assert!(checks >= 15, "expected at least 15 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "shown mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[wasm_bindgen_test]
+fn stay_until_vectors_hold_in_the_browser() {
+    let (checks, failures) = run_stay_until(STAY_UNTIL_VECTORS).expect("vectors file parses");
+    assert!(checks >= 20, "expected at least 20 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "stay-until mismatches:\n{}",
         failures.join("\n")
     );
 }
@@ -386,4 +412,229 @@ fn tracker_shows_the_effective_status_and_the_teachers_threshold() {
         "ms-smith"
     );
     tracker.stop();
+}
+
+#[wasm_bindgen_test]
+fn timeline_gives_the_window_and_the_clipped_cycles() {
+    let session = JSON::parse(SESSION).unwrap();
+    let participant = JSON::parse(PARTICIPANT).unwrap();
+    let close = |value: JsValue, want: f64| {
+        let got = value.as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    };
+
+    // Live at 11:50: the early join is drawn from 11:00, the cycle without a
+    // join is skipped, the open one (12:40 UTC) has not begun by now.
+    let out: JsValue = timeline_of(session.clone(), participant, ms("2026-11-25T11:50:00Z"))
+        .unwrap()
+        .into();
+    let text = |key: &str| get(&out, key).as_string().unwrap();
+    assert_eq!(text("start"), "2026-11-25T11:00:00.000Z");
+    assert_eq!(text("class_end"), "2026-11-25T12:00:00.000Z");
+    assert_eq!(text("window_end"), "2026-11-25T12:30:00.000Z");
+    assert_eq!(text("phase"), "live");
+    assert_eq!(get(&out, "present_percent").as_f64(), Some(80.0));
+    assert_eq!(get(&out, "teacher_present_percent").as_f64(), Some(90.0));
+    close(get(&out, "now_x"), 50.0 / 90.0);
+    close(get(&out, "class_end_x"), 60.0 / 90.0);
+    let segments: js_sys::Array = get(&out, "segments").into();
+    assert_eq!(segments.length(), 1);
+    let segment = segments.get(0);
+    assert_eq!(
+        get(&segment, "joined_at").as_string().unwrap(),
+        "2026-11-25T10:45:00.000Z"
+    );
+    assert_eq!(
+        get(&segment, "left_at").as_string().unwrap(),
+        "2026-11-25T11:15:00.000Z"
+    );
+    assert_eq!(get(&segment, "open").as_bool(), Some(false));
+    close(get(&segment, "x1"), 0.0);
+    close(get(&segment, "x2"), 15.0 / 90.0);
+
+    // The window alone, after it ended, with the session's own teacher
+    // threshold.
+    let session = JSON::parse(
+        r#"{"scheduled_at": "2026-11-25T11:00:00Z", "duration_minutes": 60, "grace_minutes": 0,
+            "present_percent": 75, "teacher_present_percent": 85}"#,
+    )
+    .unwrap();
+    let out: JsValue = timeline_of(session.clone(), JsValue::NULL, ms("2026-11-25T13:00:00Z"))
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "phase").as_string().unwrap(), "ended");
+    assert!(get(&out, "now_x").is_null());
+    close(get(&out, "class_end_x"), 1.0);
+    assert_eq!(get(&out, "present_percent").as_f64(), Some(75.0));
+    assert_eq!(get(&out, "teacher_present_percent").as_f64(), Some(85.0));
+    assert_eq!(js_sys::Array::from(&get(&out, "segments")).length(), 0);
+
+    // A teacher is judged against that threshold: 51 of 60 minutes is 85 %.
+    let teacher = JSON::parse(&format!("{EIGHTY_FIVE}, \"role\": \"teacher\"}}")).unwrap();
+    let out: JsValue = compute_attendance(session, teacher, ms("2026-11-25T13:00:00Z"))
+        .unwrap()
+        .into();
+    assert_eq!(get(&out, "status").as_string().unwrap(), "present");
+    assert!(timeline_of(JsValue::NULL, JsValue::NULL, 0.0).is_err());
+}
+
+#[wasm_bindgen_test]
+fn stay_until_reads_the_servers_objects() {
+    let session = JSON::parse(SESSION).unwrap();
+    let stay = |participant: &str, now: &str| -> JsValue {
+        let participant = JSON::parse(participant).unwrap();
+        stay_until_of(session.clone(), participant, ms(now))
+            .unwrap()
+            .into()
+    };
+    let text = |out: &JsValue, key: &str| get(out, key).as_string();
+
+    // In since 11:00: 2879 s (79.97 %, shown as 80.0 %) make present.
+    let open = r#"{"identity": "s", "cycles": [{"joined_at": "2026-11-25T11:00:00Z"}]}"#;
+    let out = stay(open, "2026-11-25T11:20:00Z");
+    assert_eq!(text(&out, "reachable_status").unwrap(), "present");
+    assert_eq!(
+        text(&out, "present_at").unwrap(),
+        "2026-11-25T11:47:59.000Z"
+    );
+    assert!(get(&out, "rejoin_by").is_null());
+
+    // A teacher needs 90 %, as the server states it for them.
+    let teacher = r#"{"identity": "t", "role": "teacher", "present_percent": 90,
+        "cycles": [{"joined_at": "2026-11-25T11:00:00Z"}]}"#;
+    let out = stay(teacher, "2026-11-25T11:20:00Z");
+    assert_eq!(
+        text(&out, "present_at").unwrap(),
+        "2026-11-25T11:53:59.000Z"
+    );
+
+    // Left at 11:20: rejoining now, or by 12:02:01 at the latest.
+    let left = r#"{"identity": "s", "cycles": [
+        {"joined_at": "2026-11-25T11:00:00Z", "left_at": "2026-11-25T11:20:00Z"}]}"#;
+    let out = stay(left, "2026-11-25T11:30:00Z");
+    assert_eq!(text(&out, "reachable_status").unwrap(), "present");
+    assert_eq!(
+        text(&out, "present_at").unwrap(),
+        "2026-11-25T11:57:59.000Z"
+    );
+    assert_eq!(text(&out, "rejoin_by").unwrap(), "2026-11-25T12:02:01.000Z");
+
+    // Once the session has ended: nothing.
+    let out = stay(open, "2026-11-25T12:30:01Z");
+    for key in ["reachable_status", "present_at", "rejoin_by"] {
+        assert!(get(&out, key).is_null(), "{key}");
+    }
+    // No participant yet: joining now.
+    let out: JsValue = stay_until_of(session, JsValue::NULL, ms("2026-11-25T11:05:00Z"))
+        .unwrap()
+        .into();
+    assert_eq!(text(&out, "rejoin_by").unwrap(), "2026-11-25T11:10:00.000Z");
+}
+
+/// `HH:MM` of `ms`, in the browser's zone, after rounding down to the minute.
+fn hhmm(ms: f64) -> String {
+    let date = Date::new(&JsValue::from_f64((ms / 60_000.0).floor() * 60_000.0));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+#[wasm_bindgen_test]
+fn tracker_says_how_long_to_stay() {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let host = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&host).unwrap();
+    let options = Object::new();
+    Reflect::set(&options, &"serverUrl".into(), &"http://127.0.0.1:9".into()).unwrap();
+    Reflect::set(&options, &"room".into(), &"math-101".into()).unwrap();
+    Reflect::set(&options, &"token".into(), &TOKEN.into()).unwrap();
+    Reflect::set(&options, &"element".into(), &host).unwrap();
+    let tracker = AttendanceTracker::new(&options).unwrap();
+    assert_eq!(field(&host, "stay"), "");
+
+    let now = Date::now();
+    let iso = |ms: f64| String::from(Date::new(&JsValue::from_f64(ms)).to_iso_string());
+    let minute = 60_000.0;
+    let show = |start: f64, grace: u32, cycles: &str| {
+        tracker.handle_message(&format!(
+            r#"{{"type":"attendance.snapshot","room":"math-101","server_time":"{}",
+            "session":{{"room":"math-101","scheduled_at":"{}","duration_minutes":60,"grace_minutes":{grace}}},
+            "participants":[{{"identity":"student-17","cycles":{cycles}}}]}}"#,
+            iso(now),
+            iso(start)
+        ));
+        field(&host, "stay")
+    };
+
+    // In since the start, 20 minutes ago: present 47:59 after the start,
+    // shown rounded up to the minute.
+    let start = now - 20.0 * minute;
+    let open = format!(r#"[{{"joined_at":"{}"}}]"#, iso(start));
+    let present_at = start + 47.0 * minute + 59_000.0;
+    assert_eq!(
+        show(start, 30, &open),
+        format!(
+            "Stay until {} to be counted present",
+            hhmm(present_at + 59_999.0)
+        )
+    );
+
+    // Left after 10 minutes: rejoin by the last minute that still makes it.
+    let left = format!(
+        r#"[{{"joined_at":"{}","left_at":"{}"}}]"#,
+        iso(start),
+        iso(start + 10.0 * minute)
+    );
+    let rejoin_by = start + 90.0 * minute - (37.0 * minute + 59_000.0);
+    assert_eq!(
+        show(start, 30, &left),
+        format!("Rejoin by {} to still be counted present", hhmm(rejoin_by))
+    );
+    // Never joined, 20 minutes in: late at best.
+    assert_eq!(
+        show(start, 30, "[]"),
+        format!(
+            "Join by {} to still be counted late",
+            hhmm(start + 90.0 * minute - (47.0 * minute + 59_000.0))
+        )
+    );
+
+    // Already there for 50 minutes.
+    let start = now - 55.0 * minute;
+    let enough = format!(
+        r#"[{{"joined_at":"{}","left_at":"{}"}}]"#,
+        iso(start),
+        iso(start + 50.0 * minute)
+    );
+    assert_eq!(show(start, 30, &enough), "You are counted present");
+
+    // Joined 40 minutes late without grace: present is out of reach.
+    let start = now - 45.0 * minute;
+    let late = format!(r#"[{{"joined_at":"{}"}}]"#, iso(start + 40.0 * minute));
+    assert_eq!(
+        show(start, 0, &late),
+        "Present is out of reach; staying keeps your time counted"
+    );
+
+    // After the class: nothing to say.
+    let start = now - 3.0 * 60.0 * minute;
+    assert_eq!(show(start, 30, &enough), "");
+    tracker.stop();
+}
+
+#[wasm_bindgen_test]
+fn count_statuses_counts_what_is_shown() {
+    let statuses = JSON::parse(r#"["present", "late", "present", "excused", "absent", "nope", 3]"#)
+        .unwrap()
+        .into();
+    let out: JsValue = count_statuses(&statuses).into();
+    let n = |key: &str| get(&out, key).as_f64().unwrap();
+    assert_eq!(
+        [
+            n("present"),
+            n("late"),
+            n("partial"),
+            n("absent"),
+            n("excused")
+        ],
+        [2.0, 1.0, 0.0, 1.0, 1.0]
+    );
 }
