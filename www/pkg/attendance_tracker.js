@@ -100,7 +100,9 @@ if (Symbol.dispose) AttendanceTracker.prototype[Symbol.dispose] = AttendanceTrac
 /**
  * Computes one participant's attendance at `nowMs` (milliseconds since the
  * epoch, already corrected to the server's clock) from the server's session
- * and participant objects. `participant` may be null: no facts yet.
+ * and participant objects. `participant` may be null: no facts yet. The
+ * participant's threshold is the one it states (`present_percent`), else its
+ * `role`'s; `status` is a teacher's correction (`override.status`) if any.
  * @param {any} session
  * @param {any} participant
  * @param {number} now_ms
@@ -108,6 +110,60 @@ if (Symbol.dispose) AttendanceTracker.prototype[Symbol.dispose] = AttendanceTrac
  */
 export function computeAttendance(session, participant, now_ms) {
     const ret = wasm.computeAttendance(session, participant, now_ms);
+    if (ret[2]) {
+        throw takeFromExternrefTable0(ret[1]);
+    }
+    return takeFromExternrefTable0(ret[0]);
+}
+
+/**
+ * How many of `statuses` (as shown: `present`, `late`, `partial`,
+ * `absent`, `excused`) there are of each: `{ present, late, partial,
+ * absent, excused }`. Anything else is not counted.
+ * @param {Array<any>} statuses
+ * @returns {object}
+ */
+export function countStatuses(statuses) {
+    const ret = wasm.countStatuses(statuses);
+    return ret;
+}
+
+/**
+ * "Stay until" for one participant at `nowMs`, as the rules give it:
+ * `{ reachable_status, present_at, rejoin_by }`. `reachable_status` is the
+ * best status still reachable by staying (or rejoining now) until the window
+ * ends (`present`, `late` or `partial`); `present_at` when it is reached
+ * (null once reached, or when only `partial` is left); `rejoin_by`, for a
+ * participant not in the meeting, the last instant a rejoin still reaches
+ * it. All null once the session has ended. Arguments as `computeAttendance`.
+ * @param {any} session
+ * @param {any} participant
+ * @param {number} now_ms
+ * @returns {object}
+ */
+export function stayUntil(session, participant, now_ms) {
+    const ret = wasm.stayUntil(session, participant, now_ms);
+    if (ret[2]) {
+        throw takeFromExternrefTable0(ret[1]);
+    }
+    return takeFromExternrefTable0(ret[0]);
+}
+
+/**
+ * The session's window and a participant's cycles clipped to it, at
+ * `nowMs`, for drawing: `{ start, class_end, window_end, phase,
+ * present_percent, teacher_present_percent, segments: [{ joined_at,
+ * left_at, open, x1, x2 }], now_x, class_end_x }`. Instants are ISO strings,
+ * `*_x` positions fractions of the window (`now_x` is null unless the
+ * session is live); the thresholds are the students' and the teachers'.
+ * `participant` may be null: the window alone.
+ * @param {any} session
+ * @param {any} participant
+ * @param {number} now_ms
+ * @returns {object}
+ */
+export function timeline(session, participant, now_ms) {
+    const ret = wasm.timeline(session, participant, now_ms);
     if (ret[2]) {
         throw takeFromExternrefTable0(ret[1]);
     }
@@ -306,6 +362,10 @@ function __wbg_get_imports() {
             const ret = JSON.parse(getStringFromWasm0(arg0, arg1));
             return ret;
         }, arguments); },
+        __wbg_push_c9f4893fc209f768: function(arg0, arg1) {
+            const ret = arg0.push(arg1);
+            return ret;
+        },
         __wbg_querySelector_72201b7c62dc196b: function() { return handleError(function (arg0, arg1, arg2) {
             const ret = arg0.querySelector(getStringFromWasm0(arg1, arg2));
             return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
@@ -389,22 +449,22 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 2, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_100);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_106);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 2, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_100_10);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_106_13);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [U32, Externref, Boolean], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_101);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [U32, Externref, Boolean], shim_idx: 3, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_107);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 3, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_99);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_105);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0) {
@@ -432,20 +492,20 @@ function __wbg_get_imports() {
     };
 }
 
-function __wasm_bindgen_func_elem_99(arg0, arg1) {
-    wasm.__wasm_bindgen_func_elem_99(arg0, arg1);
+function __wasm_bindgen_func_elem_105(arg0, arg1) {
+    wasm.__wasm_bindgen_func_elem_105(arg0, arg1);
 }
 
-function __wasm_bindgen_func_elem_100(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_100(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_106(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_106(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_100_10(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_100_10(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_106_13(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_106_13(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_101(arg0, arg1, arg2, arg3, arg4) {
-    wasm.__wasm_bindgen_func_elem_101(arg0, arg1, arg2, arg3, arg4);
+function __wasm_bindgen_func_elem_107(arg0, arg1, arg2, arg3, arg4) {
+    wasm.__wasm_bindgen_func_elem_107(arg0, arg1, arg2, arg3, arg4);
 }
 
 const AttendanceTrackerFinalization = (typeof FinalizationRegistry === 'undefined')
