@@ -53,6 +53,9 @@ pub enum CloseReason {
     StaleHeartbeat,
     /// Still open when the counting window ended.
     SessionEnded,
+    /// LiveKit's RoomService no longer listed the connection: closed at the
+    /// last check that did.
+    Reconciled,
 }
 
 impl CloseReason {
@@ -63,6 +66,7 @@ impl CloseReason {
             CloseReason::RoomFinished => "room_finished",
             CloseReason::StaleHeartbeat => "stale_heartbeat",
             CloseReason::SessionEnded => "session_ended",
+            CloseReason::Reconciled => "reconciled",
         }
     }
 }

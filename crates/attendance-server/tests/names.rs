@@ -173,6 +173,7 @@ async fn every_event_livekit_sends_is_acknowledged(db: Db) {
         let body =
             json!({"event": kind, "id": format!("EV_kind{i}"), "createdAt": now_s().to_string(),
                           "room": {"sid": "RM_x", "name": "r"}, "egressInfo": {"egressId": "EG_1"},
+                          "participant": {"sid": "PA_x", "identity": "x"},
                           "track": {"sid": "TR_1", "source": "CAMERA"}})
             .to_string();
         let r = server.post_webhook(&body).await;

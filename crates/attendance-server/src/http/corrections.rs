@@ -10,7 +10,7 @@ use super::reports::participant_report;
 use super::App;
 use crate::domain::now_ms;
 use crate::livekit::Principal;
-use crate::report::OVERRIDE_STATUSES;
+use attendance_rules::EffectiveStatus;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,10 +38,10 @@ pub async fn set_override(
     }
     let body: OverrideBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid override: {e}")))?;
-    if !OVERRIDE_STATUSES.contains(&body.status.as_str()) {
+    if EffectiveStatus::parse(&body.status).is_none() {
         return Err(ApiError::bad_request(format!(
             "status must be one of {}",
-            OVERRIDE_STATUSES.join(", ")
+            EffectiveStatus::ALL.map(EffectiveStatus::as_str).join(", ")
         )));
     }
     let reason = correction_reason(&body.reason, "a reason of 1 to 1000 bytes is required")?;

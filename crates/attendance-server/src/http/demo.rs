@@ -7,6 +7,7 @@
 //! corrected or joined through it. The server also refuses to start in demo
 //! mode on a database that holds other sessions, unless told explicitly.
 
+use attendance_rules::DEFAULT_TEACHER_PRESENT_PERCENT;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -137,7 +138,7 @@ async fn start(app: App, body: Bytes) -> ApiResult {
                     &SessionDetails {
                         title: "Demo class".into(),
                         timezone: String::new(),
-                        teacher_present_percent: 90,
+                        teacher_present_percent: DEFAULT_TEACHER_PRESENT_PERCENT,
                     },
                     &schedule,
                     None,

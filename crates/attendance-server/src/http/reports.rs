@@ -11,7 +11,7 @@ use super::params::{csv_reply, range, requested_zone, wants_csv};
 use super::App;
 use crate::domain::now;
 use crate::livekit::Principal;
-use crate::report::{self, SessionView, StatusCounts};
+use crate::report::{self, count_statuses, SessionView};
 
 #[derive(Debug, Deserialize)]
 pub struct ReportQuery {
@@ -117,7 +117,7 @@ pub async fn history(
         return Ok(csv_reply(text, &format!("attendance-{identity}")));
     }
     let reports: Vec<_> = rows.iter().map(|(_, p)| p.clone()).collect();
-    let counts = StatusCounts::of(&reports);
+    let counts = count_statuses(&reports);
     let sessions: Vec<_> = rows
         .iter()
         .map(|(s, p)| json!({ "session": SessionView::new(s, report::Clock::for_session(s, zone)), "attendance": p }))

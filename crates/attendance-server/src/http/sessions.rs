@@ -1,5 +1,6 @@
 //! Sessions: scheduling one (`PUT`), reading it, and listing them.
 
+use attendance_rules::DEFAULT_TEACHER_PRESENT_PERCENT;
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
@@ -70,7 +71,9 @@ pub async fn put_session(app: App, who: Principal, room: String, body: Bytes) ->
         },
         teacher_present_percent: body
             .teacher_present_percent
-            .map_or(Ok(90), |v| percent("teacher_present_percent", v))?,
+            .map_or(Ok(DEFAULT_TEACHER_PRESENT_PERCENT), |v| {
+                percent("teacher_present_percent", v)
+            })?,
     };
     if details.title.len() > 500 {
         return Err(ApiError::bad_request("title must be at most 500 bytes"));

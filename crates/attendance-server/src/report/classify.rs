@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::domain::{CycleRow, RosterEntry};
 
 /// Server-wide choices about who counts.
@@ -29,14 +27,9 @@ impl Default for Classifier {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Student,
-    Teacher,
-    /// Not counted: a recorder, bridge, agent or observer.
-    Excluded,
-}
+/// Student, teacher or excluded: the rules' roles (their thresholds and
+/// counts follow from it).
+pub use attendance_rules::Role;
 
 /// A participant's role from their LiveKit metadata (JSON with `role`) or
 /// attributes (`role`), newest connection first.

@@ -3,13 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use attendance_rules::{compute_with_threshold, Attendance, CloseReason, Cycle};
+use attendance_rules::{
+    assess, stay_until, CloseReason, Cycle, EffectiveStatus, Person, Thresholds,
+};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::classify::{Classifier, Role};
 use super::views::{
-    Clock, CycleView, OverrideView, ParticipantReport, SessionReport, StatusCounts,
+    count_statuses, Clock, CycleView, OverrideView, ParticipantReport, SessionReport,
 };
 use crate::domain::{CycleRow, OverrideRow, RoomFacts, RosterEntry, SessionRow};
 
@@ -44,22 +46,29 @@ fn participant(
     now: DateTime<Utc>,
 ) -> ParticipantReport {
     let role = classifier.role(subject.roster, session.has_roster, &subject.cycles);
-    let threshold = match role {
-        Role::Teacher => session.teacher_present_percent,
-        _ => session.schedule.present_percent,
+    let person = Person {
+        role,
+        cycles: subject
+            .cycles
+            .iter()
+            .filter_map(|c| rules_cycle(c))
+            .collect(),
+        last_heartbeat_at: subject.last_heartbeat_at,
+        present_percent: None,
+        correction: subject
+            .correction
+            .and_then(|o| EffectiveStatus::parse(&o.status)),
     };
-    let rule_cycles: Vec<Cycle> = subject
-        .cycles
-        .iter()
-        .filter_map(|c| rules_cycle(c))
-        .collect();
-    let a: Attendance = compute_with_threshold(
+    let thresholds = Thresholds::new(&session.schedule, Some(session.teacher_present_percent));
+    let assessed = assess(&session.schedule, thresholds, &person, now);
+    let stay = stay_until(
         &session.schedule,
-        &rule_cycles,
-        subject.last_heartbeat_at,
+        &person.cycles,
+        person.last_heartbeat_at,
         now,
-        threshold,
+        assessed.present_percent,
     );
+    let a = assessed.attendance;
     // The newest name LiveKit told us (people fix typos between joins),
     // else the roster's.
     let name = subject
@@ -85,10 +94,7 @@ fn participant(
         kind: kind.to_string(),
         rostered: subject.roster.is_some(),
         never_joined: subject.cycles.is_empty(),
-        status: subject
-            .correction
-            .map_or(a.status.as_str(), |o| o.status.as_str())
-            .to_string(),
+        status: assessed.status.as_str().to_string(),
         computed_status: a.status,
         correction: subject.correction.map(|o| OverrideView {
             status: o.status.clone(),
@@ -96,7 +102,8 @@ fn participant(
             author: o.author.clone(),
             at: o.created_at,
         }),
-        present_percent: threshold,
+        present_percent: assessed.present_percent,
+        stay_until: stay,
         attended_seconds: a.attended_seconds,
         duration_minutes: a.duration_minutes,
         attendance_percentage: a.attendance_percentage,
@@ -203,7 +210,7 @@ pub fn session_report(
         phase: window.phase(now),
         generated_at: now,
         has_roster: session.has_roster,
-        counts: StatusCounts::of(&participants),
+        counts: count_statuses(&participants),
         participants,
         teachers,
         excluded,

@@ -11,8 +11,5 @@ pub use classify::{Classifier, Role};
 pub use compute::{one_participant, session_report};
 pub use csv::{csv, history_csv};
 pub use views::{
-    Clock, CycleView, OverrideView, ParticipantReport, SessionReport, SessionView, StatusCounts,
+    count_statuses, Clock, CycleView, OverrideView, ParticipantReport, SessionReport, SessionView,
 };
-
-/// Statuses a teacher may set by hand: the computed ones plus `excused`.
-pub const OVERRIDE_STATUSES: [&str; 5] = ["present", "late", "partial", "absent", "excused"];

@@ -1,7 +1,7 @@
 //! What the API shows: sessions, participants, cycles and counts, with
 //! instants in UTC and, when a zone is known, local time.
 
-use attendance_rules::{Phase, Schedule, Status};
+use attendance_rules::{EffectiveStatus, Phase, Schedule, Status, StatusCounts, StayUntil};
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -131,6 +131,11 @@ pub struct ParticipantReport {
     pub correction: Option<OverrideView>,
     /// The share needed for `present` for this participant's role.
     pub present_percent: u32,
+    /// While the session runs: the best status still reachable, when it is
+    /// reached by staying (`present_at`), and for someone not in the meeting
+    /// the latest rejoin that still reaches it (`rejoin_by`); null after.
+    #[serde(flatten)]
+    pub stay_until: StayUntil,
     pub attended_seconds: i64,
     pub duration_minutes: i64,
     pub attendance_percentage: f64,
@@ -152,30 +157,13 @@ pub struct ParticipantReport {
     pub cycles: Vec<CycleView>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StatusCounts {
-    pub present: usize,
-    pub late: usize,
-    pub partial: usize,
-    pub absent: usize,
-    pub excused: usize,
-}
-
-impl StatusCounts {
-    pub fn of(participants: &[ParticipantReport]) -> StatusCounts {
-        let mut counts = StatusCounts::default();
-        for p in participants {
-            match p.status.as_str() {
-                "present" => counts.present += 1,
-                "late" => counts.late += 1,
-                "partial" => counts.partial += 1,
-                "absent" => counts.absent += 1,
-                "excused" => counts.excused += 1,
-                _ => {}
-            }
-        }
-        counts
-    }
+/// Students per status, counted by the rules from the statuses shown.
+pub fn count_statuses(participants: &[ParticipantReport]) -> StatusCounts {
+    StatusCounts::of(
+        participants
+            .iter()
+            .filter_map(|p| EffectiveStatus::parse(&p.status)),
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
