@@ -24,6 +24,7 @@ use crate::{
 pub const GOLDEN_VECTORS: &str = include_str!("../tests/vectors/golden.json");
 pub const SHOWN_VECTORS: &str = include_str!("../tests/vectors/shown.json");
 pub const STAY_UNTIL_VECTORS: &str = include_str!("../tests/vectors/stay_until.json");
+pub const MEDIA_VECTORS: &str = include_str!("../tests/vectors/media.json");
 
 #[derive(Deserialize)]
 struct VectorFile<V> {
@@ -117,6 +118,36 @@ pub fn run_stay_until(vectors_json: &str) -> Result<(usize, Vec<String>), String
                 Ok(got)
             });
             (check, got)
+        });
+        (v.name.clone(), checks.collect())
+    })
+}
+
+/// A vector of `media.json`: connections, media facts, checks of
+/// [`media_time`]'s answer.
+#[derive(Deserialize)]
+struct MediaVector {
+    name: String,
+    schedule: Schedule,
+    connections: Vec<crate::Connection>,
+    #[serde(default)]
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    events: Vec<crate::MediaEvent>,
+    checks: Vec<Check>,
+}
+
+/// Checks every vector of `media.json`.
+pub fn run_media(vectors_json: &str) -> Result<(usize, Vec<String>), String> {
+    run_with(vectors_json, |v: &MediaVector| {
+        let checks = v.checks.iter().map(|check| {
+            let got = crate::media_time(
+                &v.schedule,
+                &v.connections,
+                v.last_heartbeat_at,
+                &v.events,
+                check.now,
+            );
+            (check, serde_json::to_value(got))
         });
         (v.name.clone(), checks.collect())
     })

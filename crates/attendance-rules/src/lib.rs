@@ -24,12 +24,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 mod interval;
+mod media;
 mod person;
 mod schedule;
 mod stay;
 mod timeline;
 
 pub use interval::{union_length_ms, Interval};
+pub use media::{media_time, Connection, MediaChange, MediaEvent, MediaSource, MediaTime};
 pub use person::{
     assess, Assessment, EffectiveStatus, Person, Role, StatusCounts, Thresholds,
     DEFAULT_TEACHER_PRESENT_PERCENT,

@@ -69,3 +69,26 @@ fn the_stay_until_runner_reports_a_wrong_expectation() {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].contains("rejoin_by"), "{failures:?}");
 }
+
+#[test]
+fn media_vectors_hold() {
+    use attendance_rules::golden::{run_media, MEDIA_VECTORS};
+    let (checks, failures) = run_media(MEDIA_VECTORS).expect("vectors file parses");
+    assert!(checks >= 8, "expected at least 8 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "media mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_media_runner_reports_a_wrong_expectation() {
+    use attendance_rules::golden::{run_media, MEDIA_VECTORS};
+    let corrupted =
+        MEDIA_VECTORS.replacen("\"camera_seconds\": 2400}", "\"camera_seconds\": 2401}", 1);
+    assert_ne!(corrupted, MEDIA_VECTORS);
+    let (_, failures) = run_media(&corrupted).unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("camera_seconds"), "{failures:?}");
+}

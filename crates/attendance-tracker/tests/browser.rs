@@ -5,7 +5,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use attendance_rules::golden::{
-    run, run_shown, run_stay_until, GOLDEN_VECTORS, SHOWN_VECTORS, STAY_UNTIL_VECTORS,
+    run, run_media, run_shown, run_stay_until, GOLDEN_VECTORS, MEDIA_VECTORS, SHOWN_VECTORS,
+    STAY_UNTIL_VECTORS,
 };
 use attendance_tracker::{
     compute_attendance, count_statuses, stay_until_of, timeline_of, AttendanceTracker,
@@ -60,6 +61,17 @@ fn stay_until_vectors_hold_in_the_browser() {
     assert!(
         failures.is_empty(),
         "stay-until mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[wasm_bindgen_test]
+fn media_vectors_hold_in_the_browser() {
+    let (checks, failures) = run_media(MEDIA_VECTORS).expect("vectors file parses");
+    assert!(checks >= 8, "expected at least 8 checks, found {checks}");
+    assert!(
+        failures.is_empty(),
+        "media mismatches:\n{}",
         failures.join("\n")
     );
 }
