@@ -151,6 +151,7 @@ impl ServeArgs {
             classifier: Classifier {
                 excluded_kinds: list(&self.exclude_kinds, str::to_ascii_uppercase),
                 excluded_roles: list(&self.exclude_roles, str::to_ascii_lowercase),
+                engagement: self.engagement == Toggle::On,
             },
             ingest: IngestSettings {
                 max_attempts: self.max_attempts.max(1),

@@ -124,6 +124,8 @@ pub struct RoomFacts {
     pub heartbeats: HashMap<String, DateTime<Utc>>,
     pub roster: Vec<RosterEntry>,
     pub overrides: HashMap<String, OverrideRow>,
+    /// Cameras, microphones and screen shares turning on and off, in time order.
+    pub media: Vec<MediaFact>,
 }
 
 impl RoomFacts {

@@ -14,6 +14,8 @@ pub struct Classifier {
     pub excluded_kinds: Vec<String>,
     /// `role` values (metadata/attributes) left out of statistics.
     pub excluded_roles: Vec<String>,
+    /// Whether camera, microphone and screen-share time are reported.
+    pub engagement: bool,
 }
 
 impl Default for Classifier {
@@ -23,6 +25,7 @@ impl Default for Classifier {
                 .map(String::from)
                 .to_vec(),
             excluded_roles: vec!["observer".into()],
+            engagement: true,
         }
     }
 }

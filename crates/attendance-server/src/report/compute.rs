@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use attendance_rules::{
-    assess, stay_until, CloseReason, Cycle, EffectiveStatus, Person, Thresholds,
+    assess, media_time, stay_until, CloseReason, Connection, Cycle, EffectiveStatus, MediaEvent,
+    MediaTime, Person, Thresholds,
 };
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -13,7 +14,9 @@ use super::classify::{Classifier, Role};
 use super::views::{
     count_statuses, Clock, CycleView, OverrideView, ParticipantReport, SessionReport,
 };
-use crate::domain::{CycleRow, OverrideRow, RoomFacts, RosterEntry, SessionRow};
+use crate::domain::{
+    ms_to_time, CycleRow, MediaFact, OverrideRow, RoomFacts, RosterEntry, SessionRow,
+};
 
 /// A cycle as the rules see it. A leave whose join never arrived (and had
 /// no `joinedAt`) has no start: it is kept as a fact but counts nothing.
@@ -36,6 +39,7 @@ struct Subject<'a> {
     roster: Option<&'a RosterEntry>,
     correction: Option<&'a OverrideRow>,
     last_heartbeat_at: Option<DateTime<Utc>>,
+    media: Vec<&'a MediaFact>,
 }
 
 fn participant(
@@ -68,6 +72,9 @@ fn participant(
         now,
         assessed.present_percent,
     );
+    let media = classifier
+        .engagement
+        .then(|| media_seconds(session, subject, person.last_heartbeat_at, now));
     let a = assessed.attendance;
     // The newest name LiveKit told us (people fix typos between joins),
     // else the roster's.
@@ -104,6 +111,7 @@ fn participant(
         }),
         present_percent: assessed.present_percent,
         stay_until: stay,
+        media,
         attended_seconds: a.attended_seconds,
         duration_minutes: a.duration_minutes,
         attendance_percentage: a.attendance_percentage,
@@ -137,6 +145,50 @@ fn participant(
     }
 }
 
+/// Camera, microphone and screen-share time, by the rules, from this
+/// identity's connections and media facts.
+fn media_seconds(
+    session: &SessionRow,
+    subject: &Subject<'_>,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> MediaTime {
+    let connections: Vec<Connection> = subject
+        .cycles
+        .iter()
+        .filter_map(|c| {
+            Some(Connection {
+                participant_sid: c.participant_sid.clone(),
+                cycle: rules_cycle(c)?,
+            })
+        })
+        .collect();
+    let events: Vec<MediaEvent> = subject
+        .media
+        .iter()
+        .filter_map(|m| media_event(m))
+        .collect();
+    media_time(
+        &session.schedule,
+        &connections,
+        last_heartbeat_at,
+        &events,
+        now,
+    )
+}
+
+fn media_event(fact: &MediaFact) -> Option<MediaEvent> {
+    let text = |s: &str| serde_json::Value::String(s.to_string());
+    Some(MediaEvent {
+        participant_sid: fact.participant_sid.clone(),
+        track_sid: fact.track_sid.clone(),
+        source: serde_json::from_value(text(&fact.source)).ok()?,
+        change: serde_json::from_value(text(&fact.change)).ok()?,
+        at: ms_to_time(fact.at_ms),
+        from_livekit: fact.origin != "tracker",
+    })
+}
+
 /// Every identity the facts know in a room: connected, rostered or corrected.
 fn subjects(facts: &RoomFacts) -> Vec<Subject<'_>> {
     let mut identities: BTreeSet<&str> = facts.cycles.iter().map(|c| c.identity.as_str()).collect();
@@ -159,6 +211,11 @@ fn subject<'a>(facts: &'a RoomFacts, identity: &'a str) -> Subject<'a> {
         roster: facts.roster.iter().find(|r| r.identity == identity),
         correction: facts.overrides.get(identity),
         last_heartbeat_at: facts.heartbeats.get(identity).copied(),
+        media: facts
+            .media
+            .iter()
+            .filter(|m| m.identity == identity)
+            .collect(),
     }
 }
 

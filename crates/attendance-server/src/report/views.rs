@@ -1,7 +1,9 @@
 //! What the API shows: sessions, participants, cycles and counts, with
 //! instants in UTC and, when a zone is known, local time.
 
-use attendance_rules::{EffectiveStatus, Phase, Schedule, Status, StatusCounts, StayUntil};
+use attendance_rules::{
+    EffectiveStatus, MediaTime, Phase, Schedule, Status, StatusCounts, StayUntil,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -136,6 +138,10 @@ pub struct ParticipantReport {
     /// the latest rejoin that still reaches it (`rejoin_by`); null after.
     #[serde(flatten)]
     pub stay_until: StayUntil,
+    /// `camera_seconds`, `microphone_seconds`, `screen_share_seconds`;
+    /// absent when engagement is off.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaTime>,
     pub attended_seconds: i64,
     pub duration_minutes: i64,
     pub attendance_percentage: f64,

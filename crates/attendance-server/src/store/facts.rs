@@ -108,12 +108,14 @@ impl Store {
             Ok((o.identity.clone(), o))
         })
         .collect::<StoreResult<HashMap<_, _>>>()?;
+        let media = self.media_facts(room, identity).await?;
         let mut facts = RoomFacts {
             session,
             cycles,
             heartbeats,
             roster,
             overrides,
+            media,
         };
         for (who, at_ms) in buffered {
             facts.note_heartbeat(&who, ms_to_time(at_ms));
