@@ -298,3 +298,43 @@ async fn two_instances_reconcile_each_room_once() {
     assert_eq!(cycles[0]["opened_by"], "reconciled");
     drop(second);
 }
+
+/// Muting sends no webhook: RoomService's `muted` flags are media facts, so
+/// camera time stops when LiveKit lists the camera as muted.
+async fn room_service_mute_flags_stop_camera_time(db: Db) {
+    let (livekit, server) = setup(db).await;
+    let mut p = fake::participant("PA_cam", "cam", (now_s() - 60) * 1000);
+    p.tracks.push(attendance_livekit::model::TrackInfo {
+        sid: "TR_cam".into(),
+        source: attendance_livekit::model::TrackSource::Camera,
+        ..Default::default()
+    });
+    livekit.add_participant(ROOM, p);
+    let camera = |report: &Value| {
+        report["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["identity"] == "cam")
+            .map_or(0, |p| p["camera_seconds"].as_i64().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while camera(&server.report(ROOM).await) < 2 {
+        assert!(Instant::now() < deadline, "no camera time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    livekit.update_participant(ROOM, "PA_cam", |p| p.tracks[0].muted = true);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let muted = camera(&server.report(ROOM).await);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        camera(&server.report(ROOM).await),
+        muted,
+        "camera time went on while muted"
+    );
+}
+
+mod media_flags {
+    use super::*;
+    on_both_backends!(room_service_mute_flags_stop_camera_time);
+}

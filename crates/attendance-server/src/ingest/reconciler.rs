@@ -14,14 +14,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use attendance_livekit::model::{ParticipantKind, ParticipantState, Room};
+use attendance_livekit::model::{ParticipantInfo, ParticipantKind, ParticipantState, Room};
 use attendance_livekit::reconcile::{plan, Action, FoundParticipant, LiveKitView, OpenCycle};
 use attendance_livekit::RoomServiceClient;
 use tokio::sync::watch;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
 use super::Ingest;
-use crate::domain::{now_ms, CycleFact, CycleRow, Reconciled};
+use crate::domain::{now_ms, CycleFact, CycleRow, MediaFact, Reconciled, MEDIA_SOURCES};
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone)]
@@ -162,6 +162,11 @@ impl Reconciler {
             (Some(listed), Some(participants)) => LiveKitView::room_listed(listed, participants),
             _ => LiveKitView::room_absent(),
         };
+        if self.ingest.settings.engagement {
+            if let Some(participants) = &participants {
+                self.note_tracks(room, participants, checked_at).await?;
+            }
+        }
         let room_sid = listing.map_or("", |r| r.sid.as_str());
         let found = facts_of(plan(&open, &view, checked_at), room, room_sid);
         if found.closed.is_empty() && found.opened.is_empty() && found.seen.is_empty() {
@@ -185,6 +190,77 @@ impl Reconciler {
             self.ingest.live.changed(room, Some(&identity));
         }
         Ok(())
+    }
+
+    /// What RoomService lists about cameras, microphones and screen shares,
+    /// as media facts where it differs from what is known: a track no webhook
+    /// announced is published, a mute flag that changed is a mute or unmute
+    /// (muting sends no webhook), a known track no longer listed for a
+    /// listed connection is unpublished.
+    async fn note_tracks(
+        &self,
+        room: &str,
+        participants: &[ParticipantInfo],
+        at_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        let known = self.ingest.store.media_states(room).await?;
+        let mut facts = Vec::new();
+        for p in participants.iter().filter(|p| p.is_connected()) {
+            let fact = |track: &str, source: &str, change: &str| MediaFact {
+                room: room.to_string(),
+                participant_sid: p.sid.clone(),
+                identity: p.identity.clone(),
+                track_sid: track.to_string(),
+                source: source.to_string(),
+                change: change.to_string(),
+                at_ms,
+                origin: "room_service".to_string(),
+            };
+            let mut listed = Vec::new();
+            for track in &p.tracks {
+                let source = track.source.as_str();
+                if !MEDIA_SOURCES.contains(&source) {
+                    continue;
+                }
+                listed.push(track.sid.as_str());
+                match known.get(&(p.sid.clone(), track.sid.clone())) {
+                    Some((true, muted)) if *muted == track.muted => {}
+                    Some((true, _)) => {
+                        let change = if track.muted { "muted" } else { "unmuted" };
+                        facts.push(fact(&track.sid, source, change));
+                    }
+                    _ => {
+                        facts.push(fact(&track.sid, source, "published"));
+                        if track.muted {
+                            facts.push(fact(&track.sid, source, "muted"));
+                        }
+                    }
+                }
+            }
+            for ((sid, track), (published, _)) in &known {
+                if sid == &p.sid && *published && !listed.contains(&track.as_str()) {
+                    let source = self.track_source(room, sid, track).await?;
+                    facts.push(fact(track, &source, "unpublished"));
+                }
+            }
+        }
+        self.ingest.store.record_media(&facts).await
+    }
+
+    async fn track_source(
+        &self,
+        room: &str,
+        sid: &str,
+        track: &str,
+    ) -> Result<String, sqlx::Error> {
+        Ok(self
+            .ingest
+            .store
+            .media_facts(room, None)
+            .await?
+            .into_iter()
+            .find(|f| f.participant_sid == sid && f.track_sid == track)
+            .map_or_else(String::new, |f| f.source))
     }
 
     /// Records a failure; returns how long to wait before asking again.

@@ -56,6 +56,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Each track's last known state in a room: (participant sid, track sid)
+    /// → (published, muted), from every fact so far.
+    pub async fn media_states(
+        &self,
+        room: &str,
+    ) -> StoreResult<std::collections::HashMap<(String, String), (bool, bool)>> {
+        let mut states = std::collections::HashMap::new();
+        for fact in self.media_facts(room, None).await? {
+            let state = states
+                .entry((fact.participant_sid.clone(), fact.track_sid.clone()))
+                .or_insert((false, false));
+            match fact.change.as_str() {
+                "published" => *state = (true, false),
+                "unpublished" => state.0 = false,
+                "muted" => state.1 = true,
+                "unmuted" => state.1 = false,
+                _ => {}
+            }
+        }
+        Ok(states)
+    }
+}
+
 /// Inserts media facts inside a transaction (a processed webhook batch, or a
 /// page's report).
 pub(super) async fn insert_media(
