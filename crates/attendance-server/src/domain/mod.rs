@@ -4,6 +4,7 @@
 pub mod change;
 pub mod clock;
 pub mod facts;
+pub mod outbound;
 pub mod webhooks;
 
 pub use change::Changed;
@@ -12,4 +13,5 @@ pub use facts::{
     AuditRow, CycleFact, CycleRow, EventFacts, OverrideRow, Reconciled, RoomFacts, RosterEntry,
     SessionDetails, SessionRow,
 };
+pub use outbound::{Attempt, AttemptOutcome, Endpoint, OutboundEvent, OutboundMessage};
 pub use webhooks::{NewEvent, StoredEvent};
