@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, idempotently: each step is skipped
 # when its tool is already there. Usage: scripts/setup.sh [--browser]
+# (--browser: also Chromium and the npm packages, which the browser tests and
+# the outbound webhook tests' receiver use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +33,8 @@ apt_install binaryen || echo "setup: binaryen unavailable; the tracker is built 
 
 if [ "${1:-}" = "--browser" ]; then
   apt_install chromium chromium-driver
-  if [ ! -d node_modules/playwright-core ]; then
+  # standardwebhooks: the official library the outbound webhook tests verify with.
+  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/standardwebhooks ]; then
     echo "setup: installing npm packages (playwright-core drives Debian's chromium; no browser download)"
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
   fi

@@ -10,6 +10,7 @@ use crate::http::Settings;
 use crate::ingest::reconciler::ReconcileSettings;
 use crate::ingest::IngestSettings;
 use crate::livekit::KeyRing;
+use crate::outbound::{parse_schedule, OutboundSettings, DEFAULT_RETRY_SCHEDULE};
 use crate::report::Classifier;
 
 #[derive(Args, Clone)]
@@ -131,6 +132,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
     #[command(flatten)]
+    pub outbound: OutboundArgs,
+    #[command(flatten)]
     pub keys: KeyArgs,
 }
 
@@ -161,6 +164,43 @@ impl ServeArgs {
                 reconcile: self.reconcile_settings(),
                 engagement: self.engagement == Toggle::On,
             },
+            outbound: self.outbound.settings(self.sweep_interval),
+        }
+    }
+}
+
+/// Outbound webhooks' settings.
+#[derive(Args, Clone)]
+pub struct OutboundArgs {
+    /// Allow outbound webhook endpoints on loopback, link-local and private
+    /// addresses (refused otherwise).
+    #[arg(long, env = "ATTENDANCE_ALLOW_PRIVATE_ENDPOINTS")]
+    pub allow_private_endpoints: bool,
+    /// How long one outbound webhook attempt may take, answer included.
+    #[arg(long, env = "ATTENDANCE_OUTBOUND_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub outbound_timeout: Duration,
+    /// Delays before each retry of an outbound webhook (for tests).
+    #[arg(long, env = "ATTENDANCE_OUTBOUND_RETRY_SCHEDULE", default_value = DEFAULT_RETRY_SCHEDULE,
+          value_parser = |text: &str| parse_schedule(text).map(RetrySchedule), hide = true)]
+    pub outbound_retry_schedule: RetrySchedule,
+    /// An endpoint whose every attempt failed for this long is disabled (for tests).
+    #[arg(long, env = "ATTENDANCE_OUTBOUND_DISABLE_AFTER", default_value = "5days",
+          value_parser = humantime::parse_duration, hide = true)]
+    pub outbound_disable_after: Duration,
+}
+
+/// The retry delays, as one flag value (`5s,5m,30m`).
+#[derive(Debug, Clone)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+impl OutboundArgs {
+    fn settings(&self, finalize_interval: Duration) -> OutboundSettings {
+        OutboundSettings {
+            allow_private: self.allow_private_endpoints,
+            timeout: self.outbound_timeout.max(Duration::from_millis(100)),
+            retry_schedule: self.outbound_retry_schedule.0.clone(),
+            disable_after: self.outbound_disable_after,
+            finalize_interval: finalize_interval.max(Duration::from_millis(50)),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | [`http`] | routes, authentication, errors, a file per resource, demo mode, pages |
 //! | [`ingest`] | webhooks verified and stored (group commit), processed, swept |
 //! | [`live`] | change feed, PostgreSQL bus, delivery to the hub's live sockets |
+//! | [`outbound`] | signed webhooks out: the outbox delivered with retries, finalized sessions |
 //! | [`report`] | facts → what people read (JSON views, CSV), via `attendance-rules` |
 //! | [`store`] | SQLite and PostgreSQL behind one interface |
 //! | [`domain`] | the facts as plain data, and the clock |
@@ -24,6 +25,7 @@ pub mod ingest;
 pub mod live;
 pub mod livekit;
 pub mod metrics;
+pub mod outbound;
 pub mod report;
 pub mod store;
 pub mod tasks;

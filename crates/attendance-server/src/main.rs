@@ -1,5 +1,7 @@
 //! The `attendance-server` command line: `serve` (the default), `token`,
-//! `replay`. Settings live in `config`.
+//! `replay`, `endpoints`. Settings live in `config`.
+
+mod endpoints_cli;
 
 use std::time::Duration;
 
@@ -32,6 +34,9 @@ enum Command {
     Token(TokenArgs),
     /// Put dead-lettered webhooks back in the processing queue.
     Replay(ReplayArgs),
+    /// Outbound webhook endpoints: list, add, show, update, delete,
+    /// rotate-secret, messages, retry.
+    Endpoints(endpoints_cli::EndpointsArgs),
 }
 
 #[derive(Args)]
@@ -75,6 +80,7 @@ fn main() -> std::process::ExitCode {
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Token(args)) => token(args),
             Some(Command::Replay(args)) => replay(args).await,
+            Some(Command::Endpoints(args)) => endpoints_cli::run(args).await,
         }
     });
     match result {

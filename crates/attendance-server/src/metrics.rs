@@ -26,6 +26,125 @@ pub struct Metrics {
     pub processing_lag: Summary,
     /// Change → message rendered and handed to the hub.
     pub broadcast_latency: Summary,
+    pub outbound: OutboundMetrics,
+}
+
+/// Outbound webhooks: attempts by result, messages delivered or given up,
+/// and the time from an event to its delivery.
+#[derive(Default)]
+pub struct OutboundMetrics {
+    attempts: Mutex<BTreeMap<&'static str, u64>>,
+    delivered: AtomicU64,
+    gave_up: AtomicU64,
+    latency: Histogram,
+}
+
+impl OutboundMetrics {
+    /// An attempt ended: `class` is `2xx` … `5xx`, `timeout`, `network` or `refused`.
+    pub fn attempted(&self, class: &'static str) {
+        *self
+            .attempts
+            .lock()
+            .expect("metrics lock")
+            .entry(class)
+            .or_default() += 1;
+    }
+
+    /// A message was delivered, `latency` after its event.
+    pub fn delivered(&self, latency: std::time::Duration) {
+        Metrics::inc(&self.delivered);
+        self.latency.observe(latency);
+    }
+
+    pub fn gave_up(&self) {
+        Metrics::inc(&self.gave_up);
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP attendance_outbound_attempts_total Outbound webhook attempts, by result\n# TYPE attendance_outbound_attempts_total counter"
+        );
+        for (class, n) in self.attempts.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "attendance_outbound_attempts_total{{class=\"{class}\"}} {n}"
+            );
+        }
+        for (name, help, value) in [
+            (
+                "attendance_outbound_delivered_total",
+                "Outbound webhooks delivered (a 2xx answer)",
+                &self.delivered,
+            ),
+            (
+                "attendance_outbound_failed_total",
+                "Outbound webhooks whose retries were exhausted",
+                &self.gave_up,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        self.latency.render(
+            out,
+            "attendance_outbound_delivery_latency_seconds",
+            "From an outbound event to its delivery, retries included",
+        );
+    }
+}
+
+/// A Prometheus histogram over the delays outbound delivery sees, from
+/// sub-second to a day.
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum: Summary,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        const BOUNDS: &[f64] = &[
+            0.1, 0.5, 1.0, 5.0, 30.0, 300.0, 1800.0, 7200.0, 36000.0, 86400.0,
+        ];
+        Histogram {
+            bounds: BOUNDS,
+            counts: BOUNDS.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum: Summary::default(),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, duration: std::time::Duration) {
+        let seconds = duration.as_secs_f64();
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            if seconds <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum.observe(duration);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let total = self.sum.count.load(Ordering::Relaxed);
+        let sum = self.sum.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {sum}\n{name}_count {total}"
+        );
+    }
 }
 
 /// A Prometheus summary without quantiles: sum and count.
@@ -187,6 +306,7 @@ impl Metrics {
             "attendance_broadcast_latency_seconds",
             "From a change to its live message published",
         );
+        self.outbound.render(&mut out);
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,

@@ -1,6 +1,7 @@
 //! Starts and stops everything that runs in the background, in one place:
-//! the inbox writer, the processor, the sweeper, the heartbeat flusher and
-//! live delivery (PostgreSQL NOTIFY/LISTEN, or local delivery on SQLite).
+//! the inbox writer, the processor, the sweeper, the heartbeat flusher,
+//! live delivery (PostgreSQL NOTIFY/LISTEN, or local delivery on SQLite) and
+//! outbound webhooks (delivery, and finalized sessions).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::http::{self, App};
 use crate::ingest::{processor, reconciler, sweeper};
 use crate::live::{bus, delivery};
+use crate::outbound;
 use crate::store::{Backend, Store};
 
 /// Serves until `shutdown` resolves, then stops accepting, lets the
@@ -87,6 +89,14 @@ fn start(app: &App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
              covered by heartbeats and the session window only"
         ),
     }
+    tasks.push(tokio::spawn(outbound::delivery::run(
+        app.outbound.clone(),
+        stop.clone(),
+    )));
+    tasks.push(tokio::spawn(outbound::finalizer::run(
+        app.outbound.clone(),
+        stop.clone(),
+    )));
     tasks.push(tokio::spawn(flush_heartbeats(app.store.clone(), stop)));
     tasks
 }

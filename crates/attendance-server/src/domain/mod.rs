@@ -4,6 +4,7 @@
 pub mod change;
 pub mod clock;
 pub mod facts;
+pub mod outbound;
 pub mod webhooks;
 
 pub use change::Changed;
@@ -12,4 +13,5 @@ pub use facts::{
     AuditRow, CycleFact, CycleRow, EventFacts, MediaFact, OverrideRow, Reconciled, RoomFacts,
     RosterEntry, SessionDetails, SessionRow, MEDIA_SOURCES,
 };
+pub use outbound::{Attempt, AttemptOutcome, Endpoint, OutboundEvent, OutboundMessage};
 pub use webhooks::{NewEvent, StoredEvent};

@@ -8,6 +8,7 @@ use crate::ingest::{Ingest, IngestSettings};
 use crate::live::Live;
 use crate::livekit::KeyRing;
 use crate::metrics::Metrics;
+use crate::outbound::{Outbound, OutboundSettings};
 use crate::report::Classifier;
 use crate::store::Store;
 
@@ -22,6 +23,7 @@ pub struct Settings {
     /// Pages from this folder instead of the ones built in (development).
     pub www_dir: Option<PathBuf>,
     pub ingest: IngestSettings,
+    pub outbound: OutboundSettings,
 }
 
 /// A handle on the shared state: cloned into every route and task, so a
@@ -36,6 +38,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub live: Live,
     pub ingest: Ingest,
+    pub outbound: Outbound,
 }
 
 impl std::ops::Deref for App {
@@ -57,6 +60,12 @@ impl App {
             live.clone(),
             settings.ingest.clone(),
         );
+        let outbound = Outbound::new(
+            store.clone(),
+            metrics.clone(),
+            settings.classifier.clone(),
+            settings.outbound.clone(),
+        );
         App(Arc::new(AppState {
             store,
             keys,
@@ -64,6 +73,7 @@ impl App {
             metrics,
             live,
             ingest,
+            outbound,
         }))
     }
 }

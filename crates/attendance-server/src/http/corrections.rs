@@ -8,8 +8,9 @@ use warp::http::StatusCode;
 use super::error::{json_reply, ApiError, ApiResult};
 use super::reports::participant_report;
 use super::App;
-use crate::domain::now_ms;
+use crate::domain::{now, AuditRow};
 use crate::livekit::Principal;
+use crate::outbound::events;
 use attendance_rules::EffectiveStatus;
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +56,8 @@ pub async fn set_override(
             "`{identity}` is neither on the roster of `{room}` nor seen in it"
         )));
     }
+    let audit = audit_entry(&room, &identity, Some(&body.status), reason, &who);
+    let outbound = events::attendance_corrected(facts, &audit, &app.settings.classifier);
     app.store
         .set_override(
             &room,
@@ -62,12 +65,33 @@ pub async fn set_override(
             &body.status,
             reason,
             &who.identity,
-            now_ms(),
+            audit.at.timestamp_millis(),
+            &outbound,
         )
         .await?;
     tracing::info!(room = %room, identity = %identity, by = %who.identity, status = %body.status, "attendance corrected");
     app.live.changed(&room, Some(&identity));
+    app.outbound.kick();
     participant_report(app, who, room, identity).await
+}
+
+/// The audit entry a correction (`status`) or its removal (`None`) makes now.
+fn audit_entry(
+    room: &str,
+    identity: &str,
+    status: Option<&str>,
+    reason: &str,
+    who: &Principal,
+) -> AuditRow {
+    AuditRow {
+        room: room.to_string(),
+        identity: identity.to_string(),
+        action: if status.is_some() { "set" } else { "remove" }.to_string(),
+        status: status.map(str::to_string),
+        reason: reason.to_string(),
+        author: who.identity.clone(),
+        at: now(),
+    }
 }
 
 /// Every correction and its removal carry a reason for the audit trail.
@@ -96,9 +120,13 @@ pub async fn remove_override(
         &reason,
         "removing a correction needs a reason (?reason=…) of 1 to 1000 bytes",
     )?;
+    let facts = app.store.participant_facts(&room, &identity).await?;
+    let audit = audit_entry(&room, &identity, None, reason, &who);
+    let outbound = events::attendance_corrected(facts, &audit, &app.settings.classifier);
+    let at_ms = audit.at.timestamp_millis();
     if !app
         .store
-        .remove_override(&room, &identity, reason, &who.identity, now_ms())
+        .remove_override(&room, &identity, reason, &who.identity, at_ms, &outbound)
         .await?
     {
         return Err(ApiError::not_found(format!(
@@ -107,6 +135,7 @@ pub async fn remove_override(
     }
     tracing::info!(room = %room, identity = %identity, by = %who.identity, "attendance correction removed");
     app.live.changed(&room, Some(&identity));
+    app.outbound.kick();
     participant_report(app, who, room, identity).await
 }
 

@@ -143,6 +143,7 @@ async fn start(app: App, body: Bytes) -> ApiResult {
                     &schedule,
                     None,
                     now_ms(),
+                    |_, _| Vec::new(),
                 )
                 .await?
                 .0

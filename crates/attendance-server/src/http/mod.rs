@@ -8,6 +8,7 @@ pub mod assets;
 pub mod auth;
 pub mod corrections;
 pub mod demo;
+pub mod endpoints;
 pub mod error;
 pub mod heartbeats;
 pub mod live_socket;
@@ -42,6 +43,8 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(attendance_routes(&app))
         .unify()
         .or(admin_routes(&app))
+        .unify()
+        .or(endpoints::routes(&app))
         .unify()
         .or(live_socket::route(app.clone()))
         .unify()

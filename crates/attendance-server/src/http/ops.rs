@@ -45,6 +45,8 @@ pub async fn metrics(app: App) -> ApiResult {
     let oldest = app.store.oldest_pending_received_ms().await.ok().flatten();
     let backlog_age = oldest.map_or(0.0, |ms| (now_ms() - ms).max(0) as f64 / 1000.0);
     let subscribers = app.live.hub.subscriber_count() as f64;
+    let outbound = app.store.outbound_counts().await.unwrap_or_default();
+    let outbound = |key: &str| outbound.get(key).copied().unwrap_or(0) as f64;
     let text = app.metrics.render(&[
         (
             "attendance_webhooks_pending",
@@ -65,6 +67,26 @@ pub async fn metrics(app: App) -> ApiResult {
             "attendance_websocket_subscribers",
             "Open WebSocket subscriptions on this instance",
             subscribers,
+        ),
+        (
+            "attendance_outbound_messages_pending",
+            "Outbound webhooks waiting to be delivered (or retried)",
+            outbound("pending"),
+        ),
+        (
+            "attendance_outbound_messages_delivered",
+            "Outbound webhooks delivered and still kept (30 days)",
+            outbound("delivered"),
+        ),
+        (
+            "attendance_outbound_messages_failed",
+            "Outbound webhooks whose retries were exhausted",
+            outbound("failed"),
+        ),
+        (
+            "attendance_outbound_endpoints_disabled",
+            "Outbound webhook endpoints disabled",
+            outbound("endpoints_disabled"),
         ),
     ]);
     Ok(

@@ -8,8 +8,9 @@ use warp::http::StatusCode;
 use super::error::{json_reply, ApiError, ApiResult};
 use super::params::MAX_NAME_BYTES;
 use super::App;
-use crate::domain::{now_ms, RosterEntry};
+use crate::domain::{now, RosterEntry};
 use crate::livekit::Principal;
+use crate::outbound::events;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,11 +78,21 @@ pub async fn put_roster(app: App, who: Principal, room: String, body: Bytes) -> 
         }
         Err(e) => return Err(ApiError::bad_request(format!("invalid roster: {e}"))),
     };
-    if !app.store.set_roster(&room, &entries, now_ms()).await? {
+    let before = app.store.roster(&room, None).await?;
+    let at = now();
+    let announce = |session: &_| {
+        events::session_updated(Some(session), session, Some((&before, &entries)), at)
+    };
+    if !app
+        .store
+        .set_roster(&room, &entries, at.timestamp_millis(), announce)
+        .await?
+    {
         return Err(ApiError::no_session(&room));
     }
     tracing::info!(room = %room, by = %who.identity, people = entries.len(), "roster set");
     app.live.changed(&room, None);
+    app.outbound.kick();
     Ok(json_reply(
         &json!({ "room": room, "roster": entries }),
         StatusCode::OK,

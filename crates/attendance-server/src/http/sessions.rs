@@ -11,8 +11,9 @@ use super::error::{json_reply, ApiError, ApiResult};
 use super::params::{check_room, field, parse_zone, percent, range};
 use super::rosters::{roster_entries, RosterBodyEntry};
 use super::App;
-use crate::domain::{now, now_ms, SessionDetails};
+use crate::domain::{now, SessionDetails};
 use crate::livekit::Principal;
+use crate::outbound::events;
 use crate::report::{self, SessionView};
 
 /// `PUT /api/sessions/{room}` body. Unknown fields are refused so a typo
@@ -79,12 +80,26 @@ pub async fn put_session(app: App, who: Principal, room: String, body: Bytes) ->
         return Err(ApiError::bad_request("title must be at most 500 bytes"));
     }
     let roster = body.roster.map(roster_entries).transpose()?;
+    let roster_before = match roster {
+        Some(_) => app.store.roster(&room, None).await?,
+        None => Vec::new(),
+    };
+    let at = now();
+    let roster_change = roster.as_deref().map(|r| (roster_before.as_slice(), r));
     let (session, created) = app
         .store
-        .upsert_session(&room, &details, &schedule, roster.as_deref(), now_ms())
+        .upsert_session(
+            &room,
+            &details,
+            &schedule,
+            roster.as_deref(),
+            at.timestamp_millis(),
+            |before, after| events::session_updated(before, after, roster_change, at),
+        )
         .await?;
     tracing::info!(room = %room, by = %who.identity, created, "session scheduled");
     app.live.changed(&room, None);
+    app.outbound.kick();
     let status = if created {
         StatusCode::CREATED
     } else {

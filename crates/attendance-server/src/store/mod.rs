@@ -5,14 +5,18 @@
 //!
 //! One file per concern: [`sessions`] (schedules, rosters, corrections),
 //! [`inbox`] (webhooks), [`cycles`] (join/leave facts), [`heartbeats`],
-//! [`facts`] (reading them back) and the [`facts_cache`].
+//! [`facts`] (reading them back) and the [`facts_cache`]; outbound webhooks'
+//! [`endpoints`], [`outbox`] and [`finals`].
 
 pub mod cycles;
+pub mod endpoints;
 pub mod facts;
 pub mod facts_cache;
+pub mod finals;
 pub mod heartbeats;
 pub mod inbox;
 pub mod media;
+pub mod outbox;
 pub mod reconcile;
 pub mod sessions;
 mod sql;

@@ -3,9 +3,10 @@
 use attendance_rules::Schedule;
 use sqlx::Row;
 
+use super::outbox::enqueue;
 use super::sql::{session_from_row, SESSION_SELECT};
 use super::{Store, StoreResult};
-use crate::domain::{ms_to_time, AuditRow, RosterEntry, SessionDetails, SessionRow};
+use crate::domain::{ms_to_time, AuditRow, OutboundEvent, RosterEntry, SessionDetails, SessionRow};
 
 impl Store {
     /// How many sessions are in rooms not named with `prefix` (demo mode
@@ -19,7 +20,8 @@ impl Store {
     }
 
     /// Creates or replaces a session (and its roster, when given); returns
-    /// it and whether it was new.
+    /// it and whether it was new. `announce` turns the session before and
+    /// after into outbound events, written in the same transaction.
     pub async fn upsert_session(
         &self,
         room: &str,
@@ -27,8 +29,9 @@ impl Store {
         schedule: &Schedule,
         roster: Option<&[RosterEntry]>,
         now_ms: i64,
+        announce: impl FnOnce(Option<&SessionRow>, &SessionRow) -> Vec<OutboundEvent> + Send,
     ) -> StoreResult<(SessionRow, bool)> {
-        let existed = self.session(room).await?.is_some();
+        let before = self.session(room).await?;
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -59,18 +62,22 @@ impl Store {
         if let Some(roster) = roster {
             replace_roster(&mut tx, room, roster).await?;
         }
+        let session = session_in(&mut tx, room).await?;
+        enqueue(&mut tx, &announce(before.as_ref(), &session)).await?;
         tx.commit().await?;
         self.facts_cache.invalidate_room(room);
-        let session = self.session(room).await?.ok_or(sqlx::Error::RowNotFound)?;
-        Ok((session, !existed))
+        Ok((session, before.is_none()))
     }
 
     /// Replaces a session's roster; `false` if the session does not exist.
+    /// `announce` turns the session into outbound events, written in the
+    /// same transaction.
     pub async fn set_roster(
         &self,
         room: &str,
         roster: &[RosterEntry],
         now_ms: i64,
+        announce: impl FnOnce(&SessionRow) -> Vec<OutboundEvent> + Send,
     ) -> StoreResult<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
@@ -83,6 +90,8 @@ impl Store {
             == 1;
         if found {
             replace_roster(&mut tx, room, roster).await?;
+            let session = session_in(&mut tx, room).await?;
+            enqueue(&mut tx, &announce(&session)).await?;
         }
         tx.commit().await?;
         self.facts_cache.invalidate_room(room);
@@ -91,7 +100,9 @@ impl Store {
 
     // ----- overrides -----
 
-    /// Sets a teacher's correction and records it in the audit trail.
+    /// Sets a teacher's correction and records it in the audit trail, with
+    /// `outbound` events in the same transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn set_override(
         &self,
         room: &str,
@@ -100,6 +111,7 @@ impl Store {
         reason: &str,
         author: &str,
         now_ms: i64,
+        outbound: &[OutboundEvent],
     ) -> StoreResult<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
@@ -128,12 +140,14 @@ impl Store {
             now_ms,
         )
         .await?;
+        enqueue(&mut tx, outbound).await?;
         tx.commit().await?;
         self.facts_cache.invalidate(room, identity);
         Ok(())
     }
 
-    /// Removes a correction; `false` if there was none.
+    /// Removes a correction, with `outbound` events in the same
+    /// transaction; `false` if there was none.
     pub async fn remove_override(
         &self,
         room: &str,
@@ -141,6 +155,7 @@ impl Store {
         reason: &str,
         author: &str,
         now_ms: i64,
+        outbound: &[OutboundEvent],
     ) -> StoreResult<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
@@ -157,6 +172,7 @@ impl Store {
                 &mut tx, room, identity, "remove", None, reason, author, now_ms,
             )
             .await?;
+            enqueue(&mut tx, outbound).await?;
         }
         tx.commit().await?;
         self.facts_cache.invalidate(room, identity);
@@ -224,6 +240,18 @@ impl Store {
         .map(|r| Ok(RosterEntry { identity: r.try_get("identity")?, name: r.try_get("name")?, role: r.try_get("role")? }))
         .collect()
     }
+}
+
+/// A session as the transaction sees it.
+async fn session_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    room: &str,
+) -> StoreResult<SessionRow> {
+    let row = sqlx::query(&format!("{SESSION_SELECT} WHERE room = $1"))
+        .bind(room)
+        .fetch_one(&mut **tx)
+        .await?;
+    session_from_row(&row)
 }
 
 async fn replace_roster(

@@ -12,6 +12,8 @@ macro_rules! on_both_backends {
     };
 }
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
