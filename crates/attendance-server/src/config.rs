@@ -108,6 +108,11 @@ pub struct ServeArgs {
         default_value = "observer"
     )]
     pub exclude_roles: Vec<String>,
+    /// Sites allowed to frame the pages (an LMS embedding the dashboard),
+    /// as Content-Security-Policy sources separated by spaces or commas:
+    /// "https://lms.example.org https://*.school.edu". Unset: no framing.
+    #[arg(long, env = "ATTENDANCE_FRAME_ANCESTORS", value_parser = parse_frame_ancestors)]
+    pub frame_ancestors: Option<FrameAncestors>,
     /// Database connections in the pool.
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
@@ -133,6 +138,11 @@ impl ServeArgs {
                 excluded_kinds: list(&self.exclude_kinds, str::to_ascii_uppercase),
                 excluded_roles: list(&self.exclude_roles, str::to_ascii_lowercase),
             },
+            frame_ancestors: self
+                .frame_ancestors
+                .as_ref()
+                .map(|f| f.0.clone())
+                .unwrap_or_default(),
             ingest: IngestSettings {
                 max_attempts: self.max_attempts.max(1),
                 retry_base: self.retry_base,
@@ -141,6 +151,22 @@ impl ServeArgs {
             },
         }
     }
+}
+
+/// `--frame-ancestors`, checked.
+#[derive(Debug, Clone)]
+pub struct FrameAncestors(pub Vec<String>);
+
+fn parse_frame_ancestors(text: &str) -> Result<FrameAncestors, String> {
+    let sources: Vec<String> = text
+        .split([',', ' ', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for source in &sources {
+        crate::http::security::valid_frame_ancestor(source)?;
+    }
+    Ok(FrameAncestors(sources))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

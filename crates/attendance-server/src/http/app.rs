@@ -22,6 +22,8 @@ pub struct Settings {
     /// Pages from this folder instead of the ones built in (development).
     pub www_dir: Option<PathBuf>,
     pub ingest: IngestSettings,
+    /// Who may frame the pages (`--frame-ancestors`); empty: nobody.
+    pub frame_ancestors: Vec<String>,
 }
 
 /// A handle on the shared state: cloned into every route and task, so a
