@@ -180,8 +180,13 @@ pub enum LogFormat {
 /// Logs go to stderr; `RUST_LOG` filters them.
 pub fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,warp=warn,warp::filters::trace=error".into());
+    // Whatever RUST_LOG says: tungstenite logs whole messages at trace
+    // level, and a live socket's first message may carry a token.
+    for quiet in ["tungstenite=info", "tokio_tungstenite=info"] {
+        filter = filter.add_directive(quiet.parse().expect("valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

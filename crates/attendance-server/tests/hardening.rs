@@ -4,7 +4,305 @@
 #[macro_use]
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+on_both_backends!(
+    a_class_of_5000_gets_its_whole_snapshot,
+    a_student_with_5000_cycles_gets_every_message_whole,
+    clients_that_never_read_are_dropped_and_their_places_freed,
+);
+
+/// The largest message the server may send.
+const PART_BYTES: usize = 64 * 1024;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next whole message: `attendance.part`s put back together. Every
+/// WebSocket message on the way must fit in 64 KiB.
+async fn next_whole(socket: &mut Ws, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    let mut data = String::new();
+    let mut expected = (None, 1);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = match tokio::time::timeout(left, socket.next()).await {
+            Err(_) => panic!("no whole message within {within:?}"),
+            Ok(None) => panic!("socket ended"),
+            Ok(Some(Err(e))) => panic!("socket failed: {e}"),
+            Ok(Some(Ok(message))) => message,
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(frame) => panic!("socket closed: {frame:?}"),
+            _ => continue,
+        };
+        assert!(
+            text.len() <= PART_BYTES,
+            "a message of {} bytes",
+            text.len()
+        );
+        let value: Value = serde_json::from_str(&text).unwrap();
+        if value["type"] != "attendance.part" {
+            assert_eq!(expected.1, 1, "a message inside another's parts");
+            return value;
+        }
+        let id = value["id"].as_u64().unwrap();
+        assert_eq!(*expected.0.get_or_insert(id), id);
+        assert_eq!(value["part"], expected.1);
+        data.push_str(value["data"].as_str().unwrap());
+        if value["part"] == value["parts"] {
+            return serde_json::from_str(&data).unwrap();
+        }
+        expected.1 += 1;
+    }
+}
+
+async fn next_whole_of_type(socket: &mut Ws, kind: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let message = next_whole(socket, deadline.saturating_duration_since(Instant::now())).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+fn roster(students: usize) -> Vec<Value> {
+    (0..students)
+        .map(|i| json!({"identity": format!("student-{i:05}"), "name": format!("Student Number {i}")}))
+        .collect()
+}
+
+async fn a_class_of_5000_gets_its_whole_snapshot(db: Db) {
+    let server = TestServer::start(db).await;
+    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    let response = server
+        .schedule(
+            "big",
+            json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 60, "roster": roster(5000)}),
+        )
+        .await;
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    // tokio-tungstenite's default client settings, like a browser's.
+    let mut teacher = ws_connect(&server, "big", &access_token("t", "big", Grant::Teacher)).await;
+    let snapshot = next_whole(&mut teacher, Duration::from_secs(30)).await;
+    assert_eq!(snapshot["type"], "attendance.snapshot");
+    let participants = snapshot["participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 5000);
+    assert_eq!(participants[4999]["identity"], "student-04999");
+    assert!(snapshot.to_string().len() > 1024 * 1024);
+    // The socket stays open and live: a join arrives as an update.
+    let joined = start.timestamp() + 60;
+    server
+        .post_webhook(&event(
+            "participant_joined",
+            "EV_big1",
+            joined,
+            "big",
+            Some(("PA_big1", "student-00042", joined)),
+        ))
+        .await;
+    let update =
+        next_whole_of_type(&mut teacher, "attendance.updated", Duration::from_secs(10)).await;
+    assert_eq!(update["identity"], "student-00042");
+    // A resync asked for over the socket comes whole too.
+    teacher
+        .send(Message::text(r#"{"type":"resync"}"#))
+        .await
+        .unwrap();
+    let again =
+        next_whole_of_type(&mut teacher, "attendance.snapshot", Duration::from_secs(30)).await;
+    assert_eq!(again["participants"].as_array().unwrap().len(), 5000);
+}
+
+/// `cycles` closed join/leave cycles of `identity` in `room`, written
+/// straight into the database (10,000 webhooks would take minutes).
+async fn insert_cycles(server: &TestServer, room: &str, identity: &str, from: i64, cycles: i64) {
+    use sqlx::Connection;
+    let rows: Vec<String> = (0..cycles)
+        .map(|i| {
+            let joined = (from + i * 2) * 1000;
+            format!(
+                "('PA_many_{i}', '{room}', '{identity}', {joined}, {}, {joined})",
+                joined + 1000
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        let sql = format!(
+            "INSERT INTO cycles (participant_sid, room, identity, joined_at_ms, left_at_ms, updated_at_ms) VALUES {}",
+            chunk.join(", ")
+        );
+        if server.database_url.starts_with("sqlite") {
+            let mut db = sqlx::SqliteConnection::connect(&server.database_url)
+                .await
+                .unwrap();
+            sqlx::query(&sql).execute(&mut db).await.unwrap();
+        } else {
+            let mut db = sqlx::PgConnection::connect(&server.database_url)
+                .await
+                .unwrap();
+            sqlx::query(&sql).execute(&mut db).await.unwrap();
+        }
+    }
+}
+
+async fn a_student_with_5000_cycles_gets_every_message_whole(db: Db) {
+    let server = TestServer::start(db).await;
+    let start = chrono::Utc::now() - chrono::TimeDelta::hours(4);
+    server
+        .schedule(
+            "many",
+            json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 300}),
+        )
+        .await;
+    insert_cycles(&server, "many", "flaky", start.timestamp(), 5000).await;
+    let mut student = ws_connect(
+        &server,
+        "many",
+        &access_token("flaky", "many", Grant::Student),
+    )
+    .await;
+    let own = next_whole(&mut student, Duration::from_secs(30)).await;
+    assert_eq!(own["type"], "attendance.snapshot");
+    assert_eq!(own["participants"][0]["identity"], "flaky");
+    assert_eq!(
+        own["participants"][0]["cycles"].as_array().unwrap().len(),
+        5000
+    );
+    assert_eq!(own["participants"][0]["join_count"], 5000);
+    // An update of this participant is as big: it comes in parts too.
+    let joined = chrono::Utc::now().timestamp() - 30;
+    server
+        .post_webhook(&event(
+            "participant_joined",
+            "EV_many1",
+            joined,
+            "many",
+            Some(("PA_flaky_now", "flaky", joined)),
+        ))
+        .await;
+    let update =
+        next_whole_of_type(&mut student, "attendance.updated", Duration::from_secs(10)).await;
+    assert_eq!(
+        update["attendance"]["cycles"].as_array().unwrap().len(),
+        5001
+    );
+    assert_eq!(update["attendance"]["in_meeting"], true);
+    // The teacher's snapshot holds them all as well.
+    let mut teacher = ws_connect(&server, "many", &access_token("t", "many", Grant::Teacher)).await;
+    let snapshot = next_whole(&mut teacher, Duration::from_secs(30)).await;
+    assert_eq!(
+        snapshot["participants"][0]["cycles"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5001
+    );
+}
+
+/// A WebSocket that completes its handshake and then never reads.
+async fn never_reading_socket(
+    server: &TestServer,
+    room: &str,
+    token: &str,
+) -> tokio::net::TcpStream {
+    let address = server.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "GET /api/sessions/{room}/live?access_token={token} HTTP/1.1\r\nHost: {address}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // Read the 101 byte by byte, so not one byte of WebSocket data is taken.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tcp
+}
+
+async fn clients_that_never_read_are_dropped_and_their_places_freed(db: Db) {
+    let server = TestServer::start(db).await;
+    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    let schedule = |title: String| json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 60, "title": title});
+    let mut body = schedule("class".into());
+    body["roster"] = json!(roster(150));
+    server.schedule("slow", body).await;
+    let token = access_token("t", "slow", Grant::Teacher);
+    // Eight sockets (the most one identity may hold) that never read.
+    let mut stuck = Vec::new();
+    for _ in 0..8 {
+        stuck.push(never_reading_socket(&server, "slow", &token).await);
+    }
+    let url = format!(
+        "{}/api/sessions/slow/live?access_token={token}",
+        server.base.replace("http://", "ws://")
+    );
+    let refused = |result: Result<(), tokio_tungstenite::tungstenite::Error>| match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status() == 429,
+        _ => false,
+    };
+    assert!(refused(
+        tokio_tungstenite::connect_async(url.clone())
+            .await
+            .map(|_| ())
+    ));
+    // Every schedule change sends each socket a snapshot until their
+    // buffers are full.
+    for i in 0..150 {
+        let response = server
+            .schedule("slow", schedule(format!("class {i}")))
+            .await;
+        assert!(response.status().is_success());
+    }
+    let pushed = Instant::now();
+    // Within 10 s of a write that cannot complete (plus closing), each of
+    // the eight is gone and its place free.
+    let mut readers = Vec::new();
+    while readers.len() < 8 {
+        match tokio_tungstenite::connect_async(url.clone()).await {
+            Ok((socket, _)) => readers.push(socket),
+            Err(error) => {
+                assert!(
+                    refused(Err(error)) && pushed.elapsed() < Duration::from_secs(20),
+                    "{} of 8 places free {:?} after the last push",
+                    readers.len(),
+                    pushed.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    eprintln!(
+        "8 places free again {:?} after the last push",
+        pushed.elapsed()
+    );
+    for reader in &mut readers {
+        let snapshot = next_whole(reader, Duration::from_secs(10)).await;
+        assert_eq!(snapshot["type"], "attendance.snapshot");
+    }
+    drop(stuck);
+}
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).map(|v| v.to_str().unwrap())
