@@ -16,6 +16,7 @@ on_both_backends!(
     a_class_of_5000_gets_its_whole_snapshot,
     a_student_with_5000_cycles_gets_every_message_whole,
     clients_that_never_read_are_dropped_and_their_places_freed,
+    corrections_need_an_identity,
 );
 
 /// The largest message the server may send.
@@ -423,4 +424,354 @@ async fn every_response_carries_the_security_headers() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("frame-ancestors"));
+}
+
+// ---- tokens ----
+
+/// A teacher's token without `sub`, as some token minters make them.
+fn teacher_token_without_identity(room: &str) -> String {
+    let now = now_s();
+    jwt(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        &json!({"iss": KEY, "nbf": now, "exp": now + 3600,
+                "video": {"room": room, "roomJoin": true, "roomAdmin": true}}),
+        SECRET,
+    )
+}
+
+async fn corrections_need_an_identity(db: Db) {
+    let server = TestServer::start(db).await;
+    server
+        .schedule(
+            "r",
+            json!({"scheduled_at": PAST_SESSION, "duration_minutes": 60, "roster": [{"identity": "ada"}]}),
+        )
+        .await;
+    let anonymous = teacher_token_without_identity("r");
+    // Reading is fine.
+    assert_eq!(
+        server
+            .get("/api/sessions/r/attendance", &anonymous)
+            .await
+            .status(),
+        200
+    );
+    let path = "/api/sessions/r/attendance/ada/override";
+    let body = json!({"status": "excused", "reason": "doctor's note"});
+    let refused = server.put_json(path, &anonymous, &body).await;
+    assert_eq!(refused.status(), 403);
+    let message: Value = refused.json().await.unwrap();
+    assert!(
+        message["error"].as_str().unwrap().contains("(`sub`)"),
+        "{message}"
+    );
+    let teacher = access_token("ms-smith", "r", Grant::Teacher);
+    assert_eq!(server.put_json(path, &teacher, &body).await.status(), 200);
+    let removal = format!("{path}?reason=mistake");
+    assert_eq!(server.delete(&removal, &anonymous).await.status(), 403);
+    assert_eq!(server.delete(&removal, &teacher).await.status(), 200);
+    let audit = server.get_json("/api/sessions/r/audit", &teacher).await;
+    let authors: Vec<&str> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["author"].as_str().unwrap())
+        .collect();
+    assert_eq!(authors, ["ms-smith", "ms-smith"]);
+}
+
+/// An access token that expires `exp_in` seconds from now.
+fn token_expiring(identity: &str, room: &str, exp_in: i64) -> String {
+    let now = now_s();
+    jwt(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        &json!({"iss": KEY, "sub": identity, "nbf": now - 3600, "exp": now + exp_in,
+                "video": {"room": room, "roomJoin": true}}),
+        SECRET,
+    )
+}
+
+/// Connects with these `Sec-WebSocket-Protocol` values and no other token.
+async fn ws_with_protocols(
+    server: &TestServer,
+    room: &str,
+    protocols: &str,
+) -> Result<(Ws, Option<String>), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/api/sessions/{room}/live",
+        server.base.replace("http://", "ws://")
+    );
+    let mut request = url.into_client_request().unwrap();
+    if !protocols.is_empty() {
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocols.parse().unwrap());
+    }
+    let (socket, response) = tokio_tungstenite::connect_async(request).await?;
+    let chosen = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_string());
+    Ok((socket, chosen))
+}
+
+/// The close frame that ends `socket` (code, reason), within `within`.
+async fn closed(socket: &mut Ws, within: Duration) -> (u16, String) {
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string())
+                }
+                Some(Ok(_)) => {}
+                other => panic!("ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed in time")
+}
+
+#[tokio::test]
+async fn live_sockets_take_tokens_out_of_the_url_and_end_with_them() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    server
+        .schedule(
+            "r",
+            json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 60}),
+        )
+        .await;
+    let token = access_token("ada", "r", Grant::Student);
+
+    // In Sec-WebSocket-Protocol, answered with attendance.v1.
+    let (mut socket, chosen) = ws_with_protocols(
+        &server,
+        "r",
+        &format!("attendance.v1, access_token.{token}"),
+    )
+    .await
+    .expect("admitted");
+    assert_eq!(chosen.as_deref(), Some("attendance.v1"));
+    let snapshot = next_whole(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(snapshot["participants"][0]["identity"], "ada");
+    // A refused token is refused before the upgrade, as in the query.
+    let other_room = access_token("ada", "elsewhere", Grant::Student);
+    match ws_with_protocols(
+        &server,
+        "r",
+        &format!("attendance.v1, access_token.{other_room}"),
+    )
+    .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    // A token without our protocol cannot be answered as browsers require.
+    match ws_with_protocols(&server, "r", &format!("access_token.{token}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("expected 400, got {:?}", other.map(|_| ())),
+    }
+
+    // In a first message.
+    let (mut socket, chosen) = ws_with_protocols(&server, "r", "attendance.v1")
+        .await
+        .unwrap();
+    assert_eq!(chosen.as_deref(), Some("attendance.v1"));
+    socket
+        .send(Message::text(
+            json!({"type": "auth", "token": token}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let snapshot = next_whole(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(snapshot["participants"][0]["identity"], "ada");
+    // ... where refusals are close codes.
+    for (token, code, reason) in [
+        (other_room.clone(), 4003, "another room"),
+        (token_expiring("ada", "r", -3600), 4001, "token expired"),
+        ("not-a-token".to_string(), 4001, "malformed"),
+    ] {
+        let (mut socket, _) = ws_with_protocols(&server, "r", "").await.unwrap();
+        socket
+            .send(Message::text(
+                json!({"type": "auth", "token": token}).to_string(),
+            ))
+            .await
+            .unwrap();
+        let (got, why) = closed(&mut socket, Duration::from_secs(5)).await;
+        assert_eq!(got, code, "{why}");
+        assert!(why.contains(reason), "{why}");
+    }
+    let (mut silent, _) = ws_with_protocols(&server, "r", "").await.unwrap();
+    let (code, why) = closed(&mut silent, Duration::from_secs(15)).await;
+    assert_eq!(code, 1008);
+    assert!(why.contains("auth"), "{why}");
+
+    // A token that expires while the socket is open closes it with 4001:
+    // this one is 55 s past `exp`, inside the 60 s leeway.
+    let expiring = token_expiring("ada", "r", -55);
+    let mut ending = ws_connect(&server, "r", &expiring).await;
+    let mut renewed = ws_connect(&server, "r", &expiring).await;
+    next_whole(&mut ending, Duration::from_secs(5)).await;
+    next_whole(&mut renewed, Duration::from_secs(5)).await;
+    // A fresh token for the same identity, sent over the socket, renews it.
+    renewed
+        .send(Message::text(
+            json!({"type": "auth", "token": token}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_whole(&mut renewed, Duration::from_secs(5)).await["type"],
+        "auth.ok"
+    );
+    let started = Instant::now();
+    let (code, why) = closed(&mut ending, Duration::from_secs(15)).await;
+    assert_eq!(
+        (code, why.as_str()),
+        (4001, "token expired: fetch a fresh token")
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    renewed
+        .send(Message::text(r#"{"type":"heartbeat"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_whole(&mut renewed, Duration::from_secs(5)).await["type"],
+        "heartbeat.ack"
+    );
+    // Another identity's token cannot take a socket over.
+    let bo = access_token("bo", "r", Grant::Student);
+    renewed
+        .send(Message::text(
+            json!({"type": "auth", "token": bo}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_whole(&mut renewed, Duration::from_secs(5)).await["type"],
+        "error"
+    );
+}
+
+#[tokio::test]
+async fn no_token_is_ever_logged() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_attendance-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}/a.db", dir.path().display()))
+        .env("LIVEKIT_KEYS", format!("{KEY}: {SECRET}"))
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(address) = line.strip_prefix("listening on ") {
+            break address.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let ws_base = base.replace("http://", "ws://");
+    let client = reqwest::Client::new();
+    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    let teacher = access_token("t", "r", Grant::Teacher);
+    let put = client
+        .put(format!("{base}/api/sessions/r"))
+        .bearer_auth(&teacher)
+        .header(
+            "Referer",
+            format!("{base}/dashboard.html?room=r&token={teacher}"),
+        )
+        .json(&json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    // Every way a token reaches the server.
+    let in_query = access_token("q", "r", Grant::Student);
+    let in_protocol = access_token("p", "r", Grant::Student);
+    let in_message = access_token("m", "r", Grant::Student);
+    let in_header = access_token("h", "r", Grant::Student);
+    let page = client
+        .get(format!("{base}/meeting.html?room=r&token={in_query}"))
+        .header("Referer", format!("{base}/?token={in_query}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let beat = client
+        .post(format!("{base}/api/sessions/r/heartbeat"))
+        .bearer_auth(&in_header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beat.status(), 200);
+    let (mut by_query, _) = tokio_tungstenite::connect_async(format!(
+        "{ws_base}/api/sessions/r/live?access_token={in_query}"
+    ))
+    .await
+    .unwrap();
+    let url = format!("{ws_base}/api/sessions/r/live");
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.clone().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("attendance.v1, access_token.{in_protocol}")
+            .parse()
+            .unwrap(),
+    );
+    let (mut by_protocol, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut by_message, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    by_message
+        .send(Message::text(
+            json!({"type": "auth", "token": in_message}).to_string(),
+        ))
+        .await
+        .unwrap();
+    for socket in [&mut by_query, &mut by_protocol, &mut by_message] {
+        assert_eq!(
+            next_whole(socket, Duration::from_secs(5)).await["type"],
+            "attendance.snapshot"
+        );
+        socket
+            .send(Message::text(r#"{"type":"heartbeat"}"#))
+            .await
+            .unwrap();
+        next_whole(socket, Duration::from_secs(5)).await;
+    }
+    // A refused one too.
+    let expired = token_expiring("x", "r", -3600);
+    let _ = tokio_tungstenite::connect_async(format!(
+        "{ws_base}/api/sessions/r/live?access_token={expired}"
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() > 50, "trace logging was on: {text}");
+    assert!(text.contains("/api/sessions/r/live"), "requests are logged");
+    for (what, token) in [
+        ("teacher", &teacher),
+        ("query", &in_query),
+        ("protocol", &in_protocol),
+        ("message", &in_message),
+        ("header", &in_header),
+        ("expired", &expired),
+    ] {
+        // A JWT's signature alone is enough to tell.
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!text.contains(signature), "the {what} token is in the log");
+    }
+    assert!(
+        !text.contains("token="),
+        "a query string or Referer is in the log"
+    );
 }
