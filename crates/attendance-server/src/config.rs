@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::connections::{effective_max_connections, Limits};
 use crate::http::Settings;
 use crate::ingest::IngestSettings;
 use crate::livekit::KeyRing;
@@ -113,6 +114,19 @@ pub struct ServeArgs {
     /// "https://lms.example.org https://*.school.edu". Unset: no framing.
     #[arg(long, env = "ATTENDANCE_FRAME_ANCESTORS", value_parser = parse_frame_ancestors)]
     pub frame_ancestors: Option<FrameAncestors>,
+    /// Longest a client may take to send a request's head (from connecting,
+    /// or from the request's first byte), e.g. 10s.
+    #[arg(long, env = "ATTENDANCE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Longest a kept-alive connection may wait for its next request (and a
+    /// request in progress may go without a byte moving), e.g. 60s.
+    #[arg(long, env = "ATTENDANCE_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Open connections at most, live sockets included; lowered to fit the
+    /// file descriptor limit. At the limit the longest-idle connection makes
+    /// room for a new one.
+    #[arg(long, env = "ATTENDANCE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Database connections in the pool.
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
@@ -167,6 +181,27 @@ fn parse_frame_ancestors(text: &str) -> Result<FrameAncestors, String> {
         crate::http::security::valid_frame_ancestor(source)?;
     }
     Ok(FrameAncestors(sources))
+}
+
+impl ServeArgs {
+    /// The limits connections are held to; the connection limit lowered to
+    /// fit the file descriptor limit (raised first where allowed).
+    pub fn limits(&self) -> Limits {
+        let max_connections = effective_max_connections(self.max_connections, self.db_connections);
+        if max_connections < self.max_connections {
+            tracing::warn!(
+                wanted = self.max_connections,
+                max_connections,
+                "the open-files limit (ulimit -n) leaves room for fewer connections than \
+                 --max-connections asks for"
+            );
+        }
+        Limits {
+            header_read_timeout: self.header_read_timeout.max(Duration::from_millis(100)),
+            idle_timeout: self.idle_timeout.max(Duration::from_millis(100)),
+            max_connections,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -95,13 +95,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let settings = args.settings();
+    let limits = args.limits();
     // Tests and scripts read this line to find an ephemeral port.
     println!("listening on http://{addr}");
     if settings.demo {
         println!("demo mode: open http://{addr}/meeting.html and http://{addr}/dashboard.html");
     }
     let app = App::new(store, keys, settings);
-    attendance_server::serve(app, listener, shutdown_signal()).await
+    attendance_server::serve(app, listener, limits, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -623,10 +623,7 @@ async fn live_sockets_take_tokens_out_of_the_url_and_end_with_them() {
         ))
         .await
         .unwrap();
-    assert_eq!(
-        next_whole(&mut renewed, Duration::from_secs(5)).await["type"],
-        "auth.ok"
-    );
+    next_whole_of_type(&mut renewed, "auth.ok", Duration::from_secs(5)).await;
     let started = Instant::now();
     let (code, why) = closed(&mut ending, Duration::from_secs(15)).await;
     assert_eq!(
@@ -638,10 +635,7 @@ async fn live_sockets_take_tokens_out_of_the_url_and_end_with_them() {
         .send(Message::text(r#"{"type":"heartbeat"}"#))
         .await
         .unwrap();
-    assert_eq!(
-        next_whole(&mut renewed, Duration::from_secs(5)).await["type"],
-        "heartbeat.ack"
-    );
+    next_whole_of_type(&mut renewed, "heartbeat.ack", Duration::from_secs(5)).await;
     // Another identity's token cannot take a socket over.
     let bo = access_token("bo", "r", Grant::Student);
     renewed
@@ -650,9 +644,13 @@ async fn live_sockets_take_tokens_out_of_the_url_and_end_with_them() {
         ))
         .await
         .unwrap();
-    assert_eq!(
-        next_whole(&mut renewed, Duration::from_secs(5)).await["type"],
-        "error"
+    let refused = next_whole_of_type(&mut renewed, "error", Duration::from_secs(5)).await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("same identity"),
+        "{refused}"
     );
 }
 
@@ -773,5 +771,258 @@ async fn no_token_is_ever_logged() {
     assert!(
         !text.contains("token="),
         "a query string or Referer is in the log"
+    );
+}
+
+// ---- connections ----
+
+/// The real binary with its stderr in a file, started through `sh` (for
+/// `ulimit`).
+struct CapturedServer {
+    child: std::process::Child,
+    base: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl CapturedServer {
+    fn start(shell_prefix: &str, args: &[&str]) -> CapturedServer {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("stderr.log");
+        let mut command = format!(
+            "{shell_prefix} exec '{}' serve --listen 127.0.0.1:0 --database-url 'sqlite://{}/a.db'",
+            env!("CARGO_BIN_EXE_attendance-server"),
+            dir.path().display()
+        );
+        for arg in args {
+            command.push_str(&format!(" '{arg}'"));
+        }
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .env("LIVEKIT_KEYS", format!("{KEY}: {SECRET}"))
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().expect("server exited").unwrap();
+            if let Some(address) = line.strip_prefix("listening on ") {
+                break address.to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        CapturedServer {
+            child,
+            base,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for CapturedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How long until the server closes `tcp` (reading and dropping whatever
+/// it sends); `None` if it is still open after `within`.
+async fn closed_after(tcp: &mut tokio::net::TcpStream, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match tcp.read(&mut buffer).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// One request on a kept-alive connection; its response's status line.
+async fn request_on(tcp: &mut tokio::net::TcpStream, path: &str) -> String {
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = tcp.read(&mut buffer).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        response.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if response.len() >= end + 4 + length {
+                return text.lines().next().unwrap().to_string();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_silent_and_idle_connections_are_closed() {
+    let server =
+        CapturedServer::start("", &["--header-read-timeout", "1s", "--idle-timeout", "3s"]);
+    let connect = || tokio::net::TcpStream::connect(server.address());
+    // Silent from the start.
+    let mut silent = connect().await.unwrap();
+    // Half a header.
+    let mut half = connect().await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A header sent a byte every 200 ms (it never ends in time).
+    let mut dripping = connect().await.unwrap();
+    let drip = tokio::spawn(async move {
+        let started = Instant::now();
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: somewhere.example.org\r\n\r\n" {
+            if dripping.write_all(&[*byte]).await.is_err() {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        None
+    });
+    // A kept-alive connection between requests.
+    let mut kept = connect().await.unwrap();
+    assert_eq!(request_on(&mut kept, "/healthz").await, "HTTP/1.1 200 OK");
+
+    let silent_for = closed_after(&mut silent, Duration::from_secs(5)).await;
+    let half_for = closed_after(&mut half, Duration::from_secs(5)).await;
+    for (what, after) in [("silent", silent_for), ("half a header", half_for)] {
+        let after = after.unwrap_or_else(|| panic!("{what}: still open"));
+        assert!(
+            after < Duration::from_secs(3),
+            "{what}: closed after {after:?}"
+        );
+    }
+    let dripped = drip
+        .await
+        .unwrap()
+        .expect("the dripping header was cut off");
+    assert!(dripped < Duration::from_secs(4), "{dripped:?}");
+    // Past the header timeout, a kept-alive connection is still usable...
+    assert_eq!(request_on(&mut kept, "/healthz").await, "HTTP/1.1 200 OK");
+    // ...until it has been idle for the idle timeout.
+    let idle_for = closed_after(&mut kept, Duration::from_secs(6))
+        .await
+        .expect("idle: still open");
+    assert!(
+        idle_for > Duration::from_millis(2500) && idle_for < Duration::from_secs(5),
+        "{idle_for:?}"
+    );
+}
+
+#[tokio::test]
+async fn healthz_answers_while_silent_and_slow_connections_fill_the_server() {
+    // 256 descriptors, as in the report that found it; the connection
+    // limit is derived from them.
+    let server = CapturedServer::start("ulimit -n 256;", &[]);
+    let address = server.address().to_string();
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        if i % 3 == 0 {
+            let _ = tcp
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await;
+        }
+        held.push(tcp);
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let health = client.get(format!("{}/healthz", server.base)).send().await;
+        assert_eq!(health.map(|r| r.status().as_u16()).ok(), Some(200));
+        // More silent ones keep coming.
+        for _ in 0..20 {
+            held.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+        }
+    }
+    let log = server.log();
+    assert!(!log.contains("accept failed"), "{log}");
+    assert_eq!(log.matches("connection limit reached").count(), 1, "{log}");
+    drop(held);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_and_does_not_wait_for_idle_connections() {
+    let mut server = CapturedServer::start("", &[]);
+    let address = server.address().to_string();
+    let _silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut kept = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert_eq!(request_on(&mut kept, "/healthz").await, "HTTP/1.1 200 OK");
+    let (_live, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{address}/api/sessions/r/live?access_token={}",
+        access_token("t", "r", Grant::Teacher)
+    ))
+    .await
+    .unwrap();
+    // A request whose head is in but whose body is still coming.
+    let mut busy = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let body = json!({"scheduled_at": PAST_SESSION, "duration_minutes": 60}).to_string();
+    busy.write_all(
+        format!(
+            "PUT /api/sessions/r HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            access_token("t", "r", Grant::Teacher),
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The request in progress is answered.
+    busy.write_all(body.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 64];
+    let n = busy.read(&mut response).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&response[..n]).starts_with("HTTP/1.1 201"),
+        "{}",
+        String::from_utf8_lossy(&response[..n])
+    );
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
     );
 }

@@ -44,7 +44,9 @@ pub fn valid_frame_ancestor(source: &str) -> Result<(), String> {
              https://*.example.org or 'self'"
         ));
     }
-    if source.contains('*') && !source.contains("*.") {
+    let wildcard_host =
+        (source.starts_with("*.") || source.contains("://*.")) && source.matches('*').count() == 1;
+    if source.contains('*') && !wildcard_host {
         return Err(format!(
             "`{source}`: a wildcard may only start a host name (https://*.example.org)"
         ));
