@@ -139,6 +139,9 @@ struct ConnState {
     last_io_ms: AtomicU64,
     /// Closed to make room for a new connection.
     evicted: AtomicBool,
+    /// HTTP is over: closed, or handed to a WebSocket (which keeps the
+    /// connection's place but can no longer be evicted).
+    finished: AtomicBool,
     wake: Notify,
 }
 
@@ -154,6 +157,7 @@ impl ConnState {
             head_started_ms: AtomicU64::new(0),
             last_io_ms: AtomicU64::new(now),
             evicted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             wake: Notify::new(),
         }
     }
@@ -213,6 +217,15 @@ impl ConnState {
     fn evict(&self) {
         self.evicted.store(true, Ordering::Relaxed);
         self.wake.notify_one();
+    }
+}
+
+/// Marks a connection's HTTP as over when its task ends.
+struct Finished<'a>(&'a ConnState);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.finished.store(true, Ordering::Relaxed);
     }
 }
 
@@ -299,7 +312,11 @@ impl Registry {
         let open = self.open.lock().expect("registry lock");
         let oldest = open
             .values()
-            .filter(|c| c.is_idle() && !c.evicted.load(Ordering::Relaxed))
+            .filter(|c| {
+                c.is_idle()
+                    && !c.evicted.load(Ordering::Relaxed)
+                    && !c.finished.load(Ordering::Relaxed)
+            })
             .min_by_key(|c| c.idle_since());
         match oldest {
             Some(conn) => {
@@ -500,6 +517,7 @@ async fn serve_connection<H, Fut, B>(
     builder.http1().header_read_timeout(None);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
+    let _finished = Finished(&state);
     let mut stopping = false;
     loop {
         let deadline = state.origin + Duration::from_millis(state.deadline(&limits));
@@ -562,6 +580,36 @@ mod tests {
         state.read_some();
         let head = state.head_started_ms.load(Ordering::Relaxed);
         assert_eq!(state.deadline(&limits()), head + 10_000);
+    }
+
+    #[test]
+    fn the_longest_idle_is_evicted_never_a_busy_one_or_a_websocket() {
+        let registry = Arc::new(Registry::default());
+        let origin = Instant::now();
+        let conn = |idle_since: u64| {
+            let state = Arc::new(ConnState::new(origin));
+            state.idle_since_ms.store(idle_since, Ordering::Relaxed);
+            state
+        };
+        let (websocket, busy, older, newer) = (conn(1), conn(2), conn(3), conn(4));
+        websocket.finished.store(true, Ordering::Relaxed);
+        let _request = busy.request_started();
+        busy.idle_since_ms.store(2, Ordering::Relaxed);
+        let _places: Vec<Place> = [&websocket, &busy, &older, &newer]
+            .into_iter()
+            .map(|c| registry.enter(c.clone()))
+            .collect();
+        assert!(registry.evict_one());
+        assert!(older.evicted.load(Ordering::Relaxed));
+        assert!(registry.evict_one());
+        assert!(newer.evicted.load(Ordering::Relaxed));
+        assert!(
+            !registry.evict_one(),
+            "only busy connections and a WebSocket are left"
+        );
+        assert!(
+            !websocket.evicted.load(Ordering::Relaxed) && !busy.evicted.load(Ordering::Relaxed)
+        );
     }
 
     #[test]
