@@ -43,9 +43,12 @@ const live = { ws: null, attempt: 0, failures: 0, pollTimer: null, retryTimer: n
 
 function connect() {
   live.retryTimer = null;
-  const ws = new WebSocket(wsUrl(`/api/sessions/${encodeURIComponent(state.room)}/live?access_token=${encodeURIComponent(state.token)}`));
+  // The token travels as a subprotocol, never in the URL.
+  const ws = new WebSocket(wsUrl(`/api/sessions/${encodeURIComponent(state.room)}/live`),
+    ['attendance.v1', `access_token.${state.token}`]);
   live.ws = ws;
   let opened = false;
+  let parts = null; // a message arriving in attendance.part messages: { id, data: [] }
   ws.onopen = () => {
     opened = true;
     live.attempt = 0;
@@ -56,10 +59,26 @@ function connect() {
   ws.onmessage = (event) => {
     let msg;
     try { msg = JSON.parse(event.data); } catch { return; }
+    if (msg.type === 'attendance.part') {
+      // A large message (a big class's snapshot) comes in parts 1..parts.
+      if (msg.part === 1) parts = { id: msg.id, data: [] };
+      if (!parts || parts.id !== msg.id || parts.data.length !== msg.part - 1) { parts = null; return; }
+      parts.data.push(msg.data);
+      if (msg.part < msg.parts) return;
+      try { msg = JSON.parse(parts.data.join('')); } catch { msg = null; }
+      parts = null;
+      if (!msg) return;
+    }
     onMessage(msg);
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     live.ws = null;
+    if (event.code === 4001) { // the token expired: reconnecting with it is pointless
+      stopPolling();
+      setLink('offline');
+      showMessage(message, 'Your access token has expired: open the dashboard again with a fresh one.', true);
+      return;
+    }
     live.failures = opened ? 0 : live.failures + 1;
     const base = Math.min(30000, 1000 * 2 ** Math.min(live.attempt, 5));
     live.attempt += 1;

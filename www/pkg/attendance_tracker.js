@@ -94,6 +94,15 @@ export class AttendanceTracker {
     stop() {
         wasm.attendancetracker_stop(this.__wbg_ptr);
     }
+    /**
+     * Whether the server closed the live socket because the token expired
+     * (close code 4001); the page should load a fresh token.
+     * @returns {boolean}
+     */
+    get tokenExpired() {
+        const ret = wasm.attendancetracker_tokenExpired(this.__wbg_ptr);
+        return ret !== 0;
+    }
 }
 if (Symbol.dispose) AttendanceTracker.prototype[Symbol.dispose] = AttendanceTracker.prototype.free;
 
@@ -339,12 +348,16 @@ function __wbg_get_imports() {
             const ret = new Object();
             return ret;
         },
-        __wbg_new_d72daa1c90ded389: function() { return handleError(function (arg0, arg1) {
-            const ret = new WebSocket(getStringFromWasm0(arg0, arg1));
+        __wbg_new_with_str_sequence_75b26d88172889d0: function() { return handleError(function (arg0, arg1, arg2) {
+            const ret = new WebSocket(getStringFromWasm0(arg0, arg1), arg2);
             return ret;
         }, arguments); },
         __wbg_now_463ac581d2fc7ea3: function() {
             const ret = Date.now();
+            return ret;
+        },
+        __wbg_of_e7ea0fcd535c1444: function(arg0, arg1) {
+            const ret = Array.of(arg0, arg1);
             return ret;
         },
         __wbg_origin_dafa41a3ee9236b1: function() { return handleError(function (arg0, arg1) {
@@ -448,31 +461,36 @@ function __wbg_get_imports() {
             console.warn(getStringFromWasm0(arg0, arg1), arg2);
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 2, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_106);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 3, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_109);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 2, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_106_13);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 2, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_108);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [U32, Externref, Boolean], shim_idx: 3, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_107);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 2, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_108_15);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_105);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [U32, Externref, Boolean], shim_idx: 4, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_110);
             return ret;
         },
-        __wbindgen_generic_0000000000000005: function(arg0) {
+        __wbindgen_generic_0000000000000005: function(arg0, arg1) {
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_107);
+            return ret;
+        },
+        __wbindgen_generic_0000000000000006: function(arg0) {
             // Cast intrinsic for `F64 -> Externref`.
             const ret = arg0;
             return ret;
         },
-        __wbindgen_generic_0000000000000006: function(arg0, arg1) {
+        __wbindgen_generic_0000000000000007: function(arg0, arg1) {
             // Cast intrinsic for `Ref(String) -> Externref`.
             const ret = getStringFromWasm0(arg0, arg1);
             return ret;
@@ -492,20 +510,24 @@ function __wbg_get_imports() {
     };
 }
 
-function __wasm_bindgen_func_elem_105(arg0, arg1) {
-    wasm.__wasm_bindgen_func_elem_105(arg0, arg1);
+function __wasm_bindgen_func_elem_107(arg0, arg1) {
+    wasm.__wasm_bindgen_func_elem_107(arg0, arg1);
 }
 
-function __wasm_bindgen_func_elem_106(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_106(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_109(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_109(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_106_13(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_106_13(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_108(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_108(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_107(arg0, arg1, arg2, arg3, arg4) {
-    wasm.__wasm_bindgen_func_elem_107(arg0, arg1, arg2, arg3, arg4);
+function __wasm_bindgen_func_elem_108_15(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_108_15(arg0, arg1, arg2);
+}
+
+function __wasm_bindgen_func_elem_110(arg0, arg1, arg2, arg3, arg4) {
+    wasm.__wasm_bindgen_func_elem_110(arg0, arg1, arg2, arg3, arg4);
 }
 
 const AttendanceTrackerFinalization = (typeof FinalizationRegistry === 'undefined')

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::connections::{effective_max_connections, Limits};
 use crate::http::Settings;
 use crate::ingest::reconciler::ReconcileSettings;
 use crate::ingest::IngestSettings;
@@ -128,6 +129,24 @@ pub struct ServeArgs {
     /// nothing about tracks or mutes.
     #[arg(long, env = "ATTENDANCE_ENGAGEMENT", value_enum, default_value_t = Toggle::On)]
     pub engagement: Toggle,
+    /// Sites allowed to frame the pages (an LMS embedding the dashboard),
+    /// as Content-Security-Policy sources separated by spaces or commas:
+    /// "https://lms.example.org https://*.school.edu". Unset: no framing.
+    #[arg(long, env = "ATTENDANCE_FRAME_ANCESTORS", value_parser = parse_frame_ancestors)]
+    pub frame_ancestors: Option<FrameAncestors>,
+    /// Longest a client may take to send a request's head (from connecting,
+    /// or from the request's first byte), e.g. 10s.
+    #[arg(long, env = "ATTENDANCE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Longest a kept-alive connection may wait for its next request (and a
+    /// request in progress may go without a byte moving), e.g. 60s.
+    #[arg(long, env = "ATTENDANCE_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Open connections at most, live sockets included; lowered to fit the
+    /// file descriptor limit. At the limit the longest-idle connection makes
+    /// room for a new one.
+    #[arg(long, env = "ATTENDANCE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Database connections in the pool.
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
@@ -156,6 +175,11 @@ impl ServeArgs {
                 excluded_roles: list(&self.exclude_roles, str::to_ascii_lowercase),
                 engagement: self.engagement == Toggle::On,
             },
+            frame_ancestors: self
+                .frame_ancestors
+                .as_ref()
+                .map(|f| f.0.clone())
+                .unwrap_or_default(),
             ingest: IngestSettings {
                 max_attempts: self.max_attempts.max(1),
                 retry_base: self.retry_base,
@@ -205,6 +229,43 @@ impl OutboundArgs {
     }
 }
 
+/// `--frame-ancestors`, checked.
+#[derive(Debug, Clone)]
+pub struct FrameAncestors(pub Vec<String>);
+
+fn parse_frame_ancestors(text: &str) -> Result<FrameAncestors, String> {
+    let sources: Vec<String> = text
+        .split([',', ' ', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for source in &sources {
+        crate::http::security::valid_frame_ancestor(source)?;
+    }
+    Ok(FrameAncestors(sources))
+}
+
+impl ServeArgs {
+    /// The limits connections are held to; the connection limit lowered to
+    /// fit the file descriptor limit (raised first where allowed).
+    pub fn limits(&self) -> Limits {
+        let max_connections = effective_max_connections(self.max_connections, self.db_connections);
+        if max_connections < self.max_connections {
+            tracing::warn!(
+                wanted = self.max_connections,
+                max_connections,
+                "the open-files limit (ulimit -n) leaves room for fewer connections than \
+                 --max-connections asks for"
+            );
+        }
+        Limits {
+            header_read_timeout: self.header_read_timeout.max(Duration::from_millis(100)),
+            idle_timeout: self.idle_timeout.max(Duration::from_millis(100)),
+            max_connections,
+        }
+    }
+}
+
 impl ServeArgs {
     /// Reconciliation with LiveKit, when its URL is set. Calls are signed with
     /// `--api-key`/`--api-secret`, else with the first of `--keys`.
@@ -247,8 +308,13 @@ pub enum LogFormat {
 /// Logs go to stderr; `RUST_LOG` filters them.
 pub fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,warp=warn,warp::filters::trace=error".into());
+    // Whatever RUST_LOG says: tungstenite logs whole messages at trace
+    // level, and a live socket's first message may carry a token.
+    for quiet in ["tungstenite=info", "tokio_tungstenite=info"] {
+        filter = filter.add_directive(quiet.parse().expect("valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

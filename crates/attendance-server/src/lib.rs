@@ -6,7 +6,7 @@
 //!
 //! | layer | job |
 //! |---|---|
-//! | [`config`], [`tasks`] | settings from flags; starting and stopping background tasks |
+//! | [`config`], [`tasks`], [`connections`] | settings from flags; starting and stopping background tasks; accepting connections within limits |
 //! | [`http`] | routes, authentication, errors, a file per resource, demo mode, pages |
 //! | [`ingest`] | webhooks verified and stored (group commit), processed, swept |
 //! | [`live`] | change feed, PostgreSQL bus, delivery to the hub's live sockets |
@@ -19,6 +19,7 @@
 //! may use.
 
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod http;
 pub mod ingest;

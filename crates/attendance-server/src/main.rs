@@ -105,6 +105,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let settings = args.settings();
+    let limits = args.limits();
     // Tests and scripts read this line to find an ephemeral port.
     println!("listening on http://{addr}");
     if settings.demo {
@@ -115,7 +116,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let app = App::new(store, keys, settings);
-    attendance_server::serve(app, listener, shutdown_signal()).await
+    attendance_server::serve(app, listener, limits, shutdown_signal()).await
 }
 
 /// Demo mode hands out tokens to anyone: on a database with real classes

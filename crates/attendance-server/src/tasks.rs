@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::connections::{self, Limits};
 use crate::http::{self, App};
 use crate::ingest::{processor, reconciler, sweeper};
 use crate::live::{bus, delivery};
@@ -20,21 +21,30 @@ use crate::store::{Backend, Store};
 pub async fn serve(
     app: App,
     listener: tokio::net::TcpListener,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = start(&app, stop_rx);
-    tracing::info!(%addr, backend = ?app.store.backend(), demo = app.settings.demo, "serving");
-    warp::serve(http::routes(app))
-        .incoming(listener)
-        .graceful(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            let _ = stop_tx.send(true);
-        })
-        .run()
-        .await;
+    tracing::info!(
+        %addr,
+        backend = ?app.store.backend(),
+        demo = app.settings.demo,
+        max_connections = limits.max_connections,
+        "serving"
+    );
+    let routes = warp::service(http::routes(app));
+    let handler = move |request| {
+        let mut routes = routes.clone();
+        tower_service::Service::call(&mut routes, request)
+    };
+    connections::serve(handler, listener, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    })
+    .await;
     for task in tasks {
         let _ = task.await;
     }

@@ -24,6 +24,10 @@ const HEARTBEAT: &str = "{\"type\":\"heartbeat\"}";
 const MAX_BACKOFF_MS: f64 = 30_000.0;
 /// Socket attempts in a row that never opened before polling starts.
 const FAILURES_BEFORE_POLLING: u32 = 3;
+/// The server's close code for an expired (or invalid) token.
+const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// The live socket's subprotocol; the token travels as a second one.
+const PROTOCOL: &str = "attendance.v1";
 
 // Fetch stays in JS: the reply comes back through one long-lived callback,
 // `done(kind, value, ok)`, so no futures runtime is compiled into the wasm.
@@ -72,7 +76,7 @@ struct Socket {
     opened: bool,
     _on_open: Closure<dyn FnMut()>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut()>,
+    _on_close: Closure<dyn FnMut(JsValue)>,
 }
 
 impl Socket {
@@ -119,6 +123,11 @@ struct Inner {
     offset_ms: f64,
 
     socket: Option<Socket>,
+    /// A message arriving in `attendance.part`s: its id, the next part
+    /// expected and the data so far.
+    parts: Option<(f64, f64, String)>,
+    /// The server said the token expired: no more reconnecting.
+    token_expired: bool,
     attempt: u32,
     failures: u32,
     reconnect: Option<Timeout>,
@@ -139,6 +148,8 @@ impl Inner {
     fn link(&self) -> Link {
         if self.stopped {
             Link::Stopped
+        } else if self.token_expired {
+            Link::Expired
         } else if self.socket.as_ref().is_some_and(|s| s.opened) {
             Link::Live
         } else if self.poll.is_some() {
@@ -209,17 +220,16 @@ impl Inner {
         url
     }
 
+    /// The socket's URL; the token goes in `Sec-WebSocket-Protocol`.
     fn socket_url(&self) -> String {
-        let http = self.url("/live?access_token=");
-        let mut url = if let Some(rest) = http.strip_prefix("https") {
+        let http = self.url("/live");
+        if let Some(rest) = http.strip_prefix("https") {
             String::from("wss") + rest
         } else if let Some(rest) = http.strip_prefix("http") {
             String::from("ws") + rest
         } else {
             http
-        };
-        url.push_str(&String::from(js_sys::encode_uri_component(&self.token)));
-        url
+        }
     }
 }
 
@@ -245,6 +255,42 @@ fn emit(shared: &Shared) {
     };
     if let Err(e) = callback.call1(&JsValue::NULL, &state) {
         warn("attendance: onUpdate failed", &e);
+    }
+}
+
+/// One message off the socket: a whole message, or one of the
+/// `attendance.part`s a large one comes in (put back together here).
+fn handle_frame(shared: &Shared, text: &str) {
+    if !text.starts_with("{\"type\":\"attendance.part\"") {
+        handle_message(shared, text);
+        return;
+    }
+    let Ok(part) = JSON::parse(text) else {
+        return;
+    };
+    let number = |key: &str| get(&part, key).as_f64().unwrap_or(f64::NAN);
+    let (id, index, count) = (number("id"), number("part"), number("parts"));
+    let data = get(&part, "data").as_string().unwrap_or_default();
+    let whole = {
+        let mut inner = shared.borrow_mut();
+        if index == 1.0 {
+            inner.parts = Some((id, 1.0, String::new()));
+        }
+        match inner.parts.as_mut() {
+            Some((want_id, want, so_far)) if *want_id == id && *want == index => {
+                so_far.push_str(&data);
+                *want += 1.0;
+                (index == count).then(|| inner.parts.take().map(|p| p.2))
+            }
+            // A part out of order: drop the message (a resync repairs it).
+            _ => {
+                inner.parts = None;
+                None
+            }
+        }
+    };
+    if let Some(Some(text)) = whole {
+        handle_message(shared, &text);
     }
 }
 
@@ -298,15 +344,19 @@ fn handle_message(shared: &Shared, text: &str) {
 }
 
 fn open_socket(shared: &Shared) {
-    let url = {
+    let (url, token) = {
         let mut inner = shared.borrow_mut();
         inner.reconnect = None;
-        if inner.stopped || inner.socket.is_some() {
+        if inner.stopped || inner.token_expired || inner.socket.is_some() {
             return;
         }
-        inner.socket_url()
+        (inner.socket_url(), inner.token.clone())
     };
-    let ws = match WebSocket::new(&url) {
+    let protocols = Array::of2(
+        &JsValue::from_str(PROTOCOL),
+        &JsValue::from_str(&(String::from("access_token.") + &token)),
+    );
+    let ws = match WebSocket::new_with_str_sequence(&url, &protocols) {
         Ok(ws) => ws,
         Err(e) => {
             warn("attendance: cannot open the WebSocket", &e);
@@ -330,17 +380,21 @@ fn open_socket(shared: &Shared) {
     let s = shared.clone();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         if let Some(text) = event.data().as_string() {
-            handle_message(&s, &text);
+            handle_frame(&s, &text);
         }
     });
     let s = shared.clone();
-    let on_close = Closure::<dyn FnMut()>::new(move || {
-        let opened = s
-            .borrow_mut()
-            .socket
-            .take()
-            .is_some_and(|socket| socket.opened);
-        socket_failed(&s, opened);
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let opened = {
+            let mut inner = s.borrow_mut();
+            inner.parts = None;
+            inner.socket.take().is_some_and(|socket| socket.opened)
+        };
+        if get(&event, "code").as_f64() == Some(f64::from(CLOSE_TOKEN_EXPIRED)) {
+            token_expired(&s);
+        } else {
+            socket_failed(&s, opened);
+        }
     });
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -352,6 +406,23 @@ fn open_socket(shared: &Shared) {
         _on_message: on_message,
         _on_close: on_close,
     });
+}
+
+/// The server closed the socket for an expired token: reconnecting with it
+/// is pointless, so the tracker says so (`tokenExpired`, the `expired` link
+/// state) and waits for the page to load a fresh token.
+fn token_expired(shared: &Shared) {
+    {
+        let mut inner = shared.borrow_mut();
+        inner.token_expired = true;
+        inner.reconnect = None;
+        inner.poll = None;
+    }
+    warn(
+        "attendance: token expired",
+        &JsValue::from_str("fetch a fresh token"),
+    );
+    emit(shared);
 }
 
 /// The socket closed (after working or not): back off, maybe start polling.
@@ -659,6 +730,8 @@ impl AttendanceTracker {
             facts: Facts::default(),
             offset_ms: 0.0,
             socket: None,
+            parts: None,
+            token_expired: false,
             attempt: 0,
             failures: 0,
             reconnect: None,
@@ -745,6 +818,13 @@ impl AttendanceTracker {
         self.inner.borrow().state()
     }
 
+    /// Whether the server closed the live socket because the token expired
+    /// (close code 4001); the page should load a fresh token.
+    #[wasm_bindgen(getter, js_name = tokenExpired)]
+    pub fn token_expired(&self) -> bool {
+        self.inner.borrow().token_expired
+    }
+
     /// The identity (`sub`) read from the token, if any.
     #[wasm_bindgen(getter)]
     pub fn identity(&self) -> Option<String> {
@@ -755,6 +835,6 @@ impl AttendanceTracker {
     /// and for pages that already hold a socket).
     #[wasm_bindgen(js_name = handleMessage)]
     pub fn handle_message(&self, text: &str) {
-        handle_message(&self.inner, text);
+        handle_frame(&self.inner, text);
     }
 }

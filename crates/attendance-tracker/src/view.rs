@@ -19,6 +19,8 @@ pub(crate) enum Link {
     Reconnecting,
     Polling,
     Stopped,
+    /// The server closed the socket because the token expired (code 4001).
+    Expired,
 }
 
 impl Link {
@@ -29,6 +31,7 @@ impl Link {
             Link::Reconnecting => ("reconnecting", "Reconnecting…"),
             Link::Polling => ("polling", "Updating every 15 s"),
             Link::Stopped => ("stopped", "Stopped"),
+            Link::Expired => ("expired", "Sign-in expired: reload the page"),
         }
     }
 }

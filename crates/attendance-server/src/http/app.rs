@@ -24,6 +24,8 @@ pub struct Settings {
     pub www_dir: Option<PathBuf>,
     pub ingest: IngestSettings,
     pub outbound: OutboundSettings,
+    /// Who may frame the pages (`--frame-ancestors`); empty: nobody.
+    pub frame_ancestors: Vec<String>,
 }
 
 /// A handle on the shared state: cloned into every route and task, so a

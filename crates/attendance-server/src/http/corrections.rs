@@ -37,6 +37,7 @@ pub async fn set_override(
             "only the room's teacher or an administrator may correct attendance",
         ));
     }
+    require_identity(&who)?;
     let body: OverrideBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid override: {e}")))?;
     if EffectiveStatus::parse(&body.status).is_none() {
@@ -94,6 +95,18 @@ fn audit_entry(
     }
 }
 
+/// Every correction is attributed to someone in the audit trail: a token
+/// without an identity (`sub`) may read reports but not correct them.
+fn require_identity(who: &Principal) -> Result<(), ApiError> {
+    if who.identity.trim().is_empty() {
+        return Err(ApiError::forbidden(
+            "corrections are signed with the token's identity, and this token has none: \
+             mint it with an identity (`sub`)",
+        ));
+    }
+    Ok(())
+}
+
 /// Every correction and its removal carry a reason for the audit trail.
 fn correction_reason<'a>(reason: &'a str, refusal: &str) -> Result<&'a str, ApiError> {
     let reason = reason.trim();
@@ -115,6 +128,7 @@ pub async fn remove_override(
             "only the room's teacher or an administrator may correct attendance",
         ));
     }
+    require_identity(&who)?;
     let reason = q.reason.unwrap_or_default();
     let reason = correction_reason(
         &reason,

@@ -1,5 +1,14 @@
 //! `GET /api/sessions/{room}/live`: a snapshot on connect, then every change
 //! the token may see; heartbeats may come back over the same socket.
+//!
+//! The token comes in the `Sec-WebSocket-Protocol` header (subprotocols
+//! `attendance.v1` and `access_token.<jwt>`, answered with `attendance.v1`),
+//! or in a first message `{"type":"auth","token":"<jwt>"}` within
+//! [`AUTH_WITHIN`], or (old clients) in `?access_token=` or `Authorization`.
+//! Messages bigger than 64 KiB go in parts ([`crate::live::parts`]). Every
+//! write and close has a time limit, so a client that stops reading is
+//! dropped and its place freed. The socket is closed with a code and a
+//! reason (README, "Live socket protocol") when its token expires.
 
 use std::time::Duration;
 
@@ -12,12 +21,12 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tokio::time::{interval, sleep_until, timeout, timeout_at, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
-use warp::http::{header, HeaderMap, StatusCode};
+use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
@@ -26,15 +35,22 @@ use super::params::Name;
 use super::{heartbeats, App};
 use crate::domain::now;
 use crate::live::delivery;
-use crate::live::hub::Change;
+use crate::live::hub::{Change, ConnectionSlot};
+use crate::live::parts;
+use crate::livekit::tokens::{token_from_header, LEEWAY_SECONDS};
 use crate::livekit::Principal;
 use crate::metrics::Metrics;
 
 /// Browsers send small JSON messages; anything bigger is abuse.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(30);
-/// A client that cannot take a message within this time is dropped.
+/// A client that cannot take a message (each part of one) within this
+/// time is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Closing (the close frame out, the client's answer in) takes at most this.
+const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+/// A socket opened without a token must authenticate within this time.
+const AUTH_WITHIN: Duration = Duration::from_secs(10);
 /// Heartbeats closer together than this are acknowledged but not stored.
 const MIN_HEARTBEAT_GAP: Duration = Duration::from_secs(5);
 /// Live connections one identity may hold in one room (tabs, devices).
@@ -47,6 +63,21 @@ const MESSAGE_WINDOW: Duration = Duration::from_secs(10);
 /// Client messages are at most [`MAX_MESSAGE_BYTES`], so a small buffer suffices.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
+/// The subprotocol this service speaks, and the prefix of the one that
+/// carries a token.
+pub const PROTOCOL: &str = "attendance.v1";
+const TOKEN_PROTOCOL: &str = "access_token.";
+
+/// Close codes of our own (4000–4999 are the application's).
+pub mod close_code {
+    /// The token expired (or is invalid): fetch a fresh one, then reconnect.
+    pub const TOKEN: u16 = 4001;
+    /// The token is valid but not for this room.
+    pub const FORBIDDEN: u16 = 4003;
+    /// This identity already has its maximum of live sockets in the room.
+    pub const TOO_MANY_SOCKETS: u16 = 4029;
+}
+
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 fn socket_config() -> WebSocketConfig {
@@ -54,7 +85,8 @@ fn socket_config() -> WebSocketConfig {
         .read_buffer_size(READ_BUFFER_BYTES)
         // Every message is flushed as it is sent; nothing waits in a buffer.
         .write_buffer_size(0)
-        .max_write_buffer_size(256 * 1024)
+        // Parts are at most 64 KiB: a frame always fits.
+        .max_write_buffer_size(4 * parts::PART_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
@@ -113,6 +145,93 @@ struct LiveQuery {
 struct ClientMessage {
     #[serde(rename = "type")]
     kind: String,
+    token: Option<String>,
+}
+
+/// What `Sec-WebSocket-Protocol` offered.
+#[derive(Debug, Default, PartialEq)]
+struct Offered {
+    /// Any subprotocol at all.
+    any: bool,
+    /// [`PROTOCOL`] among them.
+    ours: bool,
+    token: Option<String>,
+}
+
+fn offered(header: Option<&str>) -> Offered {
+    let mut offered = Offered::default();
+    for protocol in header
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        offered.any = true;
+        if protocol == PROTOCOL {
+            offered.ours = true;
+        } else if let Some(token) = protocol.strip_prefix(TOKEN_PROTOCOL) {
+            offered.token = Some(token.to_string());
+        }
+    }
+    offered
+}
+
+/// An authenticated socket's place: who, until when, and its slot.
+struct Admitted {
+    who: Principal,
+    /// When the token stops being accepted (its `exp` plus the leeway).
+    expires: Instant,
+    slot: ConnectionSlot,
+}
+
+/// Why a socket is not admitted: an HTTP status before the upgrade, a
+/// close code after it (first-message authentication).
+struct Refusal {
+    error: ApiError,
+    close_code: u16,
+}
+
+fn admit(app: &App, room: &str, token: &str) -> Result<Admitted, Refusal> {
+    let refused = |error: ApiError, close_code| Refusal { error, close_code };
+    let (who, exp) = app
+        .keys
+        .principal(token)
+        .and_then(|who| Ok((who, app.keys.verify(token)?.exp)))
+        .map_err(|e| refused(e.into(), close_code::TOKEN))?;
+    if !who.belongs_to(room) {
+        return Err(refused(
+            ApiError::forbidden("this token is for another room"),
+            close_code::FORBIDDEN,
+        ));
+    }
+    let Some(slot) = app
+        .live
+        .hub
+        .admit(room, &who.identity, MAX_CONNECTIONS_PER_IDENTITY)
+    else {
+        return Err(refused(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many live connections for this identity",
+            ),
+            close_code::TOO_MANY_SOCKETS,
+        ));
+    };
+    Ok(Admitted {
+        who,
+        expires: expiry(exp),
+        slot,
+    })
+}
+
+/// The instant a token whose `exp` is `exp` (unix seconds) stops being
+/// accepted.
+fn expiry(exp: i64) -> Instant {
+    let left = exp
+        .saturating_add(LEEWAY_SECONDS as i64)
+        .saturating_sub(now().timestamp())
+        .clamp(0, 10 * 365 * 24 * 3600);
+    Instant::now() + Duration::from_secs(left as u64)
 }
 
 pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
@@ -120,164 +239,384 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
         .and(warp::get())
         .and(warp::any().map(move || app.clone()))
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("sec-websocket-protocol"))
         .and(warp::query::<LiveQuery>())
         .and(upgrade_request())
         .map(
             |room: Name,
              app: App,
              auth: Option<String>,
+             protocols: Option<String>,
              q: LiveQuery,
              upgrade: Result<UpgradeRequest, Box<Response>>| {
-                let room = room.0;
-                let upgrade = match upgrade {
-                    Ok(upgrade) => upgrade,
-                    Err(response) => return *response,
-                };
-                let token = q.access_token.map(|t| format!("Bearer {t}")).or(auth);
-                let who = match app.authenticate(token.as_deref()) {
-                    Ok(who) if who.belongs_to(&room) => who,
-                    Ok(_) => {
-                        return ApiError::forbidden("this token is for another room")
-                            .into_response()
-                    }
-                    Err(e) => return e.into_response(),
-                };
-                let Some(slot) =
-                    app.live
-                        .hub
-                        .admit(&room, &who.identity, MAX_CONNECTIONS_PER_IDENTITY)
-                else {
-                    return ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "too many live connections for this identity",
-                    )
-                    .into_response();
-                };
-                let response = switching_protocols(upgrade.key);
-                // hyper completes the upgrade once the 101 above has been written.
-                tokio::spawn(async move {
-                    match upgrade.on_upgrade.await {
-                        Ok(upgraded) => {
-                            let socket = WebSocketStream::from_raw_socket(
-                                TokioIo::new(upgraded),
-                                Role::Server,
-                                Some(socket_config()),
-                            )
-                            .await;
-                            serve(app, room, who, socket).await;
-                        }
-                        Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
-                    }
-                    drop(slot);
-                });
-                response
+                match upgrade {
+                    Ok(upgrade) => accept(app, room.0, auth, protocols, q, upgrade),
+                    Err(response) => *response,
+                }
             },
         )
 }
 
-/// Sends within [`SEND_TIMEOUT`]; `false` means the client is gone or too slow.
-async fn send_message(socket: &mut Socket, message: Message) -> bool {
-    matches!(
-        timeout(SEND_TIMEOUT, socket.send(message)).await,
-        Ok(Ok(()))
-    )
+fn accept(
+    app: App,
+    room: String,
+    auth: Option<String>,
+    protocols: Option<String>,
+    q: LiveQuery,
+    upgrade: UpgradeRequest,
+) -> Response {
+    let offered = offered(protocols.as_deref());
+    if offered.any && !offered.ours {
+        return ApiError::bad_request(format!(
+            "offer the `{PROTOCOL}` subprotocol (with `{TOKEN_PROTOCOL}<token>`, or send the \
+             token in a first `auth` message)"
+        ))
+        .into_response();
+    }
+    let token = offered
+        .token
+        .or(q.access_token)
+        .or_else(|| token_from_header(auth.as_deref()).map(str::to_string))
+        .filter(|t| !t.is_empty());
+    // With a token, refusals are plain HTTP answers; without one, the
+    // socket opens and the first message must authenticate it.
+    let admitted = match token {
+        Some(token) => match admit(&app, &room, &token) {
+            Ok(admitted) => Some(admitted),
+            Err(refusal) => return refusal.error.into_response(),
+        },
+        None => None,
+    };
+    let mut response = switching_protocols(upgrade.key);
+    if offered.ours {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(PROTOCOL),
+        );
+    }
+    // hyper completes the upgrade once the 101 above has been written.
+    tokio::spawn(async move {
+        let upgraded = match upgrade.on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let mut socket = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(socket_config()),
+        )
+        .await;
+        let admitted = match admitted {
+            Some(admitted) => admitted,
+            None => match first_message_auth(&app, &room, &mut socket).await {
+                Ok(admitted) => admitted,
+                Err(stop) => return finish(socket, stop).await,
+            },
+        };
+        let Admitted { who, expires, slot } = admitted;
+        let stop = serve(&app, &room, who, expires, &mut socket).await;
+        finish(socket, stop).await;
+        drop(slot);
+    });
+    response
 }
 
-async fn send(socket: &mut Socket, text: impl Into<String>) -> bool {
-    send_message(socket, Message::text(text.into())).await
+/// Why a socket ends.
+#[derive(Debug)]
+enum Stop {
+    /// The client went away (or broke the protocol beyond answering).
+    Gone,
+    /// The client closed; its close is answered.
+    ClosedByClient,
+    /// We close, with this code and reason.
+    Close(CloseCode, String),
 }
 
-async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
+impl Stop {
+    fn close(code: impl Into<CloseCode>, reason: impl Into<String>) -> Stop {
+        Stop::Close(code.into(), reason.into())
+    }
+
+    /// What a failed read means.
+    fn read_error(error: WsError) -> Stop {
+        match error {
+            WsError::Capacity(_) => Stop::close(
+                CloseCode::Size,
+                format!("message too big: at most {MAX_MESSAGE_BYTES} bytes"),
+            ),
+            WsError::Protocol(_) => Stop::close(CloseCode::Protocol, "protocol error"),
+            _ => Stop::Gone,
+        }
+    }
+}
+
+/// A close reason fits in a control frame: at most 123 bytes.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
+/// Ends a socket: the close frame (if any) and the client's answer within
+/// [`CLOSE_WITHIN`], then the connection is dropped whatever the client does.
+async fn finish(mut socket: Socket, stop: Stop) {
+    let closing = async {
+        match stop {
+            Stop::Gone => return,
+            Stop::ClosedByClient => {
+                let _ = socket.close(None).await;
+            }
+            Stop::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: close_reason(&reason).into(),
+                };
+                if socket.send(Message::Close(Some(frame))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        // The client's close (or anything else) until it hangs up.
+        while let Some(Ok(_)) = socket.next().await {}
+    };
+    let _ = timeout(CLOSE_WITHIN, closing).await;
+}
+
+/// Sends within [`SEND_TIMEOUT`]; a client too slow to take it is closed.
+async fn send_message(socket: &mut Socket, message: Message) -> Result<(), Stop> {
+    match timeout(SEND_TIMEOUT, socket.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Stop::Gone),
+        Err(_) => Err(Stop::close(
+            CloseCode::Policy,
+            "too slow: a message waited 10 s to be read",
+        )),
+    }
+}
+
+/// Sends one JSON text message, in parts when it is over 64 KiB.
+async fn send(socket: &mut Socket, ids: &mut u64, text: &str) -> Result<(), Stop> {
+    if text.len() <= parts::PART_BYTES {
+        return send_message(socket, Message::text(text.to_string())).await;
+    }
+    *ids += 1;
+    for part in parts::split(text, *ids) {
+        send_message(socket, Message::text(part)).await?;
+    }
+    Ok(())
+}
+
+/// Waits for `{"type":"auth","token":…}`, the first message of a socket
+/// opened without a token.
+async fn first_message_auth(app: &App, room: &str, socket: &mut Socket) -> Result<Admitted, Stop> {
+    let deadline = Instant::now() + AUTH_WITHIN;
+    loop {
+        let message = match timeout_at(deadline, socket.next()).await {
+            Err(_) => {
+                return Err(Stop::close(
+                    CloseCode::Policy,
+                    "no token: send {\"type\":\"auth\",\"token\":…} within 10 s",
+                ))
+            }
+            Ok(None) => return Err(Stop::Gone),
+            Ok(Some(Err(error))) => return Err(Stop::read_error(error)),
+            Ok(Some(Ok(message))) => message,
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => return Err(Stop::ClosedByClient),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            _ => String::new().into(),
+        };
+        return match serde_json::from_str::<ClientMessage>(text.as_str()) {
+            Ok(ClientMessage {
+                kind,
+                token: Some(token),
+            }) if kind == "auth" => admit(app, room, &token)
+                .map_err(|refusal| Stop::close(refusal.close_code, refusal.error.message)),
+            _ => Err(Stop::close(
+                CloseCode::Policy,
+                "the first message must be {\"type\":\"auth\",\"token\":…}",
+            )),
+        };
+    }
+}
+
+async fn serve(
+    app: &App,
+    room: &str,
+    mut who: Principal,
+    expires: Instant,
+    socket: &mut Socket,
+) -> Stop {
     Metrics::inc(&app.metrics.websocket_connections);
-    let mut changes = app.live.hub.subscribe(&room);
+    let mut changes = app.live.hub.subscribe(room);
     let mut ping = interval(PING_EVERY);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ping.tick().await;
     let mut awaiting_pong = false;
     let mut last_heartbeat: Option<Instant> = None;
     let mut window = (Instant::now(), 0u32);
+    let mut ids = 0u64;
+    let expiry = sleep_until(expires);
+    tokio::pin!(expiry);
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber connected");
 
-    if !send_snapshot(&app, &room, &who, &mut socket).await {
-        return;
+    if let Err(stop) = send_snapshot(app, room, &who, socket, &mut ids).await {
+        return stop;
     }
-    loop {
-        tokio::select! {
+    let stop = loop {
+        let step: Result<(), Stop> = tokio::select! {
             incoming = socket.next() => {
-                let Some(Ok(message)) = incoming else { break };
+                let message = match incoming {
+                    None => break Stop::Gone,
+                    Some(Err(error)) => break Stop::read_error(error),
+                    Some(Ok(message)) => message,
+                };
                 if window.0.elapsed() > MESSAGE_WINDOW {
                     window = (Instant::now(), 0);
                 }
                 window.1 += 1;
                 if window.1 > MAX_MESSAGES_PER_WINDOW {
                     tracing::warn!(room = %room, identity = %who.identity, "live client over its message rate: disconnected");
-                    let _ = socket.send(Message::Close(Some(CloseFrame { code: CloseCode::Policy, reason: "too many messages".into() }))).await;
-                    break;
+                    break Stop::close(CloseCode::Policy, "too many messages");
                 }
-                if message.is_pong() {
-                    awaiting_pong = false;
-                } else if message.is_close() {
-                    break;
-                } else if let Message::Text(text) = &message {
-                    let reply = match serde_json::from_str::<ClientMessage>(text.as_str()) {
-                        Ok(m) if m.kind == "heartbeat" => {
-                            let recent = last_heartbeat.is_some_and(|t| t.elapsed() < MIN_HEARTBEAT_GAP);
-                            if recent {
-                                json!({ "type": "heartbeat.ack", "throttled": true, "server_time": now() })
-                            } else {
-                                last_heartbeat = Some(Instant::now());
-                                match heartbeats::record(&app, &room, &who) {
-                                    Ok(at) => json!({ "type": "heartbeat.ack", "last_heartbeat_at": at, "server_time": at }),
-                                    Err(e) => json!({ "type": "error", "message": e.message }),
+                match message {
+                    Message::Pong(_) => {
+                        awaiting_pong = false;
+                        Ok(())
+                    }
+                    Message::Close(_) => break Stop::ClosedByClient,
+                    Message::Text(text) => {
+                        let reply = match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                            Ok(m) if m.kind == "heartbeat" => {
+                                let recent = last_heartbeat.is_some_and(|t| t.elapsed() < MIN_HEARTBEAT_GAP);
+                                if recent {
+                                    json!({ "type": "heartbeat.ack", "throttled": true, "server_time": now() })
+                                } else {
+                                    last_heartbeat = Some(Instant::now());
+                                    match heartbeats::record(app, room, &who) {
+                                        Ok(at) => json!({ "type": "heartbeat.ack", "last_heartbeat_at": at, "server_time": at }),
+                                        Err(e) => json!({ "type": "error", "message": e.message }),
+                                    }
                                 }
                             }
-                        }
-                        Ok(m) if m.kind == "resync" => {
-                            if !send_snapshot(&app, &room, &who, &mut socket).await { break }
-                            continue;
-                        }
-                        Ok(m) => json!({ "type": "error", "message": format!("unknown message type `{}`", m.kind) }),
-                        Err(e) => json!({ "type": "error", "message": format!("malformed message: {e}") }),
-                    };
-                    if !send(&mut socket, reply.to_string()).await { break }
+                            Ok(m) if m.kind == "resync" => {
+                                if let Err(stop) = send_snapshot(app, room, &who, socket, &mut ids).await {
+                                    break stop;
+                                }
+                                continue;
+                            }
+                            // A fresh token for the same identity extends the socket's life.
+                            Ok(ClientMessage { kind, token: Some(token) }) if kind == "auth" => {
+                                match refresh(app, room, &who, &token) {
+                                    Ok((fresh, until)) => {
+                                        who = fresh;
+                                        expiry.as_mut().reset(until);
+                                        json!({ "type": "auth.ok" })
+                                    }
+                                    Err(message) => json!({ "type": "error", "message": message }),
+                                }
+                            }
+                            Ok(m) => json!({ "type": "error", "message": format!("unknown message type `{}`", m.kind) }),
+                            Err(e) => json!({ "type": "error", "message": format!("malformed message: {e}") }),
+                        };
+                        send(socket, &mut ids, &reply.to_string()).await
+                    }
+                    _ => Ok(()),
                 }
             }
             change = changes.recv() => {
-                let ok = match change {
+                match change {
                     Ok(Change::Participant { identity, json }) => {
-                        if who.may_read(&room, &identity) { send(&mut socket, json.to_string()).await } else { true }
+                        if who.may_read(room, &identity) { send(socket, &mut ids, &json).await } else { Ok(()) }
                     }
                     // Lagged: this client missed messages; a snapshot repairs it.
-                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(&app, &room, &who, &mut socket).await,
-                    Err(RecvError::Closed) => false,
-                };
-                if !ok { break }
+                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(app, room, &who, socket, &mut ids).await,
+                    Err(RecvError::Closed) => Err(Stop::close(CloseCode::Away, "server shutting down")),
+                }
             }
             _ = ping.tick() => {
                 if awaiting_pong {
                     tracing::debug!(room = %room, identity = %who.identity, "no pong: dropping dead socket");
-                    break;
+                    break Stop::close(CloseCode::Policy, "no pong within 30 s");
                 }
                 awaiting_pong = true;
-                if !send_message(&mut socket, Message::Ping(Default::default())).await { break }
+                send_message(socket, Message::Ping(Default::default())).await
             }
+            _ = &mut expiry => {
+                break Stop::close(close_code::TOKEN, "token expired: fetch a fresh token");
+            }
+        };
+        if let Err(stop) = step {
+            break stop;
         }
-    }
-    let _ = socket.close(None).await;
-    tracing::debug!(room = %room, identity = %who.identity, "live subscriber gone");
+    };
+    tracing::debug!(room = %room, identity = %who.identity, ?stop, "live subscriber gone");
+    stop
 }
 
-async fn send_snapshot(app: &App, room: &str, who: &Principal, socket: &mut Socket) -> bool {
+/// A fresh token sent over an open socket: same identity, same room and
+/// the same reach; returns it and its expiry.
+fn refresh(
+    app: &App,
+    room: &str,
+    who: &Principal,
+    token: &str,
+) -> Result<(Principal, Instant), String> {
+    let fresh = app.keys.principal(token).map_err(|e| e.to_string())?;
+    let exp = app.keys.verify(token).map_err(|e| e.to_string())?.exp;
+    if fresh.identity != who.identity
+        || !fresh.belongs_to(room)
+        || fresh.manages(room) != who.manages(room)
+    {
+        return Err("the new token must be for the same identity, room and role".into());
+    }
+    Ok((fresh, expiry(exp)))
+}
+
+async fn send_snapshot(
+    app: &App,
+    room: &str,
+    who: &Principal,
+    socket: &mut Socket,
+    ids: &mut u64,
+) -> Result<(), Stop> {
     match delivery::snapshot(&app.live, room, who).await {
-        Ok(text) => send(socket, text).await,
+        Ok(text) => send(socket, ids, &text).await,
         Err(error) => {
             tracing::warn!(%error, "snapshot failed");
-            send(
-                socket,
-                json!({ "type": "error", "message": "the database is unavailable; retrying" })
-                    .to_string(),
-            )
-            .await
+            let message =
+                json!({ "type": "error", "message": "the database is unavailable; retrying" });
+            send(socket, ids, &message.to_string()).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subprotocols_carry_the_token() {
+        assert_eq!(offered(None), Offered::default());
+        let both = offered(Some("attendance.v1, access_token.a.b-c_d"));
+        assert!(both.any && both.ours);
+        assert_eq!(both.token.as_deref(), Some("a.b-c_d"));
+        let other = offered(Some("chat"));
+        assert!(other.any && !other.ours && other.token.is_none());
+    }
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        let long = "é".repeat(100);
+        let reason = close_reason(&long);
+        assert!(reason.len() <= 123 && long.starts_with(&reason));
+        assert_eq!(close_reason("token expired"), "token expired");
     }
 }

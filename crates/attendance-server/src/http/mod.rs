@@ -16,6 +16,7 @@ pub mod ops;
 pub mod params;
 pub mod reports;
 pub mod rosters;
+pub mod security;
 pub mod sessions;
 pub mod webhooks;
 
@@ -35,6 +36,7 @@ type Route = BoxedFilter<(Response,)>;
 
 /// Every route of the service.
 pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let security = security::SecurityHeaders::new(&app.settings.frame_ancestors);
     ops_routes(&app)
         .or(webhook_routes(&app))
         .unify()
@@ -54,7 +56,15 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .unify()
         .recover(error::recover)
         .unify()
-        .with(warp::trace::request())
+        .map(move |response| security.apply(response))
+        .with(warp::trace(request_span))
+}
+
+/// The span every request is logged in: method and path only. Never the
+/// query string, the `Referer` or any other header: they may carry a
+/// token (old live-socket clients send `?access_token=`).
+fn request_span(info: warp::trace::Info<'_>) -> tracing::Span {
+    tracing::info_span!("request", method = %info.method(), path = %info.path())
 }
 
 /// A request body of at most `--max-body-bytes`.

@@ -1,12 +1,13 @@
 //! Live updates: every change is announced on one [`feed`], carried to every
 //! instance by the PostgreSQL [`bus`] (or straight on SQLite), recomputed and
 //! published by [`delivery`] to the [`hub`], whose subscribers are the live
-//! sockets.
+//! sockets; a message too big for one frame goes in [`parts`].
 
 pub mod bus;
 pub mod delivery;
 pub mod feed;
 pub mod hub;
+pub mod parts;
 
 use std::sync::{Arc, Mutex};
 

@@ -7,13 +7,42 @@ use super::classify::Role;
 use super::views::{Clock, ParticipantReport, SessionReport};
 use crate::domain::SessionRow;
 
-/// Text a spreadsheet would run as a formula gets a leading `'`
-/// (OWASP's advice against CSV injection); other text is unchanged.
+/// Characters that make a spreadsheet read a cell as a formula (OWASP's
+/// CSV injection list).
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+/// Where a spreadsheet may start a new cell inside our text: the field
+/// separators of common locales (`,` and `;`), tab (TSV) and line breaks.
+const CELL_BREAKS: [char; 5] = [',', ';', '\t', '\r', '\n'];
+
+/// Text a spreadsheet could run as a formula gets a `'` (OWASP's advice
+/// against CSV injection), read as "this is text" and otherwise shown as
+/// is. Checked wherever a cell may begin, not only at the start: a
+/// spreadsheet opening the file with `;` as its separator (many European
+/// locales) splits `a;=1+1` into `a` and `=1+1`. So a trigger gets its `'`
+/// at the start of the text and after any separator, tab or line break,
+/// skipping the spaces and double quotes some spreadsheets drop there
+/// (`a; "=1+1"` becomes `a; "'=1+1"`). Other text is unchanged.
 fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}").into()
-    } else {
-        text.into()
+    // Copied only once something needs a `'`.
+    let mut out: Option<String> = None;
+    let mut cell_start = true;
+    for (i, c) in text.char_indices() {
+        if cell_start && FORMULA_TRIGGERS.contains(&c) {
+            out.get_or_insert_with(|| {
+                let mut copy = String::with_capacity(text.len() + 4);
+                copy.push_str(&text[..i]);
+                copy
+            })
+            .push('\'');
+        }
+        if let Some(out) = out.as_mut() {
+            out.push(c);
+        }
+        cell_start = CELL_BREAKS.contains(&c) || (cell_start && matches!(c, ' ' | '"'));
+    }
+    match out {
+        Some(out) => out.into(),
+        None => text.into(),
     }
 }
 
@@ -115,4 +144,62 @@ pub fn history_csv(
 fn finish(out: csv::Writer<Vec<u8>>) -> Result<String, csv::Error> {
     let bytes = out.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8(bytes).expect("csv writes UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formulas_are_neutralised_wherever_a_cell_may_begin() {
+        let table = [
+            // At the start (OWASP's list).
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t'=1"),
+            ("\r=1", "'\r'=1"),
+            ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+            // After the separators of `;` and `,` locales, tab, line breaks.
+            ("a;=1+1", "a;'=1+1"),
+            ("x,=cmd", "x,'=cmd"),
+            ("a\t@x", "a\t'@x"),
+            ("line\n-2", "line\n'-2"),
+            ("a;b;+3", "a;b;'+3"),
+            // Spaces and quotes a spreadsheet may drop before the trigger.
+            ("  =1", "  '=1"),
+            ("a; =1", "a; '=1"),
+            ("a;\"=1\"", "a;\"'=1\""),
+            ("\"=HYPERLINK(x)\"", "\"'=HYPERLINK(x)\""),
+        ];
+        for (cell, safe) in table {
+            assert_eq!(spreadsheet_safe(cell), safe, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn harmless_text_is_unchanged() {
+        for cell in [
+            "",
+            "Ada Lovelace",
+            "Smith-Jones",
+            "student-17",
+            "1+1=2",
+            "a=b",
+            "doctor's note",
+            "e-mail: ada@example.org",
+            "late; came at 9",
+            "x, y",
+            "'=already text",
+            "a;'=1",
+            "Zoë Ñandú",
+        ] {
+            assert_eq!(spreadsheet_safe(cell), cell, "{cell:?}");
+            assert!(matches!(
+                spreadsheet_safe(cell),
+                std::borrow::Cow::Borrowed(_)
+            ));
+        }
+    }
 }
