@@ -1,7 +1,60 @@
 // Small helpers shared by meeting.js and dashboard.js.
 
-/** Query parameters of the page. */
+/**
+ * The page's token, taken out of the address bar at once: from the fragment
+ * (`#token=…`, never sent to the server) or, for old links, the query string
+ * (`?token=…`). It is kept in sessionStorage for this tab (per page and room)
+ * so a reload still works, and never stays in the history or copied links.
+ */
+function takeToken() {
+  const url = new URL(location.href);
+  const hash = new URLSearchParams(url.hash.slice(1));
+  const given = hash.get('token') || url.searchParams.get('token') || '';
+  const key = `attendance-token:${url.pathname}:${url.searchParams.get('room') || ''}`;
+  if (hash.has('token') || url.searchParams.has('token')) {
+    hash.delete('token');
+    url.searchParams.delete('token');
+    const rest = hash.toString();
+    url.hash = rest ? `#${rest}` : '';
+    history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+  }
+  try {
+    if (given) sessionStorage.setItem(key, given);
+    return given || sessionStorage.getItem(key) || '';
+  } catch {
+    return given;
+  }
+}
+
+/** The page's token (see takeToken); never read it from the URL elsewhere. */
+export const pageToken = takeToken();
+
+/** Keeps `token` for this page and room (after a demo start, say). */
+export function keepToken(room, token) {
+  try {
+    sessionStorage.setItem(`attendance-token:${location.pathname}:${room}`, token);
+  } catch { /* private mode: only this load has it */ }
+}
+
+/** Query parameters of the page (without the token: see pageToken). */
 export const params = new URLSearchParams(location.search);
+
+/**
+ * A link to another page of the service with the token in its fragment:
+ * `pageLink('dashboard.html', { room }, token)`.
+ */
+export function pageLink(page, query, token) {
+  const url = new URL(page, location.href);
+  for (const [k, v] of Object.entries(query || {})) url.searchParams.set(k, v);
+  if (token) url.hash = new URLSearchParams({ token }).toString();
+  return url.toString();
+}
+
+/** The service's base URL (where the pages are served), with a trailing slash. */
+export const baseUrl = () => new URL('.', location.href).href;
+
+/** `path` of the service (e.g. `api/sessions/x`), relative to where the page is served. */
+export const serviceUrl = (path) => new URL(path.replace(/^\/+/, ''), baseUrl()).href;
 
 /** Loads the wasm tracker module (built by scripts/build-tracker.sh). */
 export async function loadTracker() {
@@ -19,7 +72,7 @@ export async function api(method, path, token, body) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = 'Bearer ' + token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(path, {
+  const res = await fetch(serviceUrl(path), {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -30,7 +83,9 @@ export async function api(method, path, token, body) {
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!res.ok) {
     const message = (data && (data.message || data.error)) || text || res.statusText;
-    throw new Error(`${method} ${path}: ${res.status} ${message}`);
+    const error = new Error(`${res.status} ${message}`);
+    error.status = res.status;
+    throw error;
   }
   return data;
 }
@@ -84,7 +139,7 @@ export function knownZone(zone) {
 }
 
 export function wsUrl(path) {
-  const url = new URL(path, location.href);
+  const url = new URL(serviceUrl(path));
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   return url.toString();
 }

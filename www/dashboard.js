@@ -4,9 +4,10 @@
 // clipped to it, countStatuses for the summary. This file only formats and
 // draws what they return.
 import {
-  api, clock, dateLabel, hhmm, knownZone, loadTracker, params, percent, put, showMessage, wsUrl,
-  PHASE_LABEL, STATUS_LABEL,
+  api, clock, dateLabel, hhmm, keepToken, knownZone, loadTracker, pageLink, pageToken, params, percent, put,
+  serviceUrl, showMessage, wsUrl, PHASE_LABEL, STATUS_LABEL,
 } from './common.js';
+import { LiveLink } from './connection.js';
 
 const $ = (id) => document.getElementById(id);
 const message = $('message');
@@ -14,7 +15,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 
 const state = {
   room: params.get('room') || '',
-  token: params.get('token') || '',
+  token: pageToken,
   session: null,
   // identity -> server participant object; its `role` (student, teacher,
   // excluded) says which list it is shown in.
@@ -25,7 +26,11 @@ const state = {
 };
 let wasm = null;
 
-const now = () => Date.now() + state.offsetMs;
+/** Server time now, or, while the numbers are not current, when they last were. */
+const now = () => {
+  const browser = link.stale && link.since !== null ? Math.min(Date.now(), link.since) : Date.now();
+  return browser + state.offsetMs;
+};
 const ms = (iso) => (iso ? Date.parse(iso) : NaN);
 
 function setServerTime(iso) {
@@ -33,41 +38,42 @@ function setServerTime(iso) {
   if (Number.isFinite(t)) state.offsetMs = t - Date.now();
 }
 
-function setLink(value) {
-  const text = { connecting: 'Connecting…', live: 'Live updates', reconnecting: 'Reconnecting…', polling: 'Updating every 15 s', offline: 'Offline' }[value];
-  put($('link'), text, value);
+const hm = (msBrowser) => new Date(msBrowser + state.offsetMs).toLocaleTimeString([], {
+  hour: '2-digit', minute: '2-digit', hour12: false, timeZone: zone(),
+});
+
+const LINK_LABEL = {
+  connecting: () => 'Connecting…',
+  live: () => 'Live updates',
+  reconnecting: (since) => `Reconnecting… (no updates since ${since})`,
+  polling: () => 'Updating every 15 s',
+  offline: (since) => `Offline since ${since}`,
+};
+
+/** The connection badge and, while the numbers are not current, a notice saying so. */
+function showLink() {
+  const since = link.since ? hm(link.since) : '';
+  put($('link'), LINK_LABEL[link.state](since), link.state);
+  const stale = link.stale && link.since !== null;
+  $('class').classList.toggle('stale', stale);
+  put($('stale'), stale
+    ? `Not current: these numbers are as of ${since} and will update when the connection is back.` : '');
+  // An error about reaching the service ends when the service is reached again.
+  if (!link.stale && message.dataset.kind === 'connection') clearMessage();
+}
+
+function clearMessage() {
+  showMessage(message, '');
+  delete message.dataset.kind;
 }
 
 // ---- server connection: WebSocket with backoff, polling after 3 failures ----
-const live = { ws: null, attempt: 0, failures: 0, pollTimer: null, retryTimer: null };
-
-function connect() {
-  live.retryTimer = null;
-  const ws = new WebSocket(wsUrl(`/api/sessions/${encodeURIComponent(state.room)}/live?access_token=${encodeURIComponent(state.token)}`));
-  live.ws = ws;
-  let opened = false;
-  ws.onopen = () => {
-    opened = true;
-    live.attempt = 0;
-    live.failures = 0;
-    stopPolling();
-    setLink('live');
-  };
-  ws.onmessage = (event) => {
-    let msg;
-    try { msg = JSON.parse(event.data); } catch { return; }
-    onMessage(msg);
-  };
-  ws.onclose = () => {
-    live.ws = null;
-    live.failures = opened ? 0 : live.failures + 1;
-    const base = Math.min(30000, 1000 * 2 ** Math.min(live.attempt, 5));
-    live.attempt += 1;
-    live.retryTimer = setTimeout(connect, Math.min(30000, base * (0.8 + 0.4 * Math.random())));
-    if (live.failures >= 3) startPolling();
-    setLink(live.pollTimer ? 'polling' : 'reconnecting');
-  };
-}
+const link = new LiveLink({
+  socketUrl: () => wsUrl(`api/sessions/${encodeURIComponent(state.room)}/live?access_token=${encodeURIComponent(state.token)}`),
+  poll: pollOnce,
+  onMessage,
+  onState: () => showLink(),
+});
 
 function onMessage(msg) {
   if (msg.server_time) setServerTime(msg.server_time);
@@ -82,11 +88,11 @@ function onMessage(msg) {
       break;
     case 'error':
       showMessage(message, msg.message || 'The server reported an error.', true);
+      message.dataset.kind = 'server';
       return;
     default:
       return;
   }
-  $('updated').textContent = `· updated ${new Date().toLocaleTimeString([], { hour12: false, timeZone: zone() })}`;
   render();
 }
 
@@ -99,39 +105,26 @@ function byIdentity({ participants = [], teachers = [], excluded = [] }) {
   return map;
 }
 
+/** One HTTP refresh (the fallback when the live socket keeps failing). */
 async function pollOnce() {
   const room = encodeURIComponent(state.room);
   try {
     const [session, report] = await Promise.all([
-      api('GET', `/api/sessions/${room}`, state.token),
-      api('GET', `/api/sessions/${room}/attendance`, state.token),
+      api('GET', `api/sessions/${room}`, state.token),
+      api('GET', `api/sessions/${room}/attendance`, state.token),
     ]);
-    if (live.ws && live.ws.readyState === WebSocket.OPEN) return;
+    if (link.ws && link.ws.readyState === WebSocket.OPEN && link.state === 'live') return;
+    if (report && report.server_time) setServerTime(report.server_time);
     state.session = session;
     state.participants = byIdentity(report);
+    if (message.dataset.kind === 'connection') clearMessage();
     render();
   } catch (e) {
     showMessage(message, 'Could not reach the attendance service: ' + e.message, true);
+    message.dataset.kind = 'connection';
+    throw e;
   }
 }
-
-function startPolling() {
-  if (live.pollTimer) return;
-  live.pollTimer = setInterval(pollOnce, 15000);
-  pollOnce();
-}
-
-function stopPolling() {
-  clearInterval(live.pollTimer);
-  live.pollTimer = null;
-}
-
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && !live.ws && live.retryTimer) {
-    clearTimeout(live.retryTimer);
-    connect();
-  }
-});
 
 // ---- rendering ----
 /** The session's IANA zone when it has one (and this browser knows it). */
@@ -166,7 +159,7 @@ function renderSession() {
   $('title').textContent = s.title || `Class ${s.room}`;
   document.title = `${s.title || s.room} · Attendance`;
   const meta = `· ${dateLabel(w.start, zone())} ${time(w.start)}–${time(w.class_end)}` +
-    (w.window_end !== w.class_end ? `, counting until ${time(w.window_end)}` : '');
+    (w.window_end !== w.class_end ? ` (grace period until ${time(w.window_end)})` : '');
   put($('window'), meta);
   put($('zone'), zoneLabel());
   put($('window-range'), `Timeline: ${time(w.start)} to ${time(w.window_end)}`);
@@ -221,7 +214,11 @@ function makeRow(identity) {
   remove.type = 'button';
   remove.dataset.action = 'remove';
   remove.hidden = true;
-  cell(tr, 'status').append(status, ' ', marker, detail, remove);
+  // Who can no longer reach present, and who must rejoin by when (the rules' stayUntil).
+  const reach = element('div', 'reach');
+  reach.dataset.field = 'reach';
+  reach.hidden = true;
+  cell(tr, 'status').append(status, ' ', marker, reach, detail, remove);
   const joins = cell(tr, 'num');
   joins.dataset.field = 'join-count';
   const timeline = cell(tr, 'timeline');
@@ -232,7 +229,7 @@ function makeRow(identity) {
   correct.addEventListener('click', () => openCorrection(identity, 'set', correct));
   remove.addEventListener('click', () => openCorrection(identity, 'remove', remove));
   const row = {
-    tr, name, guest, id, inMeeting, attended, pct, status, marker, detail, joins, timeline, correct, remove,
+    tr, name, guest, id, inMeeting, attended, pct, status, marker, reach, detail, joins, timeline, correct, remove,
     timelineKey: '',
   };
   state.rows.set(identity, row);
@@ -298,6 +295,20 @@ function current(p) {
   try { return wasm.computeAttendance(state.session, p, now()); } catch { return p; }
 }
 
+/** The rules' best status still reachable, as a short note: [kind, text] ('' when nothing to say). */
+function reachNote(p, a) {
+  if (!state.session || a.final || a.override || p.role === 'excluded') return ['', ''];
+  let stay;
+  try { stay = wasm.stayUntil(state.session, p, now()); } catch { return ['', '']; }
+  if (!stay || !stay.reachable_status) return ['', ''];
+  if (stay.reachable_status === 'partial') return ['unreachable', 'Can no longer be present'];
+  if (!a.in_meeting && stay.rejoin_by) {
+    return ['rejoin', `Must rejoin by ${time(stay.rejoin_by)} to be ${label(stay.reachable_status).toLowerCase()}`];
+  }
+  if (stay.reachable_status === 'late' && a.status !== 'late') return ['unreachable', 'Can at best be late'];
+  return ['', ''];
+}
+
 function renderRow(p, a, w) {
   const row = state.rows.get(p.identity) || makeRow(p.identity);
   const name = displayName(p);
@@ -328,19 +339,99 @@ function renderRow(p, a, w) {
   const correctLabel = `Correct the attendance of ${name}`;
   if (row.correct.getAttribute('aria-label') !== correctLabel) {
     row.correct.setAttribute('aria-label', correctLabel);
-    row.remove.setAttribute('aria-label', `Remove the correction of ${name}`);
+    // The accessible name starts with the visible label (WCAG 2.5.3).
+    row.remove.setAttribute('aria-label', `Remove correction for ${name}`);
   }
   put(row.joins, String(a.join_count ?? (p.cycles || []).length));
+  const reach = reachNote(p, a);
+  row.reach.hidden = !reach[0];
+  put(row.reach, reach[1], reach[0]);
   if (w) drawTimeline(row, p);
   return row;
 }
 
-/** Puts `rows` into the tbody `id` (only when the order changed). */
+/**
+ * Puts `list`'s rows into the tbody `id` in order, moving only the rows out
+ * of place (nothing when the order is unchanged); keyboard focus stays put.
+ */
 function place(id, list) {
   const order = list.map((p) => p.identity).join('\n');
   if (order === state.order[id]) return;
   state.order[id] = order;
-  $(id).replaceChildren(...list.map((p) => state.rows.get(p.identity).tr));
+  const tbody = $(id);
+  const focused = document.activeElement;
+  const want = list.map((p) => state.rows.get(p.identity).tr);
+  const keep = new Set(want);
+  for (const tr of [...tbody.children]) if (!keep.has(tr)) tr.remove();
+  let at = tbody.firstElementChild;
+  for (const tr of want) {
+    if (tr === at) at = at.nextElementSibling;
+    else tbody.insertBefore(tr, at);
+  }
+  if (focused && focused !== document.activeElement && focused.isConnected) focused.focus({ preventScroll: true });
+}
+
+// ---- sorting, filtering, search ----
+const STATUS_ORDER = { absent: 0, partial: 1, late: 2, present: 3, excused: 4 };
+const view = { query: '', filter: 'all', sort: 'name' };
+
+const FILTERS = {
+  all: () => true,
+  'not-present': (p, a) => a.status !== 'present' && a.status !== 'excused',
+  'not-in-meeting': (p, a) => !a.in_meeting,
+  'in-meeting': (p, a) => !!a.in_meeting,
+  unreachable: (p, a, r) => r === 'unreachable',
+  rejoin: (p, a, r) => r === 'rejoin',
+  present: (p, a) => a.status === 'present',
+  late: (p, a) => a.status === 'late',
+  partial: (p, a) => a.status === 'partial',
+  absent: (p, a) => a.status === 'absent',
+  excused: (p, a) => a.status === 'excused',
+  guests: (p) => isGuest(p),
+};
+
+const byName = (x, y) => displayName(x.p).localeCompare(displayName(y.p)) || x.p.identity.localeCompare(y.p.identity);
+const SORTS = {
+  name: byName,
+  status: (x, y) => (STATUS_ORDER[x.a.status] ?? 9) - (STATUS_ORDER[y.a.status] ?? 9) || byName(x, y),
+  'attended-asc': (x, y) => (x.a.attended_seconds || 0) - (y.a.attended_seconds || 0) || byName(x, y),
+  'attended-desc': (x, y) => (y.a.attended_seconds || 0) - (x.a.attended_seconds || 0) || byName(x, y),
+};
+
+const fold = (text) => text.normalize('NFKD').replace(/\p{M}/gu, '').toLocaleLowerCase();
+
+function matches(p) {
+  if (!view.query) return true;
+  return fold(`${displayName(p)} ${p.identity}`).includes(view.query);
+}
+
+const isGuest = (p) => p.role === 'student' && !!state.session?.has_roster && p.rostered === false;
+
+function setupToolbar() {
+  const apply = () => {
+    view.query = fold($('search').value.trim());
+    view.filter = FILTERS[$('filter').value] ? $('filter').value : 'all';
+    view.sort = SORTS[$('sort').value] ? $('sort').value : 'name';
+    render();
+  };
+  $('search').addEventListener('input', apply);
+  $('filter').addEventListener('change', apply);
+  $('sort').addEventListener('change', apply);
+  $('toolbar').addEventListener('submit', (e) => e.preventDefault());
+}
+
+// ---- announcements: a student's status changing, nothing else ----
+const announced = new Map(); // identity -> status last seen
+function announceChanges(items) {
+  const changes = [];
+  for (const { p, a } of items) {
+    const before = announced.get(p.identity);
+    announced.set(p.identity, a.status);
+    if (before !== undefined && before !== a.status) changes.push(`${displayName(p)}: ${label(a.status).toLowerCase()}`);
+  }
+  if (!changes.length) return;
+  const text = changes.length <= 3 ? `${changes.join('; ')}.` : `${changes.length} students changed status.`;
+  put($('announcer'), text);
 }
 
 const KIND_LABEL = {
@@ -374,17 +465,22 @@ function render() {
   const w = renderSession();
   $('class').hidden = false;
   $('csv').disabled = !state.session;
-  const all = [...state.participants.values()].sort((a, b) => displayName(a).localeCompare(displayName(b)));
+  const all = [...state.participants.values()];
   const students = all.filter((p) => (p.role || 'student') === 'student');
-  const teachers = all.filter((p) => p.role === 'teacher');
-  const excluded = all.filter((p) => p.role === 'excluded');
-  const shown = students.map((p) => {
-    const a = current(p);
-    renderRow(p, a, w);
-    return a;
-  });
-  // Students per status shown, counted by the rules.
-  const totals = wasm.countStatuses(shown.map((a) => a.status));
+  const teachers = all.filter((p) => p.role === 'teacher')
+    .sort((x, y) => displayName(x).localeCompare(displayName(y)));
+  const excluded = all.filter((p) => p.role === 'excluded')
+    .sort((x, y) => displayName(x).localeCompare(displayName(y)));
+  // Every student as of now, by the rules; guests (not on the roster) apart.
+  const items = students.map((p) => ({ p, a: current(p) }));
+  const enrolled = items.filter(({ p }) => !isGuest(p));
+  const guests = items.filter(({ p }) => isGuest(p));
+  const filter = FILTERS[view.filter];
+  const shown = items.filter((it) => matches(it.p) && (view.filter === 'all' || filter(it.p, it.a, reachNote(it.p, it.a)[0])))
+    .sort(SORTS[view.sort]);
+  // Only the rows on screen are drawn; the others wait until they are shown.
+  for (const { p, a } of shown) renderRow(p, a, w);
+  const totals = wasm.countStatuses(enrolled.map(({ a }) => a.status));
   for (const p of teachers) renderRow(p, current(p), w);
   for (const [identity, row] of state.rows) {
     const p = state.participants.get(identity);
@@ -393,23 +489,35 @@ function render() {
       state.rows.delete(identity);
     }
   }
-  place('rows', students);
+  place('rows', shown.map(({ p }) => p));
   place('teacher-rows', teachers);
   $('teachers-wrap').hidden = teachers.length === 0;
   renderExcluded(excluded);
-  $('empty').hidden = students.length > 0;
+  $('toolbar').hidden = students.length === 0;
+  put($('shown-count'), shown.length === students.length
+    ? `Showing all ${students.length}` : `Showing ${shown.length} of ${students.length}`);
+  put($('empty'), students.length === 0 ? 'No student has joined yet.' : 'No student matches.');
+  $('empty').hidden = shown.length > 0;
   const s = state.session;
-  const guests = s?.has_roster ? students.filter((p) => p.rostered === false).length : 0;
   const never = students.filter((p) => p.never_joined).length;
   const notes = [];
   if (s?.has_roster) notes.push(`· from the class roster${never ? `, ${never} never joined` : ''}`);
-  if (guests) notes.push(`${guests} guest${guests === 1 ? '' : 's'} not on the roster`);
+  if (guests.length) notes.push(`${guests.length} guest${guests.length === 1 ? '' : 's'} not on the roster`);
   put($('roster-note'), notes.join(', '));
-  put($('sum-total'), String(students.length));
-  put($('sum-in'), String(shown.filter((a) => a.in_meeting).length));
+  put($('sum-total'), String(enrolled.length));
+  put($('sum-in'), String(enrolled.filter(({ a }) => a.in_meeting).length));
   for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), String(totals[k]));
-  if (!state.session) showMessage(message, `No session is scheduled in room ${state.room} yet.`);
-  else if (!message.classList.contains('error')) showMessage(message, '');
+  put($('sum-guests'), String(guests.length));
+  put($('sum-teachers'), String(teachers.length));
+  $('sum-guests').parentElement.hidden = guests.length === 0;
+  $('sum-teachers').parentElement.hidden = teachers.length === 0;
+  if (!link.stale) announceChanges(items);
+  if (!state.session) {
+    showMessage(message, `No session is scheduled in room ${state.room} yet.`);
+    message.dataset.kind = 'no-session';
+  } else if (message.dataset.kind === 'no-session') {
+    clearMessage();
+  }
 }
 
 // ---- corrections: a teacher's override of one participant's status ----
@@ -458,7 +566,7 @@ async function submitCorrection(event) {
     return;
   }
   const { identity, mode } = correction;
-  const path = `/api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override`;
+  const path = `api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override`;
   correction.busy = true;
   $('correct-save').disabled = true;
   try {
@@ -488,14 +596,16 @@ dialog.addEventListener('close', () => {
   const row = state.rows.get(correction.identity);
   const target = [correction.opener, row && row.remove, row && row.correct]
     .find((b) => b && b.isConnected && !b.hidden);
+  // The row may have left the filtered list: then the table itself.
   if (target) target.focus();
+  else $('students').focus();
 });
 
 async function downloadCsv() {
   const button = $('csv');
   button.disabled = true;
   try {
-    const res = await fetch(`/api/sessions/${encodeURIComponent(state.room)}/attendance?format=csv`, {
+    const res = await fetch(serviceUrl(`api/sessions/${encodeURIComponent(state.room)}/attendance?format=csv`), {
       headers: { Authorization: 'Bearer ' + state.token, Accept: 'text/csv' },
       cache: 'no-store',
     });
@@ -510,6 +620,7 @@ async function downloadCsv() {
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   } catch (e) {
     showMessage(message, 'Could not download the CSV: ' + e.message, true);
+    message.dataset.kind = 'action';
   } finally {
     button.disabled = false;
   }
@@ -522,8 +633,9 @@ function start() {
   $('class').hidden = false;
   $('room-name').textContent = state.room;
   $('csv').addEventListener('click', downloadCsv);
-  setLink('connecting');
-  connect();
+  $('demo-banner').hidden = !state.room.startsWith('demo-');
+  setupToolbar();
+  link.start();
   setInterval(render, 1000);
 }
 
@@ -545,23 +657,25 @@ async function main() {
     event.preventDefault();
     $('start').disabled = true;
     try {
-      const demo = await api('POST', '/demo/start', null, { room: $('demo-room').value.trim() || 'demo-class' });
+      const demo = await api('POST', 'demo/start', null, { room: $('demo-room').value.trim() || 'demo-class' });
       state.room = demo.room;
       state.token = demo.teacher_token;
       state.session = demo.session;
       const url = new URL(location.href);
       url.searchParams.set('room', demo.room);
-      url.searchParams.set('token', demo.teacher_token);
+      url.hash = '';
       history.replaceState(null, '', url);
-      showMessage(message, '');
+      keepToken(demo.room, demo.teacher_token);
+      clearMessage();
       start();
+      $('title').focus();
     } catch (e) {
       $('start').disabled = false;
       showMessage(message, 'Demo mode is not available (start the server with --demo). ' + e.message, true);
     }
   });
   $('demo-room').addEventListener('input', () => {
-    $('student-link').href = `meeting.html?room=${encodeURIComponent($('demo-room').value.trim())}`;
+    $('student-link').href = pageLink('meeting.html', { room: $('demo-room').value.trim() });
   });
 }
 

@@ -1,14 +1,30 @@
 // The student page: the wasm tracker, driven by a LiveKit room (?livekit=&token=)
 // or by the demo endpoints of a server started with --demo.
-import { api, jwtClaims, loadTracker, params, put, showMessage, dateLabel, hhmm } from './common.js';
+import {
+  api, baseUrl, jwtClaims, keepToken, loadTracker, pageLink, pageToken, params, put, showMessage, dateLabel, hhmm,
+} from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const message = $('message');
 
 let tracker = null;
+let wasm = null;
+
+/** This lesson's rules in one plain sentence; thresholds as the rules read them. */
+function rulesSentence(session) {
+  let w = null;
+  try { w = wasm.timeline(session, null, Date.now()); } catch { return ''; }
+  if (!w) return '';
+  const late = session.late_after_minutes ?? 10;
+  const grace = session.grace_minutes
+    ? ` Time in the ${session.grace_minutes} minutes after the end (until ${hhmm(w.window_end)}) still counts.` : '';
+  return `You are counted present from ${w.present_percent} % of the lesson; ` +
+    `joining more than ${late} minutes after the start counts as late.${grace}`;
+}
 
 function showSession(session) {
   if (!session) return;
+  put($('rules'), rulesSentence(session));
   if (session.title) {
     $('title').textContent = session.title;
     document.title = `${session.title} · Your attendance`;
@@ -23,7 +39,7 @@ async function startTracker(wasm, room, token, name) {
   $('who').textContent = name ? `· ${name}` : '';
   $('tracker-card').hidden = false;
   tracker = new wasm.AttendanceTracker({
-    serverUrl: location.origin,
+    serverUrl: baseUrl(),
     room,
     token,
     element: $('tracker'),
@@ -38,8 +54,9 @@ async function liveKitMode(wasm, room, token, url) {
   try {
     lk = await import('./vendor/livekit-client.esm.mjs');
   } catch {
-    showMessage(message, 'livekit-client is not installed on this server (www/vendor/livekit-client.esm.mjs), ' +
-      'so the page cannot join the call. Your attendance below still updates live.', true);
+    showMessage(message, 'This page cannot join the call here; join it from your class link. ' +
+      'Your attendance still updates live.', true);
+    await startTracker(wasm, room, token, jwtClaims(token).name);
     return;
   }
   const claims = jwtClaims(token);
@@ -71,6 +88,7 @@ async function liveKitMode(wasm, room, token, url) {
 
 function demoMode(wasm) {
   const room = params.get('room') || 'demo-class';
+  $('demo-banner').hidden = false;
   $('room-name').textContent = room;
   $('demo-start').hidden = false;
   $('demo-form').addEventListener('submit', async (event) => {
@@ -79,7 +97,7 @@ function demoMode(wasm) {
     showMessage(message, '');
     let demo;
     try {
-      demo = await api('POST', '/demo/start', null, {
+      demo = await api('POST', 'demo/start', null, {
         identity: $('identity').value.trim() || 'student-1',
         name: $('name').value.trim() || 'Ada Lovelace',
         room,
@@ -90,57 +108,60 @@ function demoMode(wasm) {
       return;
     }
     $('demo-start').hidden = true;
+    keepToken(demo.room, demo.student_token);
     showSession(demo.session);
     await startTracker(wasm, demo.room, demo.student_token, $('name').value.trim());
-    const dash = new URL('dashboard.html', location.href);
-    dash.searchParams.set('room', demo.room);
-    dash.searchParams.set('token', demo.teacher_token);
-    $('dashboard-link').href = dash.toString();
+    $('dashboard-link').href = pageLink('dashboard.html', { room: demo.room }, demo.teacher_token);
     $('demo-controls').hidden = false;
 
     const connect = $('connect');
     const disconnect = $('disconnect');
     const state = $('meeting-state');
-    const path = (what) => `/demo/rooms/${encodeURIComponent(demo.room)}/${what}`;
-    connect.addEventListener('click', async () => {
-      connect.disabled = true;
+    const path = (what) => `demo/rooms/${encodeURIComponent(demo.room)}/${what}`;
+    // While a request runs the pressed button is marked busy, not disabled, so
+    // keyboard focus stays on it; afterwards focus moves to the next action.
+    let busy = false;
+    const setIn = (inMeeting) => {
+      connect.disabled = inMeeting;
+      disconnect.disabled = !inMeeting;
+      put(state, inMeeting ? 'In the meeting' : 'Not in the meeting', inMeeting ? 'yes' : 'no');
+    };
+    const act = async (button, what, inMeeting, next) => {
+      if (busy) return;
+      busy = true;
+      button.setAttribute('aria-disabled', 'true');
       try {
-        await api('POST', path('join'), demo.student_token);
-        tracker.connected();
-        disconnect.disabled = false;
-        put(state, 'In the meeting', 'yes');
+        await api('POST', path(what), demo.student_token);
+        if (inMeeting) tracker.connected(); else tracker.disconnected();
+        setIn(inMeeting);
         showMessage(message, '');
+        next.focus();
       } catch (e) {
-        connect.disabled = false;
-        showMessage(message, 'Could not join: ' + e.message, true);
+        // Nothing changed: the page says where the student still is.
+        setIn(!inMeeting);
+        showMessage(message, inMeeting
+          ? `Could not join the meeting (${e.message}). You are not in the meeting; try again.`
+          : `Could not leave the meeting (${e.message}). You are still counted in the meeting; try again.`, true);
+        button.focus();
+      } finally {
+        busy = false;
+        button.removeAttribute('aria-disabled');
       }
-    });
-    disconnect.addEventListener('click', async () => {
-      disconnect.disabled = true;
-      try {
-        await api('POST', path('leave'), demo.student_token);
-        tracker.disconnected();
-        connect.disabled = false;
-        put(state, 'Not in the meeting', 'no');
-        showMessage(message, '');
-      } catch (e) {
-        disconnect.disabled = false;
-        showMessage(message, 'Could not leave: ' + e.message, true);
-      }
-    });
+    };
+    connect.addEventListener('click', () => act(connect, 'join', true, disconnect));
+    disconnect.addEventListener('click', () => act(disconnect, 'leave', false, connect));
     connect.focus();
   });
 }
 
 async function main() {
-  let wasm;
   try {
     wasm = await loadTracker();
   } catch (e) {
     showMessage(message, e.message, true);
     return;
   }
-  const token = params.get('token');
+  const token = pageToken;
   const livekit = params.get('livekit');
   if (token) {
     const claims = jwtClaims(token);
@@ -154,10 +175,10 @@ async function main() {
     } else {
       // A token but no LiveKit URL: show the numbers only.
       await startTracker(wasm, room, token, claims.name || claims.sub);
-      showMessage(message, 'Showing your attendance only: add ?livekit=wss://… to join the call from this page.');
     }
     try {
-      showSession(await api('GET', `/api/sessions/${encodeURIComponent(room)}`, token));
+      $('demo-banner').hidden = !room.startsWith('demo-');
+      showSession(await api('GET', `api/sessions/${encodeURIComponent(room)}`, token));
     } catch { /* the tracker shows what it knows */ }
   } else {
     demoMode(wasm);
