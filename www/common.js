@@ -1,40 +1,8 @@
 // Small helpers shared by meeting.js and dashboard.js.
+import { keepToken, pageToken } from './token.js';
+import { locale, t } from './i18n.js';
 
-/**
- * The page's token, taken out of the address bar at once: from the fragment
- * (`#token=…`, never sent to the server) or, for old links, the query string
- * (`?token=…`). It is kept in sessionStorage for this tab (per page and room)
- * so a reload still works, and never stays in the history or copied links.
- */
-function takeToken() {
-  const url = new URL(location.href);
-  const hash = new URLSearchParams(url.hash.slice(1));
-  const given = hash.get('token') || url.searchParams.get('token') || '';
-  const key = `attendance-token:${url.pathname}:${url.searchParams.get('room') || ''}`;
-  if (hash.has('token') || url.searchParams.has('token')) {
-    hash.delete('token');
-    url.searchParams.delete('token');
-    const rest = hash.toString();
-    url.hash = rest ? `#${rest}` : '';
-    history.replaceState(history.state, '', url.pathname + url.search + url.hash);
-  }
-  try {
-    if (given) sessionStorage.setItem(key, given);
-    return given || sessionStorage.getItem(key) || '';
-  } catch {
-    return given;
-  }
-}
-
-/** The page's token (see takeToken); never read it from the URL elsewhere. */
-export const pageToken = takeToken();
-
-/** Keeps `token` for this page and room (after a demo start, say). */
-export function keepToken(room, token) {
-  try {
-    sessionStorage.setItem(`attendance-token:${location.pathname}:${room}`, token);
-  } catch { /* private mode: only this load has it */ }
-}
+export { keepToken, locale, pageToken, t };
 
 /** Query parameters of the page (without the token: see pageToken). */
 export const params = new URLSearchParams(location.search);
@@ -103,28 +71,35 @@ export function jwtClaims(token) {
   }
 }
 
-/** MM:SS under an hour, H:MM:SS from an hour on. */
+const digits2 = new Intl.NumberFormat(locale, { minimumIntegerDigits: 2, useGrouping: false });
+const digits = new Intl.NumberFormat(locale, { useGrouping: false });
+
+/** MM:SS under an hour, H:MM:SS from an hour on (in the locale's digits). */
 export function clock(seconds) {
   const s = Math.max(0, Math.floor(seconds || 0));
   const h = Math.floor(s / 3600);
-  const mm = String(Math.floor(s / 60) % 60).padStart(2, '0');
-  const ss = String(s % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+  const mm = digits2.format(Math.floor(s / 60) % 60);
+  const ss = digits2.format(s % 60);
+  return h > 0 ? `${digits.format(h)}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
-/** A percentage as the rules give it (already rounded to one decimal): `25.0%`. */
-export const percent = (p) => `${(p || 0).toFixed(1)}%`;
+const percentFormat = new Intl.NumberFormat(locale, { style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1 });
+/** A percentage as the rules give it (already rounded to one decimal), e.g. `25.0%`. */
+export const percent = (p) => percentFormat.format((p || 0) / 100);
+
+/** A count in the locale's digits. */
+export const count = (n) => digits.format(n || 0);
 
 /** HH:MM of an RFC 3339 time, in `timeZone` (IANA) or the browser's zone. */
 export function hhmm(iso, timeZone) {
   if (!iso) return '–';
   const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false, timeZone });
+  return d.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit', hour12: false, timeZone });
 }
 
 export function dateLabel(iso, timeZone) {
   if (!iso) return '';
-  return new Date(iso).toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short', timeZone });
+  return new Date(iso).toLocaleDateString(locale, { weekday: 'short', day: 'numeric', month: 'short', timeZone });
 }
 
 /** `zone` when this browser knows it, else undefined (the browser's own zone). */
@@ -144,8 +119,10 @@ export function wsUrl(path) {
   return url.toString();
 }
 
-export const PHASE_LABEL = { scheduled: 'Not started', live: 'Live', ended: 'Final' };
-export const STATUS_LABEL = { present: 'Present', late: 'Late', partial: 'Partial', absent: 'Absent', excused: 'Excused' };
+export const PHASE_LABEL = Object.fromEntries(['scheduled', 'live', 'ended'].map((k) => [k, t(`phase.${k}`)]));
+export const STATUS_LABEL = Object.fromEntries(
+  ['present', 'late', 'partial', 'absent', 'excused'].map((k) => [k, t(`status.${k}`)]),
+);
 
 /** Sets text and data-value only when they change. */
 export function put(el, text, value) {

@@ -5,7 +5,7 @@
 // draws what they return.
 import {
   api, clock, dateLabel, hhmm, keepToken, knownZone, loadTracker, pageLink, pageToken, params, percent, put,
-  serviceUrl, showMessage, wsUrl, PHASE_LABEL, STATUS_LABEL,
+  serviceUrl, showMessage, t, count, locale, wsUrl, PHASE_LABEL, STATUS_LABEL,
 } from './common.js';
 import { LiveLink } from './connection.js';
 
@@ -38,17 +38,12 @@ function setServerTime(iso) {
   if (Number.isFinite(t)) state.offsetMs = t - Date.now();
 }
 
-const hm = (msBrowser) => new Date(msBrowser + state.offsetMs).toLocaleTimeString([], {
+const hm = (msBrowser) => new Date(msBrowser + state.offsetMs).toLocaleTimeString(locale, {
   hour: '2-digit', minute: '2-digit', hour12: false, timeZone: zone(),
 });
 
-const LINK_LABEL = {
-  connecting: () => 'Connecting…',
-  live: () => 'Live updates',
-  reconnecting: (since) => `Reconnecting… (no updates since ${since})`,
-  polling: () => 'Updating every 15 s',
-  offline: (since) => `Offline since ${since}`,
-};
+const LINK_LABEL = Object.fromEntries(['connecting', 'live', 'reconnecting', 'polling', 'offline']
+  .map((k) => [k, (since) => t(`link.${k}`, { since })]));
 
 /** The connection badge and, while the numbers are not current, a notice saying so. */
 function showLink() {
@@ -57,7 +52,7 @@ function showLink() {
   const stale = link.stale && link.since !== null;
   $('class').classList.toggle('stale', stale);
   put($('stale'), stale
-    ? `Not current: these numbers are as of ${since} and will update when the connection is back.` : '');
+    ? t('stale', { since }) : '');
   // An error about reaching the service ends when the service is reached again.
   if (!link.stale && message.dataset.kind === 'connection') clearMessage();
 }
@@ -87,7 +82,7 @@ function onMessage(msg) {
       if (msg.attendance) state.participants.set(msg.identity || msg.attendance.identity, msg.attendance);
       break;
     case 'error':
-      showMessage(message, msg.message || 'The server reported an error.', true);
+      showMessage(message, msg.message || t('err.server'), true);
       message.dataset.kind = 'server';
       return;
     default:
@@ -120,7 +115,7 @@ async function pollOnce() {
     if (message.dataset.kind === 'connection') clearMessage();
     render();
   } catch (e) {
-    showMessage(message, 'Could not reach the attendance service: ' + e.message, true);
+    showMessage(message, t('err.reach', { error: e.message }), true);
     message.dataset.kind = 'connection';
     throw e;
   }
@@ -133,15 +128,15 @@ const time = (iso) => hhmm(iso, zone());
 
 function zoneLabel() {
   const tz = zone();
-  if (tz) return `Times in ${tz}`;
+  if (tz) return t('zone.session', { zone: tz });
   const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  return `Times in your time zone${own ? ` (${own})` : ''}`;
+  return own ? t('zone.own', { zone: own }) : t('zone.own.unknown');
 }
 
 /** Date and time of an instant in the session's zone, e.g. "25 Nov, 12:05". */
 function when(iso) {
   if (!iso) return '';
-  return new Date(iso).toLocaleString([], {
+  return new Date(iso).toLocaleString(locale, {
     day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', hour12: false, timeZone: zone(),
   });
 }
@@ -153,18 +148,18 @@ function renderSession() {
   let w = null;
   try { w = s && wasm.timeline(s, null, now()); } catch { /* unreadable: as if none */ }
   if (!w) {
-    put($('phase'), 'No session', 'none');
+    put($('phase'), t('phase.none'), 'none');
     return null;
   }
-  $('title').textContent = s.title || `Class ${s.room}`;
-  document.title = `${s.title || s.room} · Attendance`;
+  $('title').textContent = s.title || `${t('dash.h1')} · ${s.room}`;
+  document.title = `${s.title || s.room} · ${t('dash.h1')}`;
   const meta = `· ${dateLabel(w.start, zone())} ${time(w.start)}–${time(w.class_end)}` +
-    (w.window_end !== w.class_end ? ` (grace period until ${time(w.window_end)})` : '');
+    (w.window_end !== w.class_end ? t('window.grace', { time: time(w.window_end) }) : '');
   put($('window'), meta);
   put($('zone'), zoneLabel());
-  put($('window-range'), `Timeline: ${time(w.start)} to ${time(w.window_end)}`);
+  put($('window-range'), t('legend.range', { from: time(w.start), to: time(w.window_end) }));
   put($('teacher-threshold'), s.teacher_present_percent != null
-    ? `· present from ${w.teacher_present_percent} % of the class (students: ${w.present_percent} %)` : '');
+    ? t('teacher.threshold', { teacher: count(w.teacher_present_percent), students: count(w.present_percent) }) : '');
   put($('phase'), PHASE_LABEL[w.phase] || w.phase, w.phase);
   return w;
 }
@@ -189,8 +184,8 @@ function makeRow(identity) {
   const who = cell(tr);
   const nameLine = element('div', 'who');
   const name = element('span', 'name');
-  const guest = element('span', 'tag guest', 'Guest');
-  guest.title = 'Not on the class roster';
+  const guest = element('span', 'tag guest', t('guest'));
+  guest.title = t('guest.title');
   guest.hidden = true;
   nameLine.append(name, ' ', guest);
   const id = element('div', 'id');
@@ -203,14 +198,14 @@ function makeRow(identity) {
   pct.dataset.field = 'percentage';
   const status = element('span', 'badge');
   status.dataset.field = 'status';
-  const marker = element('span', 'corrected', '✎ corrected');
+  const marker = element('span', 'corrected', t('row.corrected'));
   marker.dataset.field = 'override';
   marker.hidden = true;
   const detail = element('div', 'correction');
   detail.dataset.field = 'override-detail';
   detail.hidden = true;
   // The correction's details and its removal live with the status.
-  const remove = element('button', 'small link', 'Remove correction');
+  const remove = element('button', 'small link', t('row.remove'));
   remove.type = 'button';
   remove.dataset.action = 'remove';
   remove.hidden = true;
@@ -222,7 +217,7 @@ function makeRow(identity) {
   const joins = cell(tr, 'num');
   joins.dataset.field = 'join-count';
   const timeline = cell(tr, 'timeline');
-  const correct = element('button', 'small secondary', 'Correct…');
+  const correct = element('button', 'small secondary', t('row.correct'));
   correct.type = 'button';
   correct.dataset.action = 'correct';
   cell(tr, 'row-actions').append(correct);
@@ -254,8 +249,8 @@ function drawTimeline(row, p) {
   svg.setAttribute('preserveAspectRatio', 'none');
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', parts.length
-    ? `In the meeting ${parts.map((q) => q.label).join(', ')}`
-    : 'Not in the meeting during the counting window');
+    ? t('tl.in', { ranges: parts.map((q) => q.label).join(', ') })
+    : t('tl.none'));
   const rect = (x1, x2, cls, title) => {
     const r = document.createElementNS(SVG, 'rect');
     r.setAttribute('x', x1);
@@ -271,7 +266,7 @@ function drawTimeline(row, p) {
     svg.append(r);
   };
   rect(0, x(tl.class_end_x), 'track');
-  if (tl.class_end_x < 1) rect(x(tl.class_end_x), 1000, 'grace', 'Grace period');
+  if (tl.class_end_x < 1) rect(x(tl.class_end_x), 1000, 'grace', t('legend.grace'));
   for (const q of parts) rect(q.x1, q.x2, q.open ? 'cycle open' : 'cycle', q.label);
   if (nowX >= 0) {
     const line = document.createElementNS(SVG, 'line');
@@ -287,6 +282,7 @@ function drawTimeline(row, p) {
 }
 
 const label = (status) => STATUS_LABEL[status] || status;
+const lower = (text) => text.toLocaleLowerCase(locale);
 const displayName = (p) => p.name || p.identity;
 
 /** The participant as of now: the tracker's rules with their own threshold and override. */
@@ -301,11 +297,11 @@ function reachNote(p, a) {
   let stay;
   try { stay = wasm.stayUntil(state.session, p, now()); } catch { return ['', '']; }
   if (!stay || !stay.reachable_status) return ['', ''];
-  if (stay.reachable_status === 'partial') return ['unreachable', 'Can no longer be present'];
+  if (stay.reachable_status === 'partial') return ['unreachable', t('reach.unreachable')];
   if (!a.in_meeting && stay.rejoin_by) {
-    return ['rejoin', `Must rejoin by ${time(stay.rejoin_by)} to be ${label(stay.reachable_status).toLowerCase()}`];
+    return ['rejoin', t('reach.rejoin', { time: time(stay.rejoin_by), status: lower(label(stay.reachable_status)) })];
   }
-  if (stay.reachable_status === 'late' && a.status !== 'late') return ['unreachable', 'Can at best be late'];
+  if (stay.reachable_status === 'late' && a.status !== 'late') return ['unreachable', t('reach.late')];
   return ['', ''];
 }
 
@@ -318,31 +314,31 @@ function renderRow(p, a, w) {
   row.guest.hidden = !guest;
   const never = !!p.never_joined;
   row.tr.classList.toggle('never-joined', never);
-  const presence = never ? ['never', 'Never joined']
-    : a.in_meeting ? ['yes', 'In meeting'] : a.heartbeat_stale ? ['stale', 'Connection lost'] : ['no', 'Not in meeting'];
+  const kind = never ? 'never' : a.in_meeting ? 'yes' : a.heartbeat_stale ? 'stale' : 'no';
+  const presence = [kind, t(`presence.${kind}`)];
   put(row.inMeeting, presence[1], presence[0]);
   put(row.attended, clock(a.attended_seconds));
   put(row.pct, percent(a.attendance_percentage));
-  put(row.status, label(a.status) + (a.final ? ' · final' : ''), a.status);
+  put(row.status, label(a.status) + (a.final ? t('row.final') : ''), a.status);
   const o = a.override || p.override || null;
   row.tr.classList.toggle('overridden', !!o);
   row.marker.hidden = !o;
   row.detail.hidden = !o;
   row.remove.hidden = !o;
   if (o) {
-    const detail = `Was ${label(a.computed_status).toLowerCase()} · “${o.reason}” — ${o.author}, ${when(o.at)}`;
+    const detail = t('override.detail', { computed: lower(label(a.computed_status)), reason: o.reason, author: o.author, when: when(o.at) });
     put(row.detail, detail);
-    const tip = `Corrected by ${o.author} on ${when(o.at)}. Computed status: ${label(a.computed_status)}. Reason: ${o.reason}`;
+    const tip = t('override.tip', { author: o.author, when: when(o.at), computed: label(a.computed_status), reason: o.reason });
     if (row.marker.title !== tip) row.marker.title = tip;
     if (row.detail.title !== tip) row.detail.title = tip;
   }
-  const correctLabel = `Correct the attendance of ${name}`;
+  const correctLabel = t('correct.aria', { name });
   if (row.correct.getAttribute('aria-label') !== correctLabel) {
     row.correct.setAttribute('aria-label', correctLabel);
     // The accessible name starts with the visible label (WCAG 2.5.3).
-    row.remove.setAttribute('aria-label', `Remove correction for ${name}`);
+    row.remove.setAttribute('aria-label', t('remove.aria', { name }));
   }
-  put(row.joins, String(a.join_count ?? (p.cycles || []).length));
+  put(row.joins, count(a.join_count ?? (p.cycles || []).length));
   const reach = reachNote(p, a);
   row.reach.hidden = !reach[0];
   put(row.reach, reach[1], reach[0]);
@@ -427,22 +423,22 @@ function announceChanges(items) {
   for (const { p, a } of items) {
     const before = announced.get(p.identity);
     announced.set(p.identity, a.status);
-    if (before !== undefined && before !== a.status) changes.push(`${displayName(p)}: ${label(a.status).toLowerCase()}`);
+    if (before !== undefined && before !== a.status) changes.push(t('announce.one', { name: displayName(p), status: lower(label(a.status)) }));
   }
   if (!changes.length) return;
-  const text = changes.length <= 3 ? `${changes.join('; ')}.` : `${changes.length} students changed status.`;
+  const text = changes.length <= 3 ? `${changes.join('; ')}.` : t('announce.many', { count: count(changes.length) });
   put($('announcer'), text);
 }
 
 const KIND_LABEL = {
-  EGRESS: 'recorder (egress)', INGRESS: 'stream (ingress)', SIP: 'phone bridge (SIP)', AGENT: 'agent',
-  STANDARD: 'observer', '': 'observer',
+  EGRESS: t('kind.EGRESS'), INGRESS: t('kind.INGRESS'), SIP: t('kind.SIP'), AGENT: t('kind.AGENT'),
+  STANDARD: t('kind.observer'), '': t('kind.observer'),
 };
 
 function renderExcluded(list) {
   $('excluded').hidden = list.length === 0;
-  put($('excluded-count'), String(list.length));
-  put($('excluded-what'), list.length === 1 ? 'recorder, agent or observer' : 'recorders, agents and observers');
+  put($('excluded-count'), count(list.length));
+  put($('excluded-what'), list.length === 1 ? t('excluded.one') : t('excluded.many'));
   const key = list.map((p) => `${p.identity}|${p.name}|${p.kind}|${p.join_count}|${p.in_meeting}`).join('\n');
   if (key === state.order.excluded) return;
   state.order.excluded = key;
@@ -451,12 +447,12 @@ function renderExcluded(list) {
     li.dataset.identity = p.identity;
     li.append(element('strong', null, displayName(p)));
     if (p.name && p.name !== p.identity) li.append(' ', element('span', 'muted', p.identity));
-    const what = [KIND_LABEL[p.kind] || (p.kind ? p.kind.toLowerCase() : 'observer')];
-    if (p.in_meeting) what.push('in the room now');
+    const what = [KIND_LABEL[p.kind] || (p.kind ? p.kind.toLowerCase() : t('kind.observer'))];
+    if (p.in_meeting) what.push(t('excluded.in-room'));
     const first = (p.cycles || []).find((c) => c.joined_at);
-    if (first) what.push(`joined ${time(first.joined_at)}`);
+    if (first) what.push(t('excluded.joined', { time: time(first.joined_at) }));
     li.append(' ', element('span', 'tag', what[0]), ' ', element('span', 'muted small', what.slice(1).join(' · ')),
-      ' ', element('span', 'tag muted', 'not counted'));
+      ' ', element('span', 'tag muted', t('excluded.not-counted')));
     return li;
   }));
 }
@@ -495,25 +491,26 @@ function render() {
   renderExcluded(excluded);
   $('toolbar').hidden = students.length === 0;
   put($('shown-count'), shown.length === students.length
-    ? `Showing all ${students.length}` : `Showing ${shown.length} of ${students.length}`);
-  put($('empty'), students.length === 0 ? 'No student has joined yet.' : 'No student matches.');
+    ? t('shown.all', { count: count(students.length) })
+    : t('shown.some', { shown: count(shown.length), total: count(students.length) }));
+  put($('empty'), students.length === 0 ? t('empty.none') : t('empty.nomatch'));
   $('empty').hidden = shown.length > 0;
   const s = state.session;
   const never = students.filter((p) => p.never_joined).length;
   const notes = [];
-  if (s?.has_roster) notes.push(`· from the class roster${never ? `, ${never} never joined` : ''}`);
-  if (guests.length) notes.push(`${guests.length} guest${guests.length === 1 ? '' : 's'} not on the roster`);
+  if (s?.has_roster) notes.push(t('roster.from') + (never ? t('roster.never', { count: count(never) }) : ''));
+  if (guests.length) notes.push(guests.length === 1 ? t('guests.one') : t('guests.many', { count: count(guests.length) }));
   put($('roster-note'), notes.join(', '));
-  put($('sum-total'), String(enrolled.length));
-  put($('sum-in'), String(enrolled.filter(({ a }) => a.in_meeting).length));
-  for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), String(totals[k]));
-  put($('sum-guests'), String(guests.length));
-  put($('sum-teachers'), String(teachers.length));
+  put($('sum-total'), count(enrolled.length));
+  put($('sum-in'), count(enrolled.filter(({ a }) => a.in_meeting).length));
+  for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), count(totals[k]));
+  put($('sum-guests'), count(guests.length));
+  put($('sum-teachers'), count(teachers.length));
   $('sum-guests').parentElement.hidden = guests.length === 0;
   $('sum-teachers').parentElement.hidden = teachers.length === 0;
   if (!link.stale) announceChanges(items);
   if (!state.session) {
-    showMessage(message, `No session is scheduled in room ${state.room} yet.`);
+    showMessage(message, t('no.session', { room: state.room }));
     message.dataset.kind = 'no-session';
   } else if (message.dataset.kind === 'no-session') {
     clearMessage();
@@ -530,15 +527,15 @@ function openCorrection(identity, mode, opener) {
   const a = current(p);
   Object.assign(correction, { identity, mode, opener, busy: false });
   const name = displayName(p);
-  $('correct-h').textContent = mode === 'set' ? 'Correct attendance' : 'Remove the correction';
+  $('correct-h').textContent = mode === 'set' ? t('dialog.set') : t('dialog.remove');
   const computed = label(a.computed_status || a.status);
   $('correct-who').textContent = mode === 'set'
-    ? `${name} (${identity}) · computed: ${computed}${a.override ? ` · now corrected to ${label(a.override.status)}` : ''}`
-    : `${name} (${identity}) goes back to the computed status: ${computed}.`;
+    ? t('dialog.who.set', { name, identity, computed }) + (a.override ? t('dialog.who.now', { status: label(a.override.status) }) : '')
+    : t('dialog.who.remove', { name, identity, computed });
   $('correct-status-field').hidden = mode !== 'set';
   $('correct-status').value = (a.override && a.override.status) || (a.status === 'absent' ? 'excused' : a.status);
   $('correct-reason').value = '';
-  $('correct-save').textContent = mode === 'set' ? 'Save correction' : 'Remove correction';
+  $('correct-save').textContent = mode === 'set' ? t('dialog.save') : t('row.remove');
   $('correct-save').disabled = false;
   showError('');
   dialog.showModal();
@@ -561,7 +558,7 @@ async function submitCorrection(event) {
   if (correction.busy) return;
   const reason = $('correct-reason').value.trim();
   if (!reason) {
-    showError('Please give a reason: it is kept in the audit trail.');
+    showError(t('reason.required'));
     $('correct-reason').focus();
     return;
   }
@@ -578,10 +575,10 @@ async function submitCorrection(event) {
     dialog.close();
     const name = displayName(p || { identity });
     announce(mode === 'set'
-      ? `${name} is now ${label(p.status).toLowerCase()} (corrected).`
-      : `Correction removed: ${name} is ${label(p.status).toLowerCase()} again.`);
+      ? t('announce.set', { name, status: lower(label(p.status)) })
+      : t('announce.removed', { name, status: lower(label(p.status)) }));
   } catch (e) {
-    showError(`Could not save: ${e.message}`);
+    showError(t('save.failed', { error: e.message }));
     $('correct-save').disabled = false;
   } finally {
     correction.busy = false;
@@ -619,7 +616,7 @@ async function downloadCsv() {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   } catch (e) {
-    showMessage(message, 'Could not download the CSV: ' + e.message, true);
+    showMessage(message, t('csv.failed', { error: e.message }), true);
     message.dataset.kind = 'action';
   } finally {
     button.disabled = false;
@@ -671,7 +668,7 @@ async function main() {
       $('title').focus();
     } catch (e) {
       $('start').disabled = false;
-      showMessage(message, 'Demo mode is not available (start the server with --demo). ' + e.message, true);
+      showMessage(message, t('demo.unavailable', { error: e.message }), true);
     }
   });
   $('demo-room').addEventListener('input', () => {

@@ -1,7 +1,7 @@
 // The student page: the wasm tracker, driven by a LiveKit room (?livekit=&token=)
 // or by the demo endpoints of a server started with --demo.
 import {
-  api, baseUrl, jwtClaims, keepToken, loadTracker, pageLink, pageToken, params, put, showMessage, dateLabel, hhmm,
+  api, baseUrl, count, jwtClaims, keepToken, loadTracker, pageLink, pageToken, params, put, showMessage, dateLabel, hhmm, t,
 } from './common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -17,9 +17,8 @@ function rulesSentence(session) {
   if (!w) return '';
   const late = session.late_after_minutes ?? 10;
   const grace = session.grace_minutes
-    ? ` Time in the ${session.grace_minutes} minutes after the end (until ${hhmm(w.window_end)}) still counts.` : '';
-  return `You are counted present from ${w.present_percent} % of the lesson; ` +
-    `joining more than ${late} minutes after the start counts as late.${grace}`;
+    ? t('meet.rules.grace', { grace: count(session.grace_minutes), time: hhmm(w.window_end) }) : '';
+  return t('meet.rules', { percent: count(w.present_percent), late: count(late) }) + grace;
 }
 
 function showSession(session) {
@@ -27,11 +26,11 @@ function showSession(session) {
   put($('rules'), rulesSentence(session));
   if (session.title) {
     $('title').textContent = session.title;
-    document.title = `${session.title} · Your attendance`;
+    document.title = t('meet.doc.title', { title: session.title });
   }
-  $('session-when').textContent = `· ${dateLabel(session.scheduled_at)}, ` +
-    `${hhmm(session.scheduled_at)} for ${session.duration_minutes} min` +
-    (session.grace_minutes ? ` (+${session.grace_minutes} min grace)` : '');
+  $('session-when').textContent = t('meet.when', {
+    date: dateLabel(session.scheduled_at), time: hhmm(session.scheduled_at), minutes: count(session.duration_minutes),
+  }) + (session.grace_minutes ? t('meet.when.grace', { grace: count(session.grace_minutes) }) : '');
 }
 
 async function startTracker(wasm, room, token, name) {
@@ -54,8 +53,7 @@ async function liveKitMode(wasm, room, token, url) {
   try {
     lk = await import('./vendor/livekit-client.esm.mjs');
   } catch {
-    showMessage(message, 'This page cannot join the call here; join it from your class link. ' +
-      'Your attendance still updates live.', true);
+    showMessage(message, t('meet.call.missing'), true);
     await startTracker(wasm, room, token, jwtClaims(token).name);
     return;
   }
@@ -67,17 +65,17 @@ async function liveKitMode(wasm, room, token, url) {
   const state = $('lk-state');
   const show = (value, text) => put(state, text, value);
   lkRoom
-    .on(lk.RoomEvent.Connected, () => { show('live', 'In the call'); $('lk-leave').hidden = false; $('lk-join').hidden = true; })
-    .on(lk.RoomEvent.Reconnecting, () => show('reconnecting', 'Reconnecting…'))
-    .on(lk.RoomEvent.Reconnected, () => show('live', 'In the call'))
-    .on(lk.RoomEvent.Disconnected, () => { show('offline', 'Not in the call'); $('lk-leave').hidden = true; $('lk-join').hidden = false; });
+    .on(lk.RoomEvent.Connected, () => { show('live', t('meet.call.in')); $('lk-leave').hidden = false; $('lk-join').hidden = true; })
+    .on(lk.RoomEvent.Reconnecting, () => show('reconnecting', t('meet.call.reconnecting')))
+    .on(lk.RoomEvent.Reconnected, () => show('live', t('meet.call.in')))
+    .on(lk.RoomEvent.Disconnected, () => { show('offline', t('meet.call.out')); $('lk-leave').hidden = true; $('lk-join').hidden = false; });
   const join = async () => {
-    show('connecting', 'Connecting…');
+    show('connecting', t('link.connecting'));
     try {
       await lkRoom.connect(url, token);
     } catch (e) {
-      show('offline', 'Could not join');
-      showMessage(message, 'Could not join the LiveKit call: ' + e.message, true);
+      show('offline', t('meet.call.failed'));
+      showMessage(message, t('meet.call.error', { error: e.message }), true);
       $('lk-join').hidden = false;
     }
   };
@@ -104,7 +102,7 @@ function demoMode(wasm) {
       });
     } catch (e) {
       $('start').disabled = false;
-      showMessage(message, 'Demo mode is not available (start the server with --demo). ' + e.message, true);
+      showMessage(message, t('demo.unavailable', { error: e.message }), true);
       return;
     }
     $('demo-start').hidden = true;
@@ -124,7 +122,7 @@ function demoMode(wasm) {
     const setIn = (inMeeting) => {
       connect.disabled = inMeeting;
       disconnect.disabled = !inMeeting;
-      put(state, inMeeting ? 'In the meeting' : 'Not in the meeting', inMeeting ? 'yes' : 'no');
+      put(state, inMeeting ? t('meet.in') : t('meet.out'), inMeeting ? 'yes' : 'no');
     };
     const act = async (button, what, inMeeting, next) => {
       if (busy) return;
@@ -140,8 +138,8 @@ function demoMode(wasm) {
         // Nothing changed: the page says where the student still is.
         setIn(!inMeeting);
         showMessage(message, inMeeting
-          ? `Could not join the meeting (${e.message}). You are not in the meeting; try again.`
-          : `Could not leave the meeting (${e.message}). You are still counted in the meeting; try again.`, true);
+          ? t('meet.join.failed', { error: e.message })
+          : t('meet.leave.failed', { error: e.message }), true);
         button.focus();
       } finally {
         busy = false;
@@ -167,7 +165,7 @@ async function main() {
     const claims = jwtClaims(token);
     const room = params.get('room') || (claims.video && claims.video.room) || '';
     if (!room) {
-      showMessage(message, 'The link has no room (?room=) and the token names none.', true);
+      showMessage(message, t('meet.no.room'), true);
       return;
     }
     if (livekit) {
