@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { launchBrowser, newPage, screenshot, seconds } from './helpers/browser.mjs';
+import { axeViolations } from './helpers/axe.mjs';
 import { eventually, startServer } from './helpers/server.mjs';
 import { accessToken, participantEvent, unix, webhookToken } from './helpers/livekit.mjs';
 
@@ -16,6 +17,7 @@ const nowS = () => Math.floor(Date.now() / 1000);
 // Chromium logs refused WebSocket connections while the server restarts.
 const EXPECTED_ERRORS = /WebSocket connection to|ERR_CONNECTION_REFUSED|Failed to load resource/;
 const unexpected = (page) => page.errors.filter((e) => !EXPECTED_ERRORS.test(e));
+const noAxeViolations = async (page, what) => assert.deepEqual(await axeViolations(page), [], `axe-core on ${what}`);
 
 /** The HTTP status a WebSocket upgrade request gets (101 when accepted). */
 function upgradeStatus(url) {
@@ -80,14 +82,17 @@ describe('browser', { timeout: 120000 }, () => {
     try {
       await page.goto(`${server.url}/`);
       assert.match(await page.locator('h1').textContent(), /attendance/i);
+      await noAxeViolations(page, 'the landing page');
       await screenshot(page, 'index');
       await page.click('a.button[href="dashboard.html"]');
       await page.locator('#demo-start').waitFor({ state: 'visible' });
       assert.equal(await page.locator('#class').isHidden(), true);
+      await noAxeViolations(page, 'the dashboard before a demo');
       await screenshot(page, 'dashboard-start');
       await page.goto(`${server.url}/meeting.html?room=${ROOM}`);
       await page.locator('#demo-start').waitFor({ state: 'visible' });
       assert.equal(await page.locator('#room-name').textContent(), ROOM);
+      await noAxeViolations(page, 'the student page before a demo');
       await screenshot(page, 'meeting-start');
       assert.deepEqual(unexpected(page), []);
     } finally {
@@ -253,6 +258,7 @@ describe('browser', { timeout: 120000 }, () => {
       assert.deepEqual([grace[col('attended_seconds')], grace[col('status')], grace[col('final')]], ['900', 'partial', 'yes']);
       assert.equal(csv.length, 1 + 4);
       assert.deepEqual(unexpected(page), []);
+      await noAxeViolations(page, 'a past class');
       await screenshot(page, 'dashboard-past');
       await page.setViewportSize({ width: 390, height: 844 });
       await screenshot(page, 'dashboard-past-phone');
@@ -352,6 +358,7 @@ describe('browser', { timeout: 120000 }, () => {
       assert.deepEqual(after.excluded.map((p) => [p.identity, p.role, p.kind]), [['EG_recorder', 'excluded', 'EGRESS']]);
       assert.deepEqual(await sums(), asText(students, 2, 1));
       await page.click('#excluded summary');
+      await noAxeViolations(page, 'a class with a roster, teachers and a recorder');
       await screenshot(page, 'dashboard-roster');
 
       // The student's own page, to see the correction arrive.
@@ -365,6 +372,7 @@ describe('browser', { timeout: 120000 }, () => {
       const dialog = page.locator('#correct');
       await dialog.waitFor({ state: 'visible' });
       assert.equal(await page.evaluate(() => document.activeElement.id), 'correct-status');
+      await noAxeViolations(page, 'the correction dialog');
       await page.selectOption('#correct-status', 'excused');
       await page.click('#correct-save'); // no reason yet: refused, nothing sent
       assert.match(await page.locator('#correct-error').textContent(), /reason/i);
@@ -399,6 +407,9 @@ describe('browser', { timeout: 120000 }, () => {
       // Her computed status moves on underneath (absent, then partial after a second).
       await page.waitForFunction(() => /Computed status: Partial/.test(
         document.querySelector('tr[data-identity="rose"] [data-field="override"]').title), null, { timeout: 3000 });
+      // "Remove correction" is named by its visible label first (label-content-name-mismatch).
+      await noAxeViolations(page, 'a corrected student');
+      await noAxeViolations(own, 'the student page, excused');
       await screenshot(page, 'dashboard-excused');
 
       // Removing it (with a reason) restores the computed status.
