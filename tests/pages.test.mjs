@@ -364,8 +364,24 @@ describe('pages for real classes', { timeout: 240000 }, () => {
       assert.match(await page.locator('#rules').textContent(), /تُحتسب حاضرًا من/);
       await noAxeViolations(page, 'student page in Arabic');
       await screenshot(page, 'meeting-ar-phone');
+      await page.goto(`${server.url}/`);
+      assert.equal(await page.locator('h1').textContent(), 'حضور عادل ومباشر للحصص عبر الإنترنت');
+      assert.equal(await page.evaluate(() => document.documentElement.dir), 'rtl');
+      await noAxeViolations(page, 'landing page in Arabic');
+      await screenshot(page, 'index-ar-phone');
     } finally {
       await page.context().close();
+    }
+  });
+
+  test('every language file has every string of the English one, and no other', async () => {
+    const en = (await import('../www/i18n/en.js')).default;
+    const ar = (await import('../www/i18n/ar.js')).default;
+    assert.deepEqual(Object.keys(ar).sort(), Object.keys(en).sort());
+    for (const [key, text] of Object.entries(en)) {
+      const want = [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
+      const have = [...ar[key].matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
+      assert.deepEqual(have, want, `placeholders of ${key}`);
     }
   });
 
