@@ -277,6 +277,7 @@ describe('pages for real classes', { timeout: 240000 }, () => {
       await dash.locator('#stale').waitFor({ state: 'visible' });
       assert.match(await dash.locator('#stale').textContent(), /Not current: these numbers are as of \d\d:\d\d/);
       // Numbers frozen while not current.
+      await new Promise((r) => setTimeout(r, 1100));
       const frozen = await dash.locator('tr[data-identity="student-1"] [data-field="attended"]').textContent();
       await new Promise((r) => setTimeout(r, 2200));
       assert.equal(await dash.locator('tr[data-identity="student-1"] [data-field="attended"]').textContent(), frozen);

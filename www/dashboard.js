@@ -55,6 +55,11 @@ function showLink() {
     ? t('stale', { since }) : '');
   // An error about reaching the service ends when the service is reached again.
   if (!link.stale && message.dataset.kind === 'connection') clearMessage();
+  // Frozen (or thawed) at once, not at the next tick.
+  if (stale !== showLink.stale) {
+    showLink.stale = stale;
+    if (state.session) render();
+  }
 }
 
 function clearMessage() {
