@@ -316,6 +316,30 @@ describe('pages for real classes', { timeout: 240000 }, () => {
     }
   });
 
+  test('sockets that open and close before a snapshot still lead to polling', async () => {
+    const room = 'class-40';
+    const teacher = accessToken('ms-smith', room, 'teacher', { name: 'Ms Smith' });
+    const page = await newPage(browser, SIZES.desktop);
+    let sockets = 0;
+    try {
+      // Every live socket is accepted, then closed by the "server" with a reason, before any snapshot.
+      await page.routeWebSocket(/\/live\?/, (ws) => {
+        sockets += 1;
+        setTimeout(() => ws.close({ code: 1009, reason: 'message too big' }), 50);
+      });
+      await page.goto(`${server.url}/dashboard.html?room=${room}#token=${encodeURIComponent(teacher)}`);
+      await page.locator('#link[data-value="polling"]').waitFor({ timeout: 15000 });
+      assert.ok(sockets >= 3, `${sockets} sockets before polling`);
+      await page.locator('#rows tr[data-identity="s040"]').waitFor({ timeout: 5000 });
+      assert.equal(await page.locator('#sum-total').textContent(), '40');
+      assert.equal(await page.locator('#stale').isHidden(), true, 'polled numbers are current');
+      await noAxeViolations(page, 'dashboard polling');
+      await screenshot(page, 'dashboard-polling');
+    } finally {
+      await page.context().close();
+    }
+  });
+
   test('Arabic: chosen by the browser, right to left, numbers and times by Intl; the switch goes back to English', async () => {
     const room = 'class-40';
     const teacher = accessToken('ms-smith', room, 'teacher', { name: 'Ms Smith' });
