@@ -287,6 +287,9 @@ describe('pages for real classes', { timeout: 240000 }, () => {
       await noAxeViolations(dash, 'dashboard offline');
       await screenshot(dash, 'dashboard-offline');
 
+      // The student page says it is offline, and since when.
+      await student.locator('#tracker-stale').waitFor({ state: 'visible', timeout: 5000 });
+      assert.match(await student.locator('#tracker-stale').textContent(), /^Offline since \d\d:\d\d: /);
       // Leaving fails while the service is down: the page still says "in the meeting".
       await student.locator('#disconnect').focus();
       await student.keyboard.press('Enter');
@@ -302,6 +305,7 @@ describe('pages for real classes', { timeout: 240000 }, () => {
       await dash.locator('#stale').waitFor({ state: 'hidden' });
       await eventually(async () => (await dash.locator('#message').textContent()) === '', { message: 'the error cleared' });
       await dash.locator('#link[data-value="live"]').waitFor({ timeout: 35000 });
+      await student.locator('#tracker-stale').waitFor({ state: 'hidden', timeout: 35000 });
       // The student leaves now, and the page follows.
       await student.keyboard.press('Enter');
       await student.locator('#meeting-state[data-value="no"]').waitFor({ timeout: 5000 });

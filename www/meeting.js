@@ -45,7 +45,28 @@ async function startTracker(wasm, room, token, name) {
     heartbeatSeconds: Number(params.get('heartbeat')) || undefined,
   });
   window.attendanceTracker = tracker; // handy for debugging and browser tests
+  watchConnection();
   return tracker;
+}
+
+/**
+ * While the tracker cannot reach the service, the page says since when and
+ * that the numbers are not confirmed; the notice goes when it is back.
+ */
+function watchConnection() {
+  const card = $('tracker-card');
+  let since = null;
+  const update = () => {
+    const link = $('tracker').querySelector('[data-field="connection"]');
+    const value = link && link.dataset.value;
+    const lost = value === 'reconnecting' || value === 'offline';
+    if (lost && since === null) since = new Date().toISOString();
+    if (!lost) since = null;
+    card.classList.toggle('stale', lost);
+    put($('tracker-stale'), lost ? t('meet.stale', { since: hhmm(since) }) : '');
+  };
+  new MutationObserver(update).observe($('tracker'), { subtree: true, attributes: true, attributeFilter: ['data-value'] });
+  update();
 }
 
 async function liveKitMode(wasm, room, token, url) {

@@ -166,6 +166,7 @@ export default {
   'meet.no.room': 'The link names no room: ask your teacher for the class link.',
   'meet.join.failed': 'Could not join the meeting ({error}). You are not in the meeting; try again.',
   'meet.leave.failed': 'Could not leave the meeting ({error}). You are still counted in the meeting; try again.',
+  'meet.stale': 'Offline since {since}: the attendance service cannot be reached, so these numbers are not confirmed. They update when it is back.',
   'meet.doc.title': '{title} · Your attendance',
   // Landing page
   'home.title': 'LiveKit Attendance',
