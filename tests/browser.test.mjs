@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { launchBrowser, newPage, screenshot, seconds } from './helpers/browser.mjs';
+import { axeViolations } from './helpers/axe.mjs';
 import { eventually, startServer } from './helpers/server.mjs';
 import { accessToken, participantEvent, unix, webhookToken } from './helpers/livekit.mjs';
 
@@ -16,6 +17,7 @@ const nowS = () => Math.floor(Date.now() / 1000);
 // Chromium logs refused WebSocket connections while the server restarts.
 const EXPECTED_ERRORS = /WebSocket connection to|ERR_CONNECTION_REFUSED|Failed to load resource/;
 const unexpected = (page) => page.errors.filter((e) => !EXPECTED_ERRORS.test(e));
+const noAxeViolations = async (page, what) => assert.deepEqual(await axeViolations(page), [], `axe-core on ${what}`);
 
 /** The HTTP status a WebSocket upgrade request gets (101 when accepted). */
 function upgradeStatus(url) {
@@ -80,14 +82,17 @@ describe('browser', { timeout: 120000 }, () => {
     try {
       await page.goto(`${server.url}/`);
       assert.match(await page.locator('h1').textContent(), /attendance/i);
+      await noAxeViolations(page, 'the landing page');
       await screenshot(page, 'index');
       await page.click('a.button[href="dashboard.html"]');
       await page.locator('#demo-start').waitFor({ state: 'visible' });
       assert.equal(await page.locator('#class').isHidden(), true);
+      await noAxeViolations(page, 'the dashboard before a demo');
       await screenshot(page, 'dashboard-start');
       await page.goto(`${server.url}/meeting.html?room=${ROOM}`);
       await page.locator('#demo-start').waitFor({ state: 'visible' });
       assert.equal(await page.locator('#room-name').textContent(), ROOM);
+      await noAxeViolations(page, 'the student page before a demo');
       await screenshot(page, 'meeting-start');
       assert.deepEqual(unexpected(page), []);
     } finally {
@@ -141,9 +146,12 @@ describe('browser', { timeout: 120000 }, () => {
   test('the teacher dashboard shows the student with the server\'s numbers', async () => {
     const href = await student.locator('#dashboard-link').getAttribute('href');
     const url = new URL(href, server.url);
-    assert.equal(url.searchParams.get('token'), demo.teacher_token);
+    // The token travels in the fragment (never sent to the server) and leaves the address bar.
+    assert.equal(url.searchParams.get('token'), null);
+    assert.equal(new URLSearchParams(url.hash.slice(1)).get('token'), demo.teacher_token);
     dashboard = await newPage(browser);
     await dashboard.goto(url.toString());
+    await dashboard.waitForFunction(() => !location.href.includes('token'));
     await dashboard.locator('#link[data-value="live"]').waitFor({ timeout: 5000 });
     // The row is there within a second of the live connection.
     await dashboard.locator('tr[data-identity="student-1"]').waitFor({ timeout: 1000 });
@@ -250,6 +258,7 @@ describe('browser', { timeout: 120000 }, () => {
       assert.deepEqual([grace[col('attended_seconds')], grace[col('status')], grace[col('final')]], ['900', 'partial', 'yes']);
       assert.equal(csv.length, 1 + 4);
       assert.deepEqual(unexpected(page), []);
+      await noAxeViolations(page, 'a past class');
       await screenshot(page, 'dashboard-past');
       await page.setViewportSize({ width: 390, height: 844 });
       await screenshot(page, 'dashboard-past-phone');
@@ -327,7 +336,12 @@ describe('browser', { timeout: 120000 }, () => {
       });
       const before = await report(room, teacher);
       assert.deepEqual(before.participants.map((p) => p.identity).sort(), ['gus', 'nils', 'rose']);
-      assert.deepEqual(await sums(), asText(before.counts, 3, 2));
+      // The guest (gus, not on the roster) is counted apart from the students.
+      const gus = before.participants.find((p) => p.identity === 'gus');
+      const students = { ...before.counts, [gus.status]: before.counts[gus.status] - 1 };
+      assert.deepEqual(await sums(), asText(students, 2, 1));
+      assert.equal(await page.locator('#sum-guests').textContent(), '1');
+      assert.equal(await page.locator('#sum-teachers').textContent(), '1');
 
       // A recorder (EGRESS) joins: listed as not counted, no count moves.
       assert.equal(await page.locator('#excluded').isHidden(), true);
@@ -342,8 +356,9 @@ describe('browser', { timeout: 120000 }, () => {
       const after = await report(room, teacher);
       assert.deepEqual(after.counts, before.counts);
       assert.deepEqual(after.excluded.map((p) => [p.identity, p.role, p.kind]), [['EG_recorder', 'excluded', 'EGRESS']]);
-      assert.deepEqual(await sums(), asText(before.counts, 3, 2));
+      assert.deepEqual(await sums(), asText(students, 2, 1));
       await page.click('#excluded summary');
+      await noAxeViolations(page, 'a class with a roster, teachers and a recorder');
       await screenshot(page, 'dashboard-roster');
 
       // The student's own page, to see the correction arrive.
@@ -357,6 +372,7 @@ describe('browser', { timeout: 120000 }, () => {
       const dialog = page.locator('#correct');
       await dialog.waitFor({ state: 'visible' });
       assert.equal(await page.evaluate(() => document.activeElement.id), 'correct-status');
+      await noAxeViolations(page, 'the correction dialog');
       await page.selectOption('#correct-status', 'excused');
       await page.click('#correct-save'); // no reason yet: refused, nothing sent
       assert.match(await page.locator('#correct-error').textContent(), /reason/i);
@@ -391,6 +407,9 @@ describe('browser', { timeout: 120000 }, () => {
       // Her computed status moves on underneath (absent, then partial after a second).
       await page.waitForFunction(() => /Computed status: Partial/.test(
         document.querySelector('tr[data-identity="rose"] [data-field="override"]').title), null, { timeout: 3000 });
+      // "Remove correction" is named by its visible label first (label-content-name-mismatch).
+      await noAxeViolations(page, 'a corrected student');
+      await noAxeViolations(own, 'the student page, excused');
       await screenshot(page, 'dashboard-excused');
 
       // Removing it (with a reason) restores the computed status.

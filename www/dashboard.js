@@ -4,9 +4,10 @@
 // clipped to it, countStatuses for the summary. This file only formats and
 // draws what they return.
 import {
-  api, clock, dateLabel, hhmm, knownZone, loadTracker, params, percent, put, showMessage, wsUrl,
-  PHASE_LABEL, STATUS_LABEL,
+  api, clock, dateLabel, hhmm, keepToken, knownZone, loadTracker, pageLink, pageToken, params, percent, put,
+  serviceUrl, showMessage, t, count, locale, wsUrl, PHASE_LABEL, STATUS_LABEL,
 } from './common.js';
+import { LiveLink } from './connection.js';
 
 const $ = (id) => document.getElementById(id);
 const message = $('message');
@@ -14,7 +15,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 
 const state = {
   room: params.get('room') || '',
-  token: params.get('token') || '',
+  token: pageToken,
   session: null,
   // identity -> server participant object; its `role` (student, teacher,
   // excluded) says which list it is shown in.
@@ -25,7 +26,11 @@ const state = {
 };
 let wasm = null;
 
-const now = () => Date.now() + state.offsetMs;
+/** Server time now, or, while the numbers are not current, when they last were. */
+const now = () => {
+  const browser = link.stale && link.since !== null ? Math.min(Date.now(), link.since) : Date.now();
+  return browser + state.offsetMs;
+};
 const ms = (iso) => (iso ? Date.parse(iso) : NaN);
 
 function setServerTime(iso) {
@@ -33,60 +38,44 @@ function setServerTime(iso) {
   if (Number.isFinite(t)) state.offsetMs = t - Date.now();
 }
 
-function setLink(value) {
-  const text = { connecting: 'Connecting…', live: 'Live updates', reconnecting: 'Reconnecting…', polling: 'Updating every 15 s', offline: 'Offline' }[value];
-  put($('link'), text, value);
+const hm = (msBrowser) => new Date(msBrowser + state.offsetMs).toLocaleTimeString(locale, {
+  hour: '2-digit', minute: '2-digit', hour12: false, timeZone: zone(),
+});
+
+const LINK_LABEL = Object.fromEntries(['connecting', 'live', 'reconnecting', 'polling', 'offline', 'expired']
+  .map((k) => [k, (since) => t(`link.${k}`, { since })]));
+
+/** The connection badge and, while the numbers are not current, a notice saying so. */
+function showLink() {
+  const since = link.since ? hm(link.since) : '';
+  put($('link'), LINK_LABEL[link.state](since), link.state);
+  const stale = link.stale && link.since !== null;
+  $('class').classList.toggle('stale', stale);
+  put($('stale'), stale
+    ? t('stale', { since }) : '');
+  // An error about reaching the service ends when the service is reached again.
+  if (!link.stale && message.dataset.kind === 'connection') clearMessage();
+  // Frozen (or thawed) at once, not at the next tick.
+  if (stale !== showLink.stale) {
+    showLink.stale = stale;
+    if (state.session) render();
+  }
+}
+
+function clearMessage() {
+  showMessage(message, '');
+  delete message.dataset.kind;
 }
 
 // ---- server connection: WebSocket with backoff, polling after 3 failures ----
-const live = { ws: null, attempt: 0, failures: 0, pollTimer: null, retryTimer: null };
-
-function connect() {
-  live.retryTimer = null;
+const link = new LiveLink({
   // The token travels as a subprotocol, never in the URL.
-  const ws = new WebSocket(wsUrl(`/api/sessions/${encodeURIComponent(state.room)}/live`),
-    ['attendance.v1', `access_token.${state.token}`]);
-  live.ws = ws;
-  let opened = false;
-  let parts = null; // a message arriving in attendance.part messages: { id, data: [] }
-  ws.onopen = () => {
-    opened = true;
-    live.attempt = 0;
-    live.failures = 0;
-    stopPolling();
-    setLink('live');
-  };
-  ws.onmessage = (event) => {
-    let msg;
-    try { msg = JSON.parse(event.data); } catch { return; }
-    if (msg.type === 'attendance.part') {
-      // A large message (a big class's snapshot) comes in parts 1..parts.
-      if (msg.part === 1) parts = { id: msg.id, data: [] };
-      if (!parts || parts.id !== msg.id || parts.data.length !== msg.part - 1) { parts = null; return; }
-      parts.data.push(msg.data);
-      if (msg.part < msg.parts) return;
-      try { msg = JSON.parse(parts.data.join('')); } catch { msg = null; }
-      parts = null;
-      if (!msg) return;
-    }
-    onMessage(msg);
-  };
-  ws.onclose = (event) => {
-    live.ws = null;
-    if (event.code === 4001) { // the token expired: reconnecting with it is pointless
-      stopPolling();
-      setLink('offline');
-      showMessage(message, 'Your access token has expired: open the dashboard again with a fresh one.', true);
-      return;
-    }
-    live.failures = opened ? 0 : live.failures + 1;
-    const base = Math.min(30000, 1000 * 2 ** Math.min(live.attempt, 5));
-    live.attempt += 1;
-    live.retryTimer = setTimeout(connect, Math.min(30000, base * (0.8 + 0.4 * Math.random())));
-    if (live.failures >= 3) startPolling();
-    setLink(live.pollTimer ? 'polling' : 'reconnecting');
-  };
-}
+  socketUrl: () => wsUrl(`api/sessions/${encodeURIComponent(state.room)}/live`),
+  protocols: () => ['attendance.v1', `access_token.${state.token}`],
+  poll: pollOnce,
+  onMessage,
+  onState: () => showLink(),
+});
 
 function onMessage(msg) {
   if (msg.server_time) setServerTime(msg.server_time);
@@ -100,12 +89,12 @@ function onMessage(msg) {
       if (msg.attendance) state.participants.set(msg.identity || msg.attendance.identity, msg.attendance);
       break;
     case 'error':
-      showMessage(message, msg.message || 'The server reported an error.', true);
+      showMessage(message, msg.message || t('err.server'), true);
+      message.dataset.kind = 'server';
       return;
     default:
       return;
   }
-  $('updated').textContent = `· updated ${new Date().toLocaleTimeString([], { hour12: false, timeZone: zone() })}`;
   render();
 }
 
@@ -118,39 +107,26 @@ function byIdentity({ participants = [], teachers = [], excluded = [] }) {
   return map;
 }
 
+/** One HTTP refresh (the fallback when the live socket keeps failing). */
 async function pollOnce() {
   const room = encodeURIComponent(state.room);
   try {
     const [session, report] = await Promise.all([
-      api('GET', `/api/sessions/${room}`, state.token),
-      api('GET', `/api/sessions/${room}/attendance`, state.token),
+      api('GET', `api/sessions/${room}`, state.token),
+      api('GET', `api/sessions/${room}/attendance`, state.token),
     ]);
-    if (live.ws && live.ws.readyState === WebSocket.OPEN) return;
+    if (link.ws && link.ws.readyState === WebSocket.OPEN && link.state === 'live') return;
+    if (report && report.server_time) setServerTime(report.server_time);
     state.session = session;
     state.participants = byIdentity(report);
+    if (message.dataset.kind === 'connection') clearMessage();
     render();
   } catch (e) {
-    showMessage(message, 'Could not reach the attendance service: ' + e.message, true);
+    showMessage(message, t('err.reach', { error: e.message }), true);
+    message.dataset.kind = 'connection';
+    throw e;
   }
 }
-
-function startPolling() {
-  if (live.pollTimer) return;
-  live.pollTimer = setInterval(pollOnce, 15000);
-  pollOnce();
-}
-
-function stopPolling() {
-  clearInterval(live.pollTimer);
-  live.pollTimer = null;
-}
-
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && !live.ws && live.retryTimer) {
-    clearTimeout(live.retryTimer);
-    connect();
-  }
-});
 
 // ---- rendering ----
 /** The session's IANA zone when it has one (and this browser knows it). */
@@ -159,15 +135,15 @@ const time = (iso) => hhmm(iso, zone());
 
 function zoneLabel() {
   const tz = zone();
-  if (tz) return `Times in ${tz}`;
+  if (tz) return t('zone.session', { zone: tz });
   const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  return `Times in your time zone${own ? ` (${own})` : ''}`;
+  return own ? t('zone.own', { zone: own }) : t('zone.own.unknown');
 }
 
 /** Date and time of an instant in the session's zone, e.g. "25 Nov, 12:05". */
 function when(iso) {
   if (!iso) return '';
-  return new Date(iso).toLocaleString([], {
+  return new Date(iso).toLocaleString(locale, {
     day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', hour12: false, timeZone: zone(),
   });
 }
@@ -179,18 +155,18 @@ function renderSession() {
   let w = null;
   try { w = s && wasm.timeline(s, null, now()); } catch { /* unreadable: as if none */ }
   if (!w) {
-    put($('phase'), 'No session', 'none');
+    put($('phase'), t('phase.none'), 'none');
     return null;
   }
-  $('title').textContent = s.title || `Class ${s.room}`;
-  document.title = `${s.title || s.room} · Attendance`;
+  $('title').textContent = s.title || `${t('dash.h1')} · ${s.room}`;
+  document.title = `${s.title || s.room} · ${t('dash.h1')}`;
   const meta = `· ${dateLabel(w.start, zone())} ${time(w.start)}–${time(w.class_end)}` +
-    (w.window_end !== w.class_end ? `, counting until ${time(w.window_end)}` : '');
+    (w.window_end !== w.class_end ? t('window.grace', { time: time(w.window_end) }) : '');
   put($('window'), meta);
   put($('zone'), zoneLabel());
-  put($('window-range'), `Timeline: ${time(w.start)} to ${time(w.window_end)}`);
+  put($('window-range'), t('legend.range', { from: time(w.start), to: time(w.window_end) }));
   put($('teacher-threshold'), s.teacher_present_percent != null
-    ? `· present from ${w.teacher_present_percent} % of the class (students: ${w.present_percent} %)` : '');
+    ? t('teacher.threshold', { teacher: count(w.teacher_present_percent), students: count(w.present_percent) }) : '');
   put($('phase'), PHASE_LABEL[w.phase] || w.phase, w.phase);
   return w;
 }
@@ -215,8 +191,8 @@ function makeRow(identity) {
   const who = cell(tr);
   const nameLine = element('div', 'who');
   const name = element('span', 'name');
-  const guest = element('span', 'tag guest', 'Guest');
-  guest.title = 'Not on the class roster';
+  const guest = element('span', 'tag guest', t('guest'));
+  guest.title = t('guest.title');
   guest.hidden = true;
   nameLine.append(name, ' ', guest);
   const id = element('div', 'id');
@@ -229,29 +205,33 @@ function makeRow(identity) {
   pct.dataset.field = 'percentage';
   const status = element('span', 'badge');
   status.dataset.field = 'status';
-  const marker = element('span', 'corrected', '✎ corrected');
+  const marker = element('span', 'corrected', t('row.corrected'));
   marker.dataset.field = 'override';
   marker.hidden = true;
   const detail = element('div', 'correction');
   detail.dataset.field = 'override-detail';
   detail.hidden = true;
   // The correction's details and its removal live with the status.
-  const remove = element('button', 'small link', 'Remove correction');
+  const remove = element('button', 'small link', t('row.remove'));
   remove.type = 'button';
   remove.dataset.action = 'remove';
   remove.hidden = true;
-  cell(tr, 'status').append(status, ' ', marker, detail, remove);
+  // Who can no longer reach present, and who must rejoin by when (the rules' stayUntil).
+  const reach = element('div', 'reach');
+  reach.dataset.field = 'reach';
+  reach.hidden = true;
+  cell(tr, 'status').append(status, ' ', marker, reach, detail, remove);
   const joins = cell(tr, 'num');
   joins.dataset.field = 'join-count';
   const timeline = cell(tr, 'timeline');
-  const correct = element('button', 'small secondary', 'Correct…');
+  const correct = element('button', 'small secondary', t('row.correct'));
   correct.type = 'button';
   correct.dataset.action = 'correct';
   cell(tr, 'row-actions').append(correct);
   correct.addEventListener('click', () => openCorrection(identity, 'set', correct));
   remove.addEventListener('click', () => openCorrection(identity, 'remove', remove));
   const row = {
-    tr, name, guest, id, inMeeting, attended, pct, status, marker, detail, joins, timeline, correct, remove,
+    tr, name, guest, id, inMeeting, attended, pct, status, marker, reach, detail, joins, timeline, correct, remove,
     timelineKey: '',
   };
   state.rows.set(identity, row);
@@ -276,8 +256,8 @@ function drawTimeline(row, p) {
   svg.setAttribute('preserveAspectRatio', 'none');
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', parts.length
-    ? `In the meeting ${parts.map((q) => q.label).join(', ')}`
-    : 'Not in the meeting during the counting window');
+    ? t('tl.in', { ranges: parts.map((q) => q.label).join(', ') })
+    : t('tl.none'));
   const rect = (x1, x2, cls, title) => {
     const r = document.createElementNS(SVG, 'rect');
     r.setAttribute('x', x1);
@@ -293,7 +273,7 @@ function drawTimeline(row, p) {
     svg.append(r);
   };
   rect(0, x(tl.class_end_x), 'track');
-  if (tl.class_end_x < 1) rect(x(tl.class_end_x), 1000, 'grace', 'Grace period');
+  if (tl.class_end_x < 1) rect(x(tl.class_end_x), 1000, 'grace', t('legend.grace'));
   for (const q of parts) rect(q.x1, q.x2, q.open ? 'cycle open' : 'cycle', q.label);
   if (nowX >= 0) {
     const line = document.createElementNS(SVG, 'line');
@@ -309,12 +289,27 @@ function drawTimeline(row, p) {
 }
 
 const label = (status) => STATUS_LABEL[status] || status;
+const lower = (text) => text.toLocaleLowerCase(locale);
 const displayName = (p) => p.name || p.identity;
 
 /** The participant as of now: the tracker's rules with their own threshold and override. */
 function current(p) {
   if (!state.session) return p;
   try { return wasm.computeAttendance(state.session, p, now()); } catch { return p; }
+}
+
+/** The rules' best status still reachable, as a short note: [kind, text] ('' when nothing to say). */
+function reachNote(p, a) {
+  if (!state.session || a.final || a.override || p.role === 'excluded') return ['', ''];
+  let stay;
+  try { stay = wasm.stayUntil(state.session, p, now()); } catch { return ['', '']; }
+  if (!stay || !stay.reachable_status) return ['', ''];
+  if (stay.reachable_status === 'partial') return ['unreachable', t('reach.unreachable')];
+  if (!a.in_meeting && stay.rejoin_by) {
+    return ['rejoin', t('reach.rejoin', { time: time(stay.rejoin_by), status: lower(label(stay.reachable_status)) })];
+  }
+  if (stay.reachable_status === 'late' && a.status !== 'late') return ['unreachable', t('reach.late')];
+  return ['', ''];
 }
 
 function renderRow(p, a, w) {
@@ -326,51 +321,131 @@ function renderRow(p, a, w) {
   row.guest.hidden = !guest;
   const never = !!p.never_joined;
   row.tr.classList.toggle('never-joined', never);
-  const presence = never ? ['never', 'Never joined']
-    : a.in_meeting ? ['yes', 'In meeting'] : a.heartbeat_stale ? ['stale', 'Connection lost'] : ['no', 'Not in meeting'];
+  const kind = never ? 'never' : a.in_meeting ? 'yes' : a.heartbeat_stale ? 'stale' : 'no';
+  const presence = [kind, t(`presence.${kind}`)];
   put(row.inMeeting, presence[1], presence[0]);
   put(row.attended, clock(a.attended_seconds));
   put(row.pct, percent(a.attendance_percentage));
-  put(row.status, label(a.status) + (a.final ? ' · final' : ''), a.status);
+  put(row.status, label(a.status) + (a.final ? t('row.final') : ''), a.status);
   const o = a.override || p.override || null;
   row.tr.classList.toggle('overridden', !!o);
   row.marker.hidden = !o;
   row.detail.hidden = !o;
   row.remove.hidden = !o;
   if (o) {
-    const detail = `Was ${label(a.computed_status).toLowerCase()} · “${o.reason}” — ${o.author}, ${when(o.at)}`;
+    const detail = t('override.detail', { computed: lower(label(a.computed_status)), reason: o.reason, author: o.author, when: when(o.at) });
     put(row.detail, detail);
-    const tip = `Corrected by ${o.author} on ${when(o.at)}. Computed status: ${label(a.computed_status)}. Reason: ${o.reason}`;
+    const tip = t('override.tip', { author: o.author, when: when(o.at), computed: label(a.computed_status), reason: o.reason });
     if (row.marker.title !== tip) row.marker.title = tip;
     if (row.detail.title !== tip) row.detail.title = tip;
   }
-  const correctLabel = `Correct the attendance of ${name}`;
+  const correctLabel = t('correct.aria', { name });
   if (row.correct.getAttribute('aria-label') !== correctLabel) {
     row.correct.setAttribute('aria-label', correctLabel);
-    row.remove.setAttribute('aria-label', `Remove the correction of ${name}`);
+    // The accessible name starts with the visible label (WCAG 2.5.3).
+    row.remove.setAttribute('aria-label', t('remove.aria', { name }));
   }
-  put(row.joins, String(a.join_count ?? (p.cycles || []).length));
+  put(row.joins, count(a.join_count ?? (p.cycles || []).length));
+  const reach = reachNote(p, a);
+  row.reach.hidden = !reach[0];
+  put(row.reach, reach[1], reach[0]);
   if (w) drawTimeline(row, p);
   return row;
 }
 
-/** Puts `rows` into the tbody `id` (only when the order changed). */
+/**
+ * Puts `list`'s rows into the tbody `id` in order, moving only the rows out
+ * of place (nothing when the order is unchanged); keyboard focus stays put.
+ */
 function place(id, list) {
   const order = list.map((p) => p.identity).join('\n');
   if (order === state.order[id]) return;
   state.order[id] = order;
-  $(id).replaceChildren(...list.map((p) => state.rows.get(p.identity).tr));
+  const tbody = $(id);
+  const focused = document.activeElement;
+  const want = list.map((p) => state.rows.get(p.identity).tr);
+  const keep = new Set(want);
+  for (const tr of [...tbody.children]) if (!keep.has(tr)) tr.remove();
+  let at = tbody.firstElementChild;
+  for (const tr of want) {
+    if (tr === at) at = at.nextElementSibling;
+    else tbody.insertBefore(tr, at);
+  }
+  if (focused && focused !== document.activeElement && focused.isConnected) focused.focus({ preventScroll: true });
+}
+
+// ---- sorting, filtering, search ----
+const STATUS_ORDER = { absent: 0, partial: 1, late: 2, present: 3, excused: 4 };
+const view = { query: '', filter: 'all', sort: 'name' };
+
+const FILTERS = {
+  all: () => true,
+  'not-present': (p, a) => a.status !== 'present' && a.status !== 'excused',
+  'not-in-meeting': (p, a) => !a.in_meeting,
+  'in-meeting': (p, a) => !!a.in_meeting,
+  unreachable: (p, a, r) => r === 'unreachable',
+  rejoin: (p, a, r) => r === 'rejoin',
+  present: (p, a) => a.status === 'present',
+  late: (p, a) => a.status === 'late',
+  partial: (p, a) => a.status === 'partial',
+  absent: (p, a) => a.status === 'absent',
+  excused: (p, a) => a.status === 'excused',
+  guests: (p) => isGuest(p),
+};
+
+const byName = (x, y) => displayName(x.p).localeCompare(displayName(y.p)) || x.p.identity.localeCompare(y.p.identity);
+const SORTS = {
+  name: byName,
+  status: (x, y) => (STATUS_ORDER[x.a.status] ?? 9) - (STATUS_ORDER[y.a.status] ?? 9) || byName(x, y),
+  'attended-asc': (x, y) => (x.a.attended_seconds || 0) - (y.a.attended_seconds || 0) || byName(x, y),
+  'attended-desc': (x, y) => (y.a.attended_seconds || 0) - (x.a.attended_seconds || 0) || byName(x, y),
+};
+
+const fold = (text) => text.normalize('NFKD').replace(/\p{M}/gu, '').toLocaleLowerCase();
+
+function matches(p) {
+  if (!view.query) return true;
+  return fold(`${displayName(p)} ${p.identity}`).includes(view.query);
+}
+
+const isGuest = (p) => p.role === 'student' && !!state.session?.has_roster && p.rostered === false;
+
+function setupToolbar() {
+  const apply = () => {
+    view.query = fold($('search').value.trim());
+    view.filter = FILTERS[$('filter').value] ? $('filter').value : 'all';
+    view.sort = SORTS[$('sort').value] ? $('sort').value : 'name';
+    render();
+  };
+  $('search').addEventListener('input', apply);
+  $('filter').addEventListener('change', apply);
+  $('sort').addEventListener('change', apply);
+  $('toolbar').addEventListener('submit', (e) => e.preventDefault());
+}
+
+// ---- announcements: a student's status changing, nothing else ----
+const announced = new Map(); // identity -> status last seen
+function announceChanges(items) {
+  const changes = [];
+  for (const { p, a } of items) {
+    const before = announced.get(p.identity);
+    announced.set(p.identity, a.status);
+    if (before !== undefined && before !== a.status) changes.push(t('announce.one', { name: displayName(p), status: lower(label(a.status)) }));
+  }
+  if (!changes.length) return;
+  const text = changes.length <= 3 ? `${changes.join('; ')}.` : t('announce.many', { count: count(changes.length) });
+  put($('announcer'), text);
 }
 
 const KIND_LABEL = {
-  EGRESS: 'recorder (egress)', INGRESS: 'stream (ingress)', SIP: 'phone bridge (SIP)', AGENT: 'agent',
-  STANDARD: 'observer', '': 'observer',
+  EGRESS: t('kind.EGRESS'), INGRESS: t('kind.INGRESS'), SIP: t('kind.SIP'), AGENT: t('kind.AGENT'),
+  STANDARD: t('kind.observer'), '': t('kind.observer'),
 };
 
 function renderExcluded(list) {
   $('excluded').hidden = list.length === 0;
-  put($('excluded-count'), String(list.length));
-  put($('excluded-what'), list.length === 1 ? 'recorder, agent or observer' : 'recorders, agents and observers');
+  put($('excluded-count'), count(list.length));
+  put($('excluded-what'), list.length === 1 ? t('excluded.one') : t('excluded.many'));
   const key = list.map((p) => `${p.identity}|${p.name}|${p.kind}|${p.join_count}|${p.in_meeting}`).join('\n');
   if (key === state.order.excluded) return;
   state.order.excluded = key;
@@ -379,12 +454,12 @@ function renderExcluded(list) {
     li.dataset.identity = p.identity;
     li.append(element('strong', null, displayName(p)));
     if (p.name && p.name !== p.identity) li.append(' ', element('span', 'muted', p.identity));
-    const what = [KIND_LABEL[p.kind] || (p.kind ? p.kind.toLowerCase() : 'observer')];
-    if (p.in_meeting) what.push('in the room now');
+    const what = [KIND_LABEL[p.kind] || (p.kind ? p.kind.toLowerCase() : t('kind.observer'))];
+    if (p.in_meeting) what.push(t('excluded.in-room'));
     const first = (p.cycles || []).find((c) => c.joined_at);
-    if (first) what.push(`joined ${time(first.joined_at)}`);
+    if (first) what.push(t('excluded.joined', { time: time(first.joined_at) }));
     li.append(' ', element('span', 'tag', what[0]), ' ', element('span', 'muted small', what.slice(1).join(' · ')),
-      ' ', element('span', 'tag muted', 'not counted'));
+      ' ', element('span', 'tag muted', t('excluded.not-counted')));
     return li;
   }));
 }
@@ -393,17 +468,22 @@ function render() {
   const w = renderSession();
   $('class').hidden = false;
   $('csv').disabled = !state.session;
-  const all = [...state.participants.values()].sort((a, b) => displayName(a).localeCompare(displayName(b)));
+  const all = [...state.participants.values()];
   const students = all.filter((p) => (p.role || 'student') === 'student');
-  const teachers = all.filter((p) => p.role === 'teacher');
-  const excluded = all.filter((p) => p.role === 'excluded');
-  const shown = students.map((p) => {
-    const a = current(p);
-    renderRow(p, a, w);
-    return a;
-  });
-  // Students per status shown, counted by the rules.
-  const totals = wasm.countStatuses(shown.map((a) => a.status));
+  const teachers = all.filter((p) => p.role === 'teacher')
+    .sort((x, y) => displayName(x).localeCompare(displayName(y)));
+  const excluded = all.filter((p) => p.role === 'excluded')
+    .sort((x, y) => displayName(x).localeCompare(displayName(y)));
+  // Every student as of now, by the rules; guests (not on the roster) apart.
+  const items = students.map((p) => ({ p, a: current(p) }));
+  const enrolled = items.filter(({ p }) => !isGuest(p));
+  const guests = items.filter(({ p }) => isGuest(p));
+  const filter = FILTERS[view.filter];
+  const shown = items.filter((it) => matches(it.p) && (view.filter === 'all' || filter(it.p, it.a, reachNote(it.p, it.a)[0])))
+    .sort(SORTS[view.sort]);
+  // Only the rows on screen are drawn; the others wait until they are shown.
+  for (const { p, a } of shown) renderRow(p, a, w);
+  const totals = wasm.countStatuses(enrolled.map(({ a }) => a.status));
   for (const p of teachers) renderRow(p, current(p), w);
   for (const [identity, row] of state.rows) {
     const p = state.participants.get(identity);
@@ -412,23 +492,36 @@ function render() {
       state.rows.delete(identity);
     }
   }
-  place('rows', students);
+  place('rows', shown.map(({ p }) => p));
   place('teacher-rows', teachers);
   $('teachers-wrap').hidden = teachers.length === 0;
   renderExcluded(excluded);
-  $('empty').hidden = students.length > 0;
+  $('toolbar').hidden = students.length === 0;
+  put($('shown-count'), shown.length === students.length
+    ? t('shown.all', { count: count(students.length) })
+    : t('shown.some', { shown: count(shown.length), total: count(students.length) }));
+  put($('empty'), students.length === 0 ? t('empty.none') : t('empty.nomatch'));
+  $('empty').hidden = shown.length > 0;
   const s = state.session;
-  const guests = s?.has_roster ? students.filter((p) => p.rostered === false).length : 0;
   const never = students.filter((p) => p.never_joined).length;
   const notes = [];
-  if (s?.has_roster) notes.push(`· from the class roster${never ? `, ${never} never joined` : ''}`);
-  if (guests) notes.push(`${guests} guest${guests === 1 ? '' : 's'} not on the roster`);
+  if (s?.has_roster) notes.push(t('roster.from') + (never ? t('roster.never', { count: count(never) }) : ''));
+  if (guests.length) notes.push(guests.length === 1 ? t('guests.one') : t('guests.many', { count: count(guests.length) }));
   put($('roster-note'), notes.join(', '));
-  put($('sum-total'), String(students.length));
-  put($('sum-in'), String(shown.filter((a) => a.in_meeting).length));
-  for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), String(totals[k]));
-  if (!state.session) showMessage(message, `No session is scheduled in room ${state.room} yet.`);
-  else if (!message.classList.contains('error')) showMessage(message, '');
+  put($('sum-total'), count(enrolled.length));
+  put($('sum-in'), count(enrolled.filter(({ a }) => a.in_meeting).length));
+  for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), count(totals[k]));
+  put($('sum-guests'), count(guests.length));
+  put($('sum-teachers'), count(teachers.length));
+  $('sum-guests').parentElement.hidden = guests.length === 0;
+  $('sum-teachers').parentElement.hidden = teachers.length === 0;
+  if (!link.stale) announceChanges(items);
+  if (!state.session) {
+    showMessage(message, t('no.session', { room: state.room }));
+    message.dataset.kind = 'no-session';
+  } else if (message.dataset.kind === 'no-session') {
+    clearMessage();
+  }
 }
 
 // ---- corrections: a teacher's override of one participant's status ----
@@ -441,15 +534,15 @@ function openCorrection(identity, mode, opener) {
   const a = current(p);
   Object.assign(correction, { identity, mode, opener, busy: false });
   const name = displayName(p);
-  $('correct-h').textContent = mode === 'set' ? 'Correct attendance' : 'Remove the correction';
+  $('correct-h').textContent = mode === 'set' ? t('dialog.set') : t('dialog.remove');
   const computed = label(a.computed_status || a.status);
   $('correct-who').textContent = mode === 'set'
-    ? `${name} (${identity}) · computed: ${computed}${a.override ? ` · now corrected to ${label(a.override.status)}` : ''}`
-    : `${name} (${identity}) goes back to the computed status: ${computed}.`;
+    ? t('dialog.who.set', { name, identity, computed }) + (a.override ? t('dialog.who.now', { status: label(a.override.status) }) : '')
+    : t('dialog.who.remove', { name, identity, computed });
   $('correct-status-field').hidden = mode !== 'set';
   $('correct-status').value = (a.override && a.override.status) || (a.status === 'absent' ? 'excused' : a.status);
   $('correct-reason').value = '';
-  $('correct-save').textContent = mode === 'set' ? 'Save correction' : 'Remove correction';
+  $('correct-save').textContent = mode === 'set' ? t('dialog.save') : t('row.remove');
   $('correct-save').disabled = false;
   showError('');
   dialog.showModal();
@@ -472,12 +565,12 @@ async function submitCorrection(event) {
   if (correction.busy) return;
   const reason = $('correct-reason').value.trim();
   if (!reason) {
-    showError('Please give a reason: it is kept in the audit trail.');
+    showError(t('reason.required'));
     $('correct-reason').focus();
     return;
   }
   const { identity, mode } = correction;
-  const path = `/api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override`;
+  const path = `api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override`;
   correction.busy = true;
   $('correct-save').disabled = true;
   try {
@@ -489,10 +582,10 @@ async function submitCorrection(event) {
     dialog.close();
     const name = displayName(p || { identity });
     announce(mode === 'set'
-      ? `${name} is now ${label(p.status).toLowerCase()} (corrected).`
-      : `Correction removed: ${name} is ${label(p.status).toLowerCase()} again.`);
+      ? t('announce.set', { name, status: lower(label(p.status)) })
+      : t('announce.removed', { name, status: lower(label(p.status)) }));
   } catch (e) {
-    showError(`Could not save: ${e.message}`);
+    showError(t('save.failed', { error: e.message }));
     $('correct-save').disabled = false;
   } finally {
     correction.busy = false;
@@ -507,14 +600,16 @@ dialog.addEventListener('close', () => {
   const row = state.rows.get(correction.identity);
   const target = [correction.opener, row && row.remove, row && row.correct]
     .find((b) => b && b.isConnected && !b.hidden);
+  // The row may have left the filtered list: then the table itself.
   if (target) target.focus();
+  else $('students').focus();
 });
 
 async function downloadCsv() {
   const button = $('csv');
   button.disabled = true;
   try {
-    const res = await fetch(`/api/sessions/${encodeURIComponent(state.room)}/attendance?format=csv`, {
+    const res = await fetch(serviceUrl(`api/sessions/${encodeURIComponent(state.room)}/attendance?format=csv`), {
       headers: { Authorization: 'Bearer ' + state.token, Accept: 'text/csv' },
       cache: 'no-store',
     });
@@ -528,7 +623,8 @@ async function downloadCsv() {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   } catch (e) {
-    showMessage(message, 'Could not download the CSV: ' + e.message, true);
+    showMessage(message, t('csv.failed', { error: e.message }), true);
+    message.dataset.kind = 'action';
   } finally {
     button.disabled = false;
   }
@@ -541,8 +637,9 @@ function start() {
   $('class').hidden = false;
   $('room-name').textContent = state.room;
   $('csv').addEventListener('click', downloadCsv);
-  setLink('connecting');
-  connect();
+  $('demo-banner').hidden = !state.room.startsWith('demo-');
+  setupToolbar();
+  link.start();
   setInterval(render, 1000);
 }
 
@@ -564,23 +661,25 @@ async function main() {
     event.preventDefault();
     $('start').disabled = true;
     try {
-      const demo = await api('POST', '/demo/start', null, { room: $('demo-room').value.trim() || 'demo-class' });
+      const demo = await api('POST', 'demo/start', null, { room: $('demo-room').value.trim() || 'demo-class' });
       state.room = demo.room;
       state.token = demo.teacher_token;
       state.session = demo.session;
       const url = new URL(location.href);
       url.searchParams.set('room', demo.room);
-      url.searchParams.set('token', demo.teacher_token);
+      url.hash = '';
       history.replaceState(null, '', url);
-      showMessage(message, '');
+      keepToken(demo.room, demo.teacher_token);
+      clearMessage();
       start();
+      $('title').focus();
     } catch (e) {
       $('start').disabled = false;
-      showMessage(message, 'Demo mode is not available (start the server with --demo). ' + e.message, true);
+      showMessage(message, t('demo.unavailable', { error: e.message }), true);
     }
   });
   $('demo-room').addEventListener('input', () => {
-    $('student-link').href = `meeting.html?room=${encodeURIComponent($('demo-room').value.trim())}`;
+    $('student-link').href = pageLink('meeting.html', { room: $('demo-room').value.trim() });
   });
 }
 

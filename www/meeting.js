@@ -1,21 +1,36 @@
 // The student page: the wasm tracker, driven by a LiveKit room (?livekit=&token=)
 // or by the demo endpoints of a server started with --demo.
-import { api, jwtClaims, loadTracker, params, put, showMessage, dateLabel, hhmm } from './common.js';
+import {
+  api, baseUrl, count, jwtClaims, keepToken, loadTracker, pageLink, pageToken, params, put, showMessage, dateLabel, hhmm, t,
+} from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const message = $('message');
 
 let tracker = null;
+let wasm = null;
+
+/** This lesson's rules in one plain sentence; thresholds as the rules read them. */
+function rulesSentence(session) {
+  let w = null;
+  try { w = wasm.timeline(session, null, Date.now()); } catch { return ''; }
+  if (!w) return '';
+  const late = session.late_after_minutes ?? 10;
+  const grace = session.grace_minutes
+    ? t('meet.rules.grace', { grace: count(session.grace_minutes), time: hhmm(w.window_end) }) : '';
+  return t('meet.rules', { percent: count(w.present_percent), late: count(late) }) + grace;
+}
 
 function showSession(session) {
   if (!session) return;
+  put($('rules'), rulesSentence(session));
   if (session.title) {
     $('title').textContent = session.title;
-    document.title = `${session.title} · Your attendance`;
+    document.title = t('meet.doc.title', { title: session.title });
   }
-  $('session-when').textContent = `· ${dateLabel(session.scheduled_at)}, ` +
-    `${hhmm(session.scheduled_at)} for ${session.duration_minutes} min` +
-    (session.grace_minutes ? ` (+${session.grace_minutes} min grace)` : '');
+  $('session-when').textContent = t('meet.when', {
+    date: dateLabel(session.scheduled_at), time: hhmm(session.scheduled_at), minutes: count(session.duration_minutes),
+  }) + (session.grace_minutes ? t('meet.when.grace', { grace: count(session.grace_minutes) }) : '');
 }
 
 async function startTracker(wasm, room, token, name) {
@@ -23,14 +38,35 @@ async function startTracker(wasm, room, token, name) {
   $('who').textContent = name ? `· ${name}` : '';
   $('tracker-card').hidden = false;
   tracker = new wasm.AttendanceTracker({
-    serverUrl: location.origin,
+    serverUrl: baseUrl(),
     room,
     token,
     element: $('tracker'),
     heartbeatSeconds: Number(params.get('heartbeat')) || undefined,
   });
   window.attendanceTracker = tracker; // handy for debugging and browser tests
+  watchConnection();
   return tracker;
+}
+
+/**
+ * While the tracker cannot reach the service, the page says since when and
+ * that the numbers are not confirmed; the notice goes when it is back.
+ */
+function watchConnection() {
+  const card = $('tracker-card');
+  let since = null;
+  const update = () => {
+    const link = $('tracker').querySelector('[data-field="connection"]');
+    const value = link && link.dataset.value;
+    const lost = value === 'reconnecting' || value === 'offline';
+    if (lost && since === null) since = new Date().toISOString();
+    if (!lost) since = null;
+    card.classList.toggle('stale', lost);
+    put($('tracker-stale'), lost ? t('meet.stale', { since: hhmm(since) }) : '');
+  };
+  new MutationObserver(update).observe($('tracker'), { subtree: true, attributes: true, attributeFilter: ['data-value'] });
+  update();
 }
 
 async function liveKitMode(wasm, room, token, url) {
@@ -38,8 +74,8 @@ async function liveKitMode(wasm, room, token, url) {
   try {
     lk = await import('./vendor/livekit-client.esm.mjs');
   } catch {
-    showMessage(message, 'livekit-client is not installed on this server (www/vendor/livekit-client.esm.mjs), ' +
-      'so the page cannot join the call. Your attendance below still updates live.', true);
+    showMessage(message, t('meet.call.missing'), true);
+    await startTracker(wasm, room, token, jwtClaims(token).name);
     return;
   }
   const claims = jwtClaims(token);
@@ -50,17 +86,17 @@ async function liveKitMode(wasm, room, token, url) {
   const state = $('lk-state');
   const show = (value, text) => put(state, text, value);
   lkRoom
-    .on(lk.RoomEvent.Connected, () => { show('live', 'In the call'); $('lk-leave').hidden = false; $('lk-join').hidden = true; })
-    .on(lk.RoomEvent.Reconnecting, () => show('reconnecting', 'Reconnecting…'))
-    .on(lk.RoomEvent.Reconnected, () => show('live', 'In the call'))
-    .on(lk.RoomEvent.Disconnected, () => { show('offline', 'Not in the call'); $('lk-leave').hidden = true; $('lk-join').hidden = false; });
+    .on(lk.RoomEvent.Connected, () => { show('live', t('meet.call.in')); $('lk-leave').hidden = false; $('lk-join').hidden = true; })
+    .on(lk.RoomEvent.Reconnecting, () => show('reconnecting', t('meet.call.reconnecting')))
+    .on(lk.RoomEvent.Reconnected, () => show('live', t('meet.call.in')))
+    .on(lk.RoomEvent.Disconnected, () => { show('offline', t('meet.call.out')); $('lk-leave').hidden = true; $('lk-join').hidden = false; });
   const join = async () => {
-    show('connecting', 'Connecting…');
+    show('connecting', t('link.connecting'));
     try {
       await lkRoom.connect(url, token);
     } catch (e) {
-      show('offline', 'Could not join');
-      showMessage(message, 'Could not join the LiveKit call: ' + e.message, true);
+      show('offline', t('meet.call.failed'));
+      showMessage(message, t('meet.call.error', { error: e.message }), true);
       $('lk-join').hidden = false;
     }
   };
@@ -71,6 +107,7 @@ async function liveKitMode(wasm, room, token, url) {
 
 function demoMode(wasm) {
   const room = params.get('room') || 'demo-class';
+  $('demo-banner').hidden = false;
   $('room-name').textContent = room;
   $('demo-start').hidden = false;
   $('demo-form').addEventListener('submit', async (event) => {
@@ -79,74 +116,77 @@ function demoMode(wasm) {
     showMessage(message, '');
     let demo;
     try {
-      demo = await api('POST', '/demo/start', null, {
+      demo = await api('POST', 'demo/start', null, {
         identity: $('identity').value.trim() || 'student-1',
         name: $('name').value.trim() || 'Ada Lovelace',
         room,
       });
     } catch (e) {
       $('start').disabled = false;
-      showMessage(message, 'Demo mode is not available (start the server with --demo). ' + e.message, true);
+      showMessage(message, t('demo.unavailable', { error: e.message }), true);
       return;
     }
     $('demo-start').hidden = true;
+    keepToken(demo.room, demo.student_token);
     showSession(demo.session);
     await startTracker(wasm, demo.room, demo.student_token, $('name').value.trim());
-    const dash = new URL('dashboard.html', location.href);
-    dash.searchParams.set('room', demo.room);
-    dash.searchParams.set('token', demo.teacher_token);
-    $('dashboard-link').href = dash.toString();
+    $('dashboard-link').href = pageLink('dashboard.html', { room: demo.room }, demo.teacher_token);
     $('demo-controls').hidden = false;
 
     const connect = $('connect');
     const disconnect = $('disconnect');
     const state = $('meeting-state');
-    const path = (what) => `/demo/rooms/${encodeURIComponent(demo.room)}/${what}`;
-    connect.addEventListener('click', async () => {
-      connect.disabled = true;
+    const path = (what) => `demo/rooms/${encodeURIComponent(demo.room)}/${what}`;
+    // While a request runs the pressed button is marked busy, not disabled, so
+    // keyboard focus stays on it; afterwards focus moves to the next action.
+    let busy = false;
+    const setIn = (inMeeting) => {
+      connect.disabled = inMeeting;
+      disconnect.disabled = !inMeeting;
+      put(state, inMeeting ? t('meet.in') : t('meet.out'), inMeeting ? 'yes' : 'no');
+    };
+    const act = async (button, what, inMeeting, next) => {
+      if (busy) return;
+      busy = true;
+      button.setAttribute('aria-disabled', 'true');
       try {
-        await api('POST', path('join'), demo.student_token);
-        tracker.connected();
-        disconnect.disabled = false;
-        put(state, 'In the meeting', 'yes');
+        await api('POST', path(what), demo.student_token);
+        if (inMeeting) tracker.connected(); else tracker.disconnected();
+        setIn(inMeeting);
         showMessage(message, '');
+        next.focus();
       } catch (e) {
-        connect.disabled = false;
-        showMessage(message, 'Could not join: ' + e.message, true);
+        // Nothing changed: the page says where the student still is.
+        setIn(!inMeeting);
+        showMessage(message, inMeeting
+          ? t('meet.join.failed', { error: e.message })
+          : t('meet.leave.failed', { error: e.message }), true);
+        button.focus();
+      } finally {
+        busy = false;
+        button.removeAttribute('aria-disabled');
       }
-    });
-    disconnect.addEventListener('click', async () => {
-      disconnect.disabled = true;
-      try {
-        await api('POST', path('leave'), demo.student_token);
-        tracker.disconnected();
-        connect.disabled = false;
-        put(state, 'Not in the meeting', 'no');
-        showMessage(message, '');
-      } catch (e) {
-        disconnect.disabled = false;
-        showMessage(message, 'Could not leave: ' + e.message, true);
-      }
-    });
+    };
+    connect.addEventListener('click', () => act(connect, 'join', true, disconnect));
+    disconnect.addEventListener('click', () => act(disconnect, 'leave', false, connect));
     connect.focus();
   });
 }
 
 async function main() {
-  let wasm;
   try {
     wasm = await loadTracker();
   } catch (e) {
     showMessage(message, e.message, true);
     return;
   }
-  const token = params.get('token');
+  const token = pageToken;
   const livekit = params.get('livekit');
   if (token) {
     const claims = jwtClaims(token);
     const room = params.get('room') || (claims.video && claims.video.room) || '';
     if (!room) {
-      showMessage(message, 'The link has no room (?room=) and the token names none.', true);
+      showMessage(message, t('meet.no.room'), true);
       return;
     }
     if (livekit) {
@@ -154,10 +194,10 @@ async function main() {
     } else {
       // A token but no LiveKit URL: show the numbers only.
       await startTracker(wasm, room, token, claims.name || claims.sub);
-      showMessage(message, 'Showing your attendance only: add ?livekit=wss://… to join the call from this page.');
     }
     try {
-      showSession(await api('GET', `/api/sessions/${encodeURIComponent(room)}`, token));
+      $('demo-banner').hidden = !room.startsWith('demo-');
+      showSession(await api('GET', `api/sessions/${encodeURIComponent(room)}`, token));
     } catch { /* the tracker shows what it knows */ }
   } else {
     demoMode(wasm);

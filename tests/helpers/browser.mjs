@@ -19,8 +19,12 @@ export async function launchBrowser() {
 }
 
 /** A page that records console errors and failed requests for the test to check. */
-export async function newPage(browser, { width = 1100, height = 800 } = {}) {
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width, height }, timezoneId: 'UTC', locale: 'en-GB' });
+export async function newPage(browser, {
+  width = 1100, height = 800, colorScheme = 'light', locale = 'en-GB', timezoneId = 'UTC',
+} = {}) {
+  const context = await browser.newContext({
+    acceptDownloads: true, viewport: { width, height }, timezoneId, locale, colorScheme,
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(10000);
   page.errors = [];

@@ -18,7 +18,8 @@ const STOP_TIMEOUT_MS = 3000;
 
 function spawnServer(dbUrl, listen, extraArgs) {
   const child = spawn(BINARY, [
-    'serve', '--demo',
+    // The tests mix demo rooms and real ones on one database, and restart it.
+    'serve', '--demo', '--demo-with-real-data',
     '--listen', listen,
     '--database-url', dbUrl,
     '--www-dir', path.join(ROOT, 'www'),

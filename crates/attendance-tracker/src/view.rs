@@ -84,9 +84,10 @@ impl View {
         head.append_child(&phase)?;
         head.append_child(&presence)?;
         let list = el(&doc, "dl", "att-stats", None)?;
+        // Not a live region: the time ticks every second and is not announced;
+        // the status below is. (No role on the `dd`: a `dl` holds only terms
+        // and definitions.)
         let attended = stat(&doc, &list, "Attended", "attended")?;
-        // A timer is not announced every second; the status below is.
-        attended.set_attribute("role", "timer")?;
         let percentage = stat(&doc, &list, "Of the class", "percentage")?;
         let status = stat(&doc, &list, "Status", "status")?;
         status.set_attribute("aria-live", "polite")?;
@@ -179,7 +180,9 @@ impl View {
                 note.push_str(&local_time(window.start.timestamp_millis()));
             }
             Phase::Live => {
-                note.push_str("Counting until ");
+                // The end of the counting window (the grace period included):
+                // a fact, not an instruction.
+                note.push_str("Time in the lesson counts until ");
                 note.push_str(&local_time(window.end.timestamp_millis()));
             }
             Phase::Ended => {
