@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules, lowest first; a module may import only modules of a
 /// lower rank (and its own).
-const RANKS: [(&str, u8); 13] = [
+const RANKS: [(&str, u8); 14] = [
     ("domain", 0),
     ("metrics", 0),
+    ("connections", 0),
     ("livekit", 1),
     ("store", 2),
     ("report", 3),
