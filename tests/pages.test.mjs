@@ -327,7 +327,7 @@ describe('pages for real classes', { timeout: 240000 }, () => {
     let sockets = 0;
     try {
       // Every live socket is accepted, then closed by the "server" with a reason, before any snapshot.
-      await page.routeWebSocket(/\/live\?/, (ws) => {
+      await page.routeWebSocket(/\/live(\?|$)/, (ws) => {
         sockets += 1;
         setTimeout(() => ws.close({ code: 1009, reason: 'message too big' }), 50);
       });
