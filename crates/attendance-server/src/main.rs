@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the service (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a LiveKit access token, as LiveKit's own SDKs mint them.
     Token(TokenArgs),
     /// Put dead-lettered webhooks back in the processing queue.
@@ -77,7 +77,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             None => serve(cli.serve).await,
-            Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Serve(args)) => serve(*args).await,
             Some(Command::Token(args)) => token(args),
             Some(Command::Replay(args)) => replay(args).await,
             Some(Command::Endpoints(args)) => endpoints_cli::run(args).await,
