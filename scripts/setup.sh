@@ -33,8 +33,14 @@ apt_install binaryen || echo "setup: binaryen unavailable; the tracker is built 
 
 if [ "${1:-}" = "--browser" ]; then
   apt_install chromium chromium-driver
-  # standardwebhooks: the official library the outbound webhook tests verify with.
-  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/standardwebhooks ]; then
+  # Every dev dependency (playwright-core, axe-core, standardwebhooks, …) must be
+  # there; a package added since the last install triggers a fresh one.
+  missing_npm=$(node -e '
+    const fs = require("fs");
+    const deps = Object.keys(require("./package.json").devDependencies || {});
+    console.log(deps.filter((d) => !fs.existsSync(`node_modules/${d}/package.json`)).join(" "));
+  ')
+  if [ -n "$missing_npm" ]; then
     echo "setup: installing npm packages (playwright-core drives Debian's chromium; no browser download)"
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
   fi
