@@ -2,8 +2,11 @@
 //! beyond [`clock`]. Every layer above speaks in these types.
 
 pub mod change;
+pub mod classes;
 pub mod clock;
 pub mod facts;
+pub mod lessons;
+pub mod recurrence;
 pub mod webhooks;
 
 pub use change::Changed;
@@ -12,4 +15,5 @@ pub use facts::{
     AuditRow, CycleFact, CycleRow, EventFacts, OverrideRow, Reconciled, RoomFacts, RosterEntry,
     SessionDetails, SessionRow,
 };
+pub use lessons::SessionKind;
 pub use webhooks::{NewEvent, StoredEvent};

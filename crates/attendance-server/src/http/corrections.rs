@@ -6,12 +6,13 @@ use serde_json::json;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
+use super::lessons::{lesson, LessonQuery};
 use super::reports::participant_report;
-use super::sessions::no_session;
 use super::App;
 use crate::domain::now_ms;
 use crate::livekit::Principal;
 use crate::report::OVERRIDE_STATUSES;
+use crate::store::corrections::Correction;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,11 +26,14 @@ pub struct ReasonQuery {
     reason: Option<String>,
 }
 
+/// Corrects one participant's status in one lesson (the current one, or
+/// `?session=ID`).
 pub async fn set_override(
     app: App,
     who: Principal,
     room: String,
     identity: String,
+    q: LessonQuery,
     body: Bytes,
 ) -> ApiResult {
     if !who.manages(&room) {
@@ -46,29 +50,28 @@ pub async fn set_override(
         )));
     }
     let reason = correction_reason(&body.reason, "a reason of 1 to 1000 bytes is required")?;
-    let facts = app.store.participant_facts(&room, &identity).await?;
-    if facts.session.is_none() {
-        return Err(no_session(&room));
-    }
+    let session = lesson(&app, &room, q).await?;
+    let facts = app.store.session_facts(&session, Some(&identity)).await?;
     // A typo must not invent a student who "never joined".
     if facts.cycles.is_empty() && facts.roster.is_empty() && facts.overrides.is_empty() {
         return Err(ApiError::not_found(format!(
-            "`{identity}` is neither on the roster of `{room}` nor seen in it"
+            "`{identity}` is neither on the roster of this lesson in `{room}` nor seen in it"
         )));
     }
-    app.store
-        .set_override(
-            &room,
-            &identity,
-            &body.status,
-            reason,
-            &who.identity,
-            now_ms(),
-        )
-        .await?;
-    tracing::info!(room = %room, identity = %identity, by = %who.identity, status = %body.status, "attendance corrected");
+    let correction = Correction {
+        identity: &identity,
+        status: Some(&body.status),
+        reason,
+        author: &who.identity,
+        at_ms: now_ms(),
+    };
+    app.store.set_override(&session, correction).await?;
+    tracing::info!(room = %room, session = session.id, identity = %identity, by = %who.identity, status = %body.status, "attendance corrected");
     app.live.changed(&room, Some(&identity));
-    participant_report(app, who, room, identity).await
+    let q = LessonQuery {
+        session: Some(session.id),
+    };
+    participant_report(app, who, room, identity, q).await
 }
 
 /// Every correction and its removal carry a reason for the audit trail.
@@ -85,6 +88,7 @@ pub async fn remove_override(
     who: Principal,
     room: String,
     identity: String,
+    lesson_q: LessonQuery,
     q: ReasonQuery,
 ) -> ApiResult {
     if !who.manages(&room) {
@@ -97,34 +101,56 @@ pub async fn remove_override(
         &reason,
         "removing a correction needs a reason (?reason=…) of 1 to 1000 bytes",
     )?;
-    if !app
-        .store
-        .remove_override(&room, &identity, reason, &who.identity, now_ms())
-        .await?
-    {
+    let session = lesson(&app, &room, lesson_q).await?;
+    let correction = Correction {
+        identity: &identity,
+        status: None,
+        reason,
+        author: &who.identity,
+        at_ms: now_ms(),
+    };
+    if !app.store.remove_override(&session, correction).await? {
         return Err(ApiError::not_found(format!(
-            "`{identity}` has no override in `{room}`"
+            "`{identity}` has no override in this lesson of `{room}`"
         )));
     }
-    tracing::info!(room = %room, identity = %identity, by = %who.identity, "attendance correction removed");
+    tracing::info!(room = %room, session = session.id, identity = %identity, by = %who.identity, "attendance correction removed");
     app.live.changed(&room, Some(&identity));
-    participant_report(app, who, room, identity).await
+    let q = LessonQuery {
+        session: Some(session.id),
+    };
+    participant_report(app, who, room, identity, q).await
 }
 
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
     room: Option<String>,
+    /// One session's (lesson's) entries.
+    session: Option<i64>,
     limit: Option<i64>,
 }
 
 impl AuditQuery {
-    /// One room's trail.
-    pub fn room(room: String) -> AuditQuery {
-        AuditQuery {
+    /// One lesson's trail: `?session=ID`, else the room's current lesson.
+    pub async fn lesson(app: &App, room: String, q: LessonQuery) -> Result<AuditQuery, ApiError> {
+        let session = lesson(app, &room, q).await?;
+        Ok(AuditQuery {
             room: Some(room),
+            session: Some(session.id),
             limit: None,
-        }
+        })
     }
+}
+
+/// `GET /api/sessions/{room}/audit`: one lesson's corrections trail.
+pub async fn room_audit(app: App, who: Principal, room: String, q: LessonQuery) -> ApiResult {
+    if !who.manages(&room) {
+        return Err(ApiError::forbidden(
+            "administrators, or the room's teacher for that room",
+        ));
+    }
+    let q = AuditQuery::lesson(&app, room, q).await?;
+    audit(app, who, q).await
 }
 
 /// The corrections trail: administrators see all of it, a room's teacher
@@ -138,12 +164,16 @@ pub async fn audit(app: App, who: Principal, q: AuditQuery) -> ApiResult {
     }
     let rows = app
         .store
-        .audit_trail(q.room.as_deref(), q.limit.unwrap_or(200).clamp(1, 5000))
+        .audit_trail(
+            q.room.as_deref(),
+            q.session,
+            q.limit.unwrap_or(200).clamp(1, 5000),
+        )
         .await?;
     let entries: Vec<_> = rows
         .iter()
         .map(|a| {
-            json!({ "room": a.room, "identity": a.identity, "action": a.action, "status": a.status,
+            json!({ "room": a.room, "session_id": a.session_id, "identity": a.identity, "action": a.action, "status": a.status,
                     "reason": a.reason, "author": a.author, "at": a.at })
         })
         .collect();

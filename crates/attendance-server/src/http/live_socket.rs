@@ -22,9 +22,10 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use super::error::ApiError;
+use super::lessons::{self, LessonQuery};
 use super::params::Name;
 use super::{heartbeats, App};
-use crate::domain::now;
+use crate::domain::{now, SessionRow};
 use crate::live::delivery;
 use crate::live::hub::Change;
 use crate::livekit::Principal;
@@ -107,6 +108,8 @@ fn switching_protocols(key: SecWebsocketKey) -> Response {
 #[derive(Deserialize)]
 struct LiveQuery {
     access_token: Option<String>,
+    /// A lesson by id: its snapshot, and only its updates.
+    session: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -164,7 +167,8 @@ pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
                                 Some(socket_config()),
                             )
                             .await;
-                            serve(app, room, who, socket).await;
+                            let lesson = LessonQuery { session: q.session };
+                            serve(app, room, who, lesson, socket).await;
                         }
                         Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
                     }
@@ -187,7 +191,22 @@ async fn send(socket: &mut Socket, text: impl Into<String>) -> bool {
     send_message(socket, Message::text(text.into())).await
 }
 
-async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
+async fn serve(app: App, room: String, who: Principal, lesson: LessonQuery, mut socket: Socket) {
+    // A socket opened for one lesson (`?session=ID`) follows that lesson.
+    let pinned = match lesson.session {
+        Some(_) => match lessons::lesson(&app, &room, lesson).await {
+            Ok(session) => Some(session),
+            Err(e) => {
+                let _ = send(
+                    &mut socket,
+                    json!({ "type": "error", "message": e.message }).to_string(),
+                )
+                .await;
+                return;
+            }
+        },
+        None => None,
+    };
     Metrics::inc(&app.metrics.websocket_connections);
     let mut changes = app.live.hub.subscribe(&room);
     let mut ping = interval(PING_EVERY);
@@ -198,7 +217,7 @@ async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
     let mut window = (Instant::now(), 0u32);
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber connected");
 
-    if !send_snapshot(&app, &room, &who, &mut socket).await {
+    if !send_snapshot(&app, &room, &who, pinned.as_ref(), &mut socket).await {
         return;
     }
     loop {
@@ -233,7 +252,7 @@ async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
                             }
                         }
                         Ok(m) if m.kind == "resync" => {
-                            if !send_snapshot(&app, &room, &who, &mut socket).await { break }
+                            if !send_snapshot(&app, &room, &who, pinned.as_ref(), &mut socket).await { break }
                             continue;
                         }
                         Ok(m) => json!({ "type": "error", "message": format!("unknown message type `{}`", m.kind) }),
@@ -244,11 +263,12 @@ async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
             }
             change = changes.recv() => {
                 let ok = match change {
-                    Ok(Change::Participant { identity, json }) => {
-                        if who.may_read(&room, &identity) { send(&mut socket, json.to_string()).await } else { true }
+                    Ok(Change::Participant { identity, session, json }) => {
+                        let other_lesson = pinned.as_ref().is_some_and(|p| p.id != session);
+                        if who.may_read(&room, &identity) && !other_lesson { send(&mut socket, json.to_string()).await } else { true }
                     }
                     // Lagged: this client missed messages; a snapshot repairs it.
-                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(&app, &room, &who, &mut socket).await,
+                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(&app, &room, &who, pinned.as_ref(), &mut socket).await,
                     Err(RecvError::Closed) => false,
                 };
                 if !ok { break }
@@ -267,8 +287,14 @@ async fn serve(app: App, room: String, who: Principal, mut socket: Socket) {
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber gone");
 }
 
-async fn send_snapshot(app: &App, room: &str, who: &Principal, socket: &mut Socket) -> bool {
-    match delivery::snapshot(&app.live, room, who).await {
+async fn send_snapshot(
+    app: &App,
+    room: &str,
+    who: &Principal,
+    pinned: Option<&SessionRow>,
+    socket: &mut Socket,
+) -> bool {
+    match delivery::snapshot(&app.live, room, who, pinned).await {
         Ok(text) => send(socket, text).await,
         Err(error) => {
             tracing::warn!(%error, "snapshot failed");

@@ -10,6 +10,7 @@ pub mod corrections;
 pub mod demo;
 pub mod error;
 pub mod heartbeats;
+pub mod lessons;
 pub mod live_socket;
 pub mod ops;
 pub mod params;
@@ -28,6 +29,7 @@ use warp::Filter;
 pub use app::{App, Settings};
 use auth::{principal, with_app};
 use error::respond;
+use lessons::LessonQuery;
 use params::Name;
 
 type Route = BoxedFilter<(Response,)>;
@@ -52,6 +54,12 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .recover(error::recover)
         .unify()
         .with(warp::trace::request())
+}
+
+/// `?session=ID`: the lesson a `/api/sessions/{room}/…` route is about
+/// (the room's current one without it).
+fn lesson() -> impl Filter<Extract = (LessonQuery,), Error = warp::Rejection> + Clone {
+    warp::query::<LessonQuery>()
 }
 
 /// A request body of at most `--max-body-bytes`.
@@ -87,18 +95,20 @@ fn webhook_routes(app: &App) -> Route {
 fn session_routes(app: &App) -> Route {
     let put = warp::path!("api" / "sessions" / Name)
         .and(warp::put())
+        .and(lesson())
         .and(body(app))
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, body, who, app| async move {
-            respond(sessions::put_session(app, who, room.0, body).await)
+        .and_then(|room: Name, q, body, who, app| async move {
+            respond(sessions::put_session(app, who, room.0, q, body).await)
         });
     let get = warp::path!("api" / "sessions" / Name)
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, who, app| async move {
-            respond(sessions::get_session(app, who, room.0).await)
+        .and_then(|room: Name, q, who, app| async move {
+            respond(sessions::get_session(app, who, room.0, q).await)
         });
     let list = warp::path!("api" / "sessions")
         .and(warp::get())
@@ -108,25 +118,28 @@ fn session_routes(app: &App) -> Route {
         .and_then(|who, app, q| async move { respond(sessions::list_sessions(app, who, q).await) });
     let put_roster = warp::path!("api" / "sessions" / Name / "roster")
         .and(warp::put())
+        .and(lesson())
         .and(body(app))
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, body, who, app| async move {
-            respond(rosters::put_roster(app, who, room.0, body).await)
+        .and_then(|room: Name, q, body, who, app| async move {
+            respond(rosters::put_roster(app, who, room.0, q, body).await)
         });
     let get_roster = warp::path!("api" / "sessions" / Name / "roster")
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, who, app| async move {
-            respond(rosters::get_roster(app, who, room.0).await)
+        .and_then(|room: Name, q, who, app| async move {
+            respond(rosters::get_roster(app, who, room.0, q).await)
         });
     let heartbeat = warp::path!("api" / "sessions" / Name / "heartbeat")
         .and(warp::post())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, who, app| async move {
-            respond(heartbeats::post(app, who, room.0).await)
+        .and_then(|room: Name, q, who, app| async move {
+            respond(heartbeats::post(app, who, room.0, q).await)
         });
     put.or(get)
         .unify()
@@ -145,42 +158,47 @@ fn session_routes(app: &App) -> Route {
 fn attendance_routes(app: &App) -> Route {
     let report = warp::path!("api" / "sessions" / Name / "attendance")
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
         .and(warp::query())
         .and(warp::header::optional::<String>("accept"))
-        .and_then(|room: Name, who, app, q, accept| async move {
-            respond(reports::session_report(app, who, room.0, q, accept).await)
+        .and_then(|room: Name, lq, who, app, q, accept| async move {
+            respond(reports::session_report(app, who, room.0, lq, q, accept).await)
         });
     let one = warp::path!("api" / "sessions" / Name / "attendance" / Name)
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, identity: Name, who, app| async move {
-            respond(reports::participant_report(app, who, room.0, identity.0).await)
+        .and_then(|room: Name, identity: Name, q, who, app| async move {
+            respond(reports::participant_report(app, who, room.0, identity.0, q).await)
         });
     let set = warp::path!("api" / "sessions" / Name / "attendance" / Name / "override")
         .and(warp::put())
+        .and(lesson())
         .and(body(app))
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, identity: Name, body, who, app| async move {
-            respond(corrections::set_override(app, who, room.0, identity.0, body).await)
+        .and_then(|room: Name, identity: Name, q, body, who, app| async move {
+            respond(corrections::set_override(app, who, room.0, identity.0, q, body).await)
         });
     let remove = warp::path!("api" / "sessions" / Name / "attendance" / Name / "override")
         .and(warp::delete())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
         .and(warp::query())
-        .and_then(|room: Name, identity: Name, who, app, q| async move {
-            respond(corrections::remove_override(app, who, room.0, identity.0, q).await)
+        .and_then(|room: Name, identity: Name, lq, who, app, q| async move {
+            respond(corrections::remove_override(app, who, room.0, identity.0, lq, q).await)
         });
     let room_audit = warp::path!("api" / "sessions" / Name / "audit")
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, who, app| async move {
-            respond(corrections::audit(app, who, corrections::AuditQuery::room(room.0)).await)
+        .and_then(|room: Name, q, who, app| async move {
+            respond(corrections::room_audit(app, who, room.0, q).await)
         });
     let history = warp::path!("api" / "attendance")
         .and(warp::get())

@@ -43,10 +43,11 @@ fn participant(
     clock: Clock,
     now: DateTime<Utc>,
 ) -> ParticipantReport {
+    let schedule = session.schedule_at(now);
     let role = classifier.role(subject.roster, session.has_roster, &subject.cycles);
     let threshold = match role {
         Role::Teacher => session.teacher_present_percent,
-        _ => session.schedule.present_percent,
+        _ => schedule.present_percent,
     };
     let rule_cycles: Vec<Cycle> = subject
         .cycles
@@ -54,7 +55,7 @@ fn participant(
         .filter_map(|c| rules_cycle(c))
         .collect();
     let a: Attendance = compute_with_threshold(
-        &session.schedule,
+        &schedule,
         &rule_cycles,
         subject.last_heartbeat_at,
         now,
@@ -79,6 +80,8 @@ fn participant(
         .find(|k| !k.is_empty())
         .unwrap_or_default();
     ParticipantReport {
+        session_id: session.id,
+        unscheduled: session.is_unscheduled(),
         identity: subject.identity.to_string(),
         name,
         role,
@@ -180,7 +183,8 @@ pub fn session_report(
     now: DateTime<Utc>,
 ) -> SessionReport {
     let clock = Clock::for_session(session, zone);
-    let window = session.schedule.window();
+    let schedule = session.schedule_at(now);
+    let window = schedule.window();
     let (mut participants, mut teachers, mut excluded) = (Vec::new(), Vec::new(), Vec::new());
     for subject in subjects(facts) {
         let report = participant(session, &subject, classifier, clock, now);
@@ -191,14 +195,18 @@ pub fn session_report(
         }
     }
     SessionReport {
+        id: session.id,
         room: session.room.clone(),
+        kind: session.kind,
+        unscheduled: session.is_unscheduled(),
         title: session.title.clone(),
-        scheduled_at: session.schedule.scheduled_at,
-        duration_minutes: session.schedule.duration_minutes,
-        grace_minutes: session.schedule.grace_minutes,
+        scheduled_at: schedule.scheduled_at,
+        duration_minutes: schedule.duration_minutes,
+        lesson_minutes: schedule.duration_minutes,
+        grace_minutes: schedule.grace_minutes,
         window_end: window.end,
         timezone: clock.zone.map(|z| z.name().to_string()),
-        scheduled_at_local: clock.local(Some(session.schedule.scheduled_at)),
+        scheduled_at_local: clock.local(Some(schedule.scheduled_at)),
         window_end_local: clock.local(Some(window.end)),
         phase: window.phase(now),
         generated_at: now,
