@@ -1,5 +1,7 @@
 //! The `attendance-server` command line: `serve` (the default), `token`,
-//! `replay`. Settings live in `config`.
+//! `replay`, `class`. Settings live in `config`.
+
+mod class_cli;
 
 use std::time::Duration;
 
@@ -31,6 +33,8 @@ enum Command {
     Token(TokenArgs),
     /// Put dead-lettered webhooks back in the processing queue.
     Replay(ReplayArgs),
+    /// Classes with recurring lessons, through a running server's API.
+    Class(class_cli::ClassArgs),
 }
 
 #[derive(Args)]
@@ -74,6 +78,7 @@ fn main() -> std::process::ExitCode {
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Token(args)) => token(args),
             Some(Command::Replay(args)) => replay(args).await,
+            Some(Command::Class(args)) => class_cli::run(args).await,
         }
     });
     match result {

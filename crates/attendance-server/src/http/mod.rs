@@ -6,6 +6,7 @@
 pub mod app;
 pub mod assets;
 pub mod auth;
+pub mod classes;
 pub mod corrections;
 pub mod demo;
 pub mod error;
@@ -45,6 +46,8 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .unify()
         .or(admin_routes(&app))
         .unify()
+        .or(class_routes(&app))
+        .unify()
         .or(live_socket::route(app.clone()))
         .unify()
         .or(demo::routes(app.clone()))
@@ -58,8 +61,18 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
 
 /// `?session=ID`: the lesson a `/api/sessions/{room}/…` route is about
 /// (the room's current one without it).
+/// A malformed id is refused as such (400), whatever other route was tried.
 fn lesson() -> impl Filter<Extract = (LessonQuery,), Error = warp::Rejection> + Clone {
-    warp::query::<LessonQuery>()
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move {
+            serde_urlencoded::from_str::<LessonQuery>(&raw).map_err(|e| {
+                warp::reject::custom(error::Refusal(error::ApiError::bad_request(format!(
+                    "session must be a lesson id: {e}"
+                ))))
+            })
+        })
 }
 
 /// A request body of at most `--max-body-bytes`.
@@ -219,6 +232,69 @@ fn attendance_routes(app: &App) -> Route {
         .or(room_audit)
         .unify()
         .or(history)
+        .unify()
+        .boxed()
+}
+
+/// Classes with recurring lessons: `/api/classes…`.
+fn class_routes(app: &App) -> Route {
+    let create = warp::path!("api" / "classes")
+        .and(warp::post())
+        .and(principal(app))
+        .and(with_app(app))
+        .and(body(app))
+        .and_then(|who, app, body| async move { respond(classes::create(app, who, body).await) });
+    let list = warp::path!("api" / "classes")
+        .and(warp::get())
+        .and(principal(app))
+        .and(with_app(app))
+        .and(warp::query())
+        .and_then(|who, app, q| async move { respond(classes::list(app, who, q).await) });
+    let get = warp::path!("api" / "classes" / i64)
+        .and(warp::get())
+        .and(principal(app))
+        .and(with_app(app))
+        .and_then(|id, who, app| async move { respond(classes::get(app, who, id).await) });
+    let update = warp::path!("api" / "classes" / i64)
+        .and(warp::put())
+        .and(principal(app))
+        .and(with_app(app))
+        .and(body(app))
+        .and_then(|id, who, app, body| async move {
+            respond(classes::update(app, who, id, body).await)
+        });
+    let delete = warp::path!("api" / "classes" / i64)
+        .and(warp::delete())
+        .and(principal(app))
+        .and(with_app(app))
+        .and_then(|id, who, app| async move { respond(classes::delete(app, who, id).await) });
+    let cancel = warp::path!("api" / "classes" / i64 / "cancellations")
+        .and(warp::post())
+        .and(principal(app))
+        .and(with_app(app))
+        .and(body(app))
+        .and_then(|id, who, app, body| async move {
+            respond(classes::cancel(app, who, id, Some(body), None).await)
+        });
+    let restore = warp::path!("api" / "classes" / i64 / "cancellations" / String)
+        .and(warp::delete())
+        .and(principal(app))
+        .and(with_app(app))
+        .and_then(|id, date, who, app| async move {
+            respond(classes::cancel(app, who, id, None, Some(date)).await)
+        });
+    create
+        .or(list)
+        .unify()
+        .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(cancel)
+        .unify()
+        .or(restore)
         .unify()
         .boxed()
 }

@@ -74,8 +74,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            sqlx::query("UPDATE classes SET has_roster = 1 WHERE id = $1")
+            sqlx::query("UPDATE classes SET has_roster = $2 WHERE id = $1")
                 .bind(id)
+                .bind(i64::from(class.has_roster))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -194,6 +195,12 @@ impl Store {
                 .await?;
                 if own.is_none() {
                     replace_roster(&mut tx, *id, roster, true).await?;
+                    // Teachers alone are no roster: students stay unmarked.
+                    sqlx::query("UPDATE sessions SET has_roster = $2 WHERE id = $1")
+                        .bind(*id)
+                        .bind(i64::from(class.has_roster))
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
         }
