@@ -4,6 +4,7 @@ import {
   api, clock, dateLabel, hhmm, knownZone, loadTracker, params, percent, put, showMessage, wsUrl,
   PHASE_LABEL, STATUS_LABEL,
 } from './common.js';
+import { forLesson, lessonLabel, mountLessonPicker } from './lessons.js';
 
 const $ = (id) => document.getElementById(id);
 const message = $('message');
@@ -40,7 +41,7 @@ const live = { ws: null, attempt: 0, failures: 0, pollTimer: null, retryTimer: n
 
 function connect() {
   live.retryTimer = null;
-  const ws = new WebSocket(wsUrl(`/api/sessions/${encodeURIComponent(state.room)}/live?access_token=${encodeURIComponent(state.token)}`));
+  const ws = new WebSocket(wsUrl(forLesson(`/api/sessions/${encodeURIComponent(state.room)}/live?access_token=${encodeURIComponent(state.token)}`)));
   live.ws = ws;
   let opened = false;
   ws.onopen = () => {
@@ -100,8 +101,8 @@ async function pollOnce() {
   const room = encodeURIComponent(state.room);
   try {
     const [session, report] = await Promise.all([
-      api('GET', `/api/sessions/${room}`, state.token),
-      api('GET', `/api/sessions/${room}/attendance`, state.token),
+      api('GET', forLesson(`/api/sessions/${room}`), state.token),
+      api('GET', forLesson(`/api/sessions/${room}/attendance`), state.token),
     ]);
     if (live.ws && live.ws.readyState === WebSocket.OPEN) return;
     state.session = session;
@@ -157,8 +158,10 @@ function renderSession() {
     put($('phase'), 'No session', 'none');
     return null;
   }
-  $('title').textContent = s.title || `Class ${s.room}`;
+  $('title').textContent = s.title || (s.unscheduled ? `Unscheduled meeting in ${s.room}` : `Class ${s.room}`);
   document.title = `${s.title || s.room} · Attendance`;
+  put($('lesson'), s.unscheduled ? `${lessonLabel(s)}: nobody scheduled it; times against the meeting's length` : '');
+  if (!state.picker) state.picker = mountLessonPicker($('lessons'), state.room, state.token, s.id);
   const start = ms(s.scheduled_at);
   const classEnd = start + s.duration_minutes * 60000;
   const windowEnd = s.window_end ? ms(s.window_end) : classEnd + (s.grace_minutes || 0) * 60000;
@@ -414,7 +417,7 @@ function render() {
   put($('sum-total'), String(students.length));
   put($('sum-in'), String(totals.in));
   for (const k of ['present', 'late', 'partial', 'absent', 'excused']) put($(`sum-${k}`), String(totals[k]));
-  if (!state.session) showMessage(message, `No session is scheduled in room ${state.room} yet.`);
+  if (!state.session) showMessage(message, `No session is scheduled in room ${state.room} yet, and nobody has joined it.`);
   else if (!message.classList.contains('error')) showMessage(message, '');
 }
 
@@ -464,13 +467,14 @@ async function submitCorrection(event) {
     return;
   }
   const { identity, mode } = correction;
-  const path = `/api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override`;
+  const lesson = state.session ? `?session=${state.session.id}` : '';
+  const path = `/api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override${lesson}`;
   correction.busy = true;
   $('correct-save').disabled = true;
   try {
     const p = mode === 'set'
       ? await api('PUT', path, state.token, { status: $('correct-status').value, reason })
-      : await api('DELETE', `${path}?reason=${encodeURIComponent(reason)}`, state.token);
+      : await api('DELETE', `${path}${lesson ? '&' : '?'}reason=${encodeURIComponent(reason)}`, state.token);
     if (p && p.identity) state.participants.set(p.identity, p);
     render();
     dialog.close();
@@ -501,7 +505,9 @@ async function downloadCsv() {
   const button = $('csv');
   button.disabled = true;
   try {
-    const res = await fetch(`/api/sessions/${encodeURIComponent(state.room)}/attendance?format=csv`, {
+    // The lesson shown; a byte-order mark so that Excel reads UTF-8.
+    const lesson = state.session ? `&session=${state.session.id}` : '';
+    const res = await fetch(`/api/sessions/${encodeURIComponent(state.room)}/attendance?format=csv&bom=1${lesson}`, {
       headers: { Authorization: 'Bearer ' + state.token, Accept: 'text/csv' },
       cache: 'no-store',
     });
@@ -509,7 +515,8 @@ async function downloadCsv() {
     const blob = await res.blob();
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
-    a.download = `attendance-${state.room}.csv`;
+    const named = /filename\*=UTF-8''([^;]+)/.exec(res.headers.get('content-disposition') || '');
+    a.download = named ? decodeURIComponent(named[1]) : `attendance-${state.room}.csv`;
     document.body.append(a);
     a.click();
     a.remove();

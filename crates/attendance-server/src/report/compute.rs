@@ -118,18 +118,21 @@ fn participant(
         cycles: subject
             .cycles
             .iter()
-            .map(|c| CycleView {
-                participant_sid: c.participant_sid.clone(),
-                joined_at: c.joined_at,
-                left_at: c.left_at,
-                close_reason: c.close_reason.clone(),
-                disconnect_reason: (!c.disconnect_reason.is_empty())
-                    .then(|| c.disconnect_reason.clone()),
-                opened_by: c.opened_by.clone(),
-                joined_at_local: clock.local(c.joined_at),
-                left_at_local: clock.local(c.left_at),
-            })
+            .map(|c| cycle_view(c, clock))
             .collect(),
+    }
+}
+
+fn cycle_view(c: &CycleRow, clock: Clock) -> CycleView {
+    CycleView {
+        participant_sid: c.participant_sid.clone(),
+        joined_at: c.joined_at,
+        left_at: c.left_at,
+        close_reason: c.close_reason.clone(),
+        disconnect_reason: (!c.disconnect_reason.is_empty()).then(|| c.disconnect_reason.clone()),
+        opened_by: c.opened_by.clone(),
+        joined_at_local: clock.local(c.joined_at),
+        left_at_local: clock.local(c.left_at),
     }
 }
 
