@@ -15,6 +15,7 @@ on_both_backends!(
     a_schedule_fix_moves_the_lesson,
     a_room_nobody_scheduled_gets_its_session_and_becomes_a_lesson,
     the_teacher_sees_an_unscheduled_room_live,
+    a_live_socket_follows_the_lesson_it_was_opened_for,
 );
 
 const ROOM: &str = "weekly-math";
@@ -404,4 +405,38 @@ async fn the_teacher_sees_an_unscheduled_room_live(db: Db) {
         (session["kind"].clone(), session["running"].clone()),
         (json!("unscheduled"), json!(true))
     );
+}
+
+async fn a_live_socket_follows_the_lesson_it_was_opened_for(db: Db) {
+    let server = TestServer::start(db).await;
+    let t = teacher(ROOM);
+    let roster = json!([{"identity": "ada"}]);
+    let first = json_of(
+        server
+            .schedule(
+                ROOM,
+                json!({"scheduled_at": WEEK_1, "duration_minutes": 60, "roster": roster}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    let lesson = json!({"scheduled_at": WEEK_2, "duration_minutes": 60, "roster": roster});
+    json_of(server.schedule(ROOM, lesson).await, 201).await;
+    let pinned = format!("{}&session={}", t, first["id"]);
+    let mut socket = ws_connect(&server, ROOM, &pinned).await;
+    let snapshot = next_of_type(&mut socket, "attendance.snapshot", Duration::from_secs(5)).await;
+    assert_eq!(snapshot["session"]["id"], first["id"]);
+    // A correction in that (past) lesson reaches it.
+    let excuse = json!({"status": "excused", "reason": "trip"});
+    let path = format!(
+        "/api/sessions/{ROOM}/attendance/ada/override?session={}",
+        first["id"]
+    );
+    json_of(server.put_json(&path, &t, &excuse).await, 200).await;
+    let again = next_of_type(&mut socket, "attendance.snapshot", Duration::from_secs(5)).await;
+    assert_eq!(again["session"]["id"], first["id"]);
+    assert_eq!(person(&again, "ada").unwrap()["status"], "excused");
+    let current = server.report(ROOM).await;
+    assert_eq!(person(&current, "ada").unwrap()["status"], "absent");
 }

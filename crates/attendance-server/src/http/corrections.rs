@@ -9,7 +9,7 @@ use super::error::{json_reply, ApiError, ApiResult};
 use super::lessons::{lesson, LessonQuery};
 use super::reports::participant_report;
 use super::App;
-use crate::domain::now_ms;
+use crate::domain::{now, now_ms, SessionRow};
 use crate::livekit::Principal;
 use crate::report::OVERRIDE_STATUSES;
 use crate::store::corrections::Correction;
@@ -67,11 +67,23 @@ pub async fn set_override(
     };
     app.store.set_override(&session, correction).await?;
     tracing::info!(room = %room, session = session.id, identity = %identity, by = %who.identity, status = %body.status, "attendance corrected");
-    app.live.changed(&room, Some(&identity));
+    announce(&app, &session, &identity).await?;
     let q = LessonQuery {
         session: Some(session.id),
     };
     participant_report(app, who, room, identity, q).await
+}
+
+/// Tells live subscribers: a correction in the room's current lesson is
+/// one participant's update; one in another lesson makes the room's
+/// sockets resync (those following that lesson get its new snapshot).
+async fn announce(app: &App, session: &SessionRow, identity: &str) -> Result<(), ApiError> {
+    let current = app.store.current_session(&session.room, now()).await?;
+    match current {
+        Some((c, _)) if c.id == session.id => app.live.changed(&session.room, Some(identity)),
+        _ => app.live.changed(&session.room, None),
+    }
+    Ok(())
 }
 
 /// Every correction and its removal carry a reason for the audit trail.
@@ -115,7 +127,7 @@ pub async fn remove_override(
         )));
     }
     tracing::info!(room = %room, session = session.id, identity = %identity, by = %who.identity, "attendance correction removed");
-    app.live.changed(&room, Some(&identity));
+    announce(&app, &session, &identity).await?;
     let q = LessonQuery {
         session: Some(session.id),
     };
