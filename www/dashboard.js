@@ -161,6 +161,7 @@ function renderSession() {
   $('title').textContent = s.title || (s.unscheduled ? `Unscheduled meeting in ${s.room}` : `Class ${s.room}`);
   document.title = `${s.title || s.room} · Attendance`;
   put($('lesson'), s.unscheduled ? `${lessonLabel(s)}: nobody scheduled it; times against the meeting's length` : '');
+  $('lesson').hidden = !s.unscheduled;
   if (!state.picker) state.picker = mountLessonPicker($('lessons'), state.room, state.token, s.id);
   const start = ms(s.scheduled_at);
   const classEnd = start + s.duration_minutes * 60000;
