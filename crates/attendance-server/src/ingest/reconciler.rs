@@ -224,8 +224,8 @@ impl Reconciler {
                 }
                 listed.push(track.sid.as_str());
                 match known.get(&(p.sid.clone(), track.sid.clone())) {
-                    Some((true, muted)) if *muted == track.muted => {}
-                    Some((true, _)) => {
+                    Some(state) if state.published && state.muted == track.muted => {}
+                    Some(state) if state.published => {
                         let change = if track.muted { "muted" } else { "unmuted" };
                         facts.push(fact(&track.sid, source, change));
                     }
@@ -237,30 +237,13 @@ impl Reconciler {
                     }
                 }
             }
-            for ((sid, track), (published, _)) in &known {
-                if sid == &p.sid && *published && !listed.contains(&track.as_str()) {
-                    let source = self.track_source(room, sid, track).await?;
-                    facts.push(fact(track, &source, "unpublished"));
+            for ((sid, track), state) in &known {
+                if sid == &p.sid && state.published && !listed.contains(&track.as_str()) {
+                    facts.push(fact(track, &state.source, "unpublished"));
                 }
             }
         }
         self.ingest.store.record_media(&facts).await
-    }
-
-    async fn track_source(
-        &self,
-        room: &str,
-        sid: &str,
-        track: &str,
-    ) -> Result<String, sqlx::Error> {
-        Ok(self
-            .ingest
-            .store
-            .media_facts(room, None)
-            .await?
-            .into_iter()
-            .find(|f| f.participant_sid == sid && f.track_sid == track)
-            .map_or_else(String::new, |f| f.source))
     }
 
     /// Records a failure; returns how long to wait before asking again.

@@ -57,27 +57,39 @@ impl Store {
 }
 
 impl Store {
-    /// Each track's last known state in a room: (participant sid, track sid)
-    /// → (published, muted), from every fact so far.
+    /// Each track's last known state in a room, keyed by (participant sid,
+    /// track sid), from every fact so far, in one read.
     pub async fn media_states(
         &self,
         room: &str,
-    ) -> StoreResult<std::collections::HashMap<(String, String), (bool, bool)>> {
+    ) -> StoreResult<std::collections::HashMap<(String, String), TrackState>> {
         let mut states = std::collections::HashMap::new();
         for fact in self.media_facts(room, None).await? {
             let state = states
                 .entry((fact.participant_sid.clone(), fact.track_sid.clone()))
-                .or_insert((false, false));
+                .or_insert_with(|| TrackState {
+                    source: fact.source.clone(),
+                    published: false,
+                    muted: false,
+                });
             match fact.change.as_str() {
-                "published" => *state = (true, false),
-                "unpublished" => state.0 = false,
-                "muted" => state.1 = true,
-                "unmuted" => state.1 = false,
+                "published" => (state.published, state.muted) = (true, false),
+                "unpublished" => state.published = false,
+                "muted" => state.muted = true,
+                "unmuted" => state.muted = false,
                 _ => {}
             }
         }
         Ok(states)
     }
+}
+
+/// What the facts say of one track now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackState {
+    pub source: String,
+    pub published: bool,
+    pub muted: bool,
 }
 
 /// Inserts media facts inside a transaction (a processed webhook batch, or a
