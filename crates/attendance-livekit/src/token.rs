@@ -15,17 +15,25 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(600);
 /// LiveKit allows 60 s of clock skew when it verifies a token.
 pub const LEEWAY_SECONDS: u64 = 60;
 
-/// The claims of a LiveKit access token (the subset RoomService reads).
+/// The claims of a LiveKit token: an access token (`video` grant) or a
+/// webhook token (`sha256` of the body). The one definition the service uses
+/// to mint, sign and read them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoGrant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// LiveKit's `video` grant (camelCase, as in every LiveKit token).
@@ -42,6 +50,10 @@ pub struct VideoGrant {
     pub room_create: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub room_list: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_subscribe: Option<bool>,
 }
 
 impl VideoGrant {
@@ -73,13 +85,21 @@ pub fn mint(
     let claims = Claims {
         iss: api_key.to_string(),
         sub: None,
+        name: None,
+        metadata: None,
         nbf: Some(now_s),
         exp: now_s + TOKEN_TTL.as_secs() as i64,
         video: Some(grant),
+        sha256: None,
     };
+    sign(&claims, api_secret)
+}
+
+/// Signs `claims` with the API secret (HS256), as LiveKit does.
+pub fn sign(claims: &Claims, api_secret: &str) -> Result<String, String> {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &claims,
+        claims,
         &EncodingKey::from_secret(api_secret.as_bytes()),
     )
     .map_err(|e| e.to_string())

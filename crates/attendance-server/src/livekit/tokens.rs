@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
 
-/// LiveKit allows 60 s of clock skew when it verifies tokens; so do we.
-pub const LEEWAY_SECONDS: u64 = 60;
+/// The claims, the grant, signing and LiveKit's 60 s of clock skew are
+/// attendance-livekit's: one definition of LiveKit's token format.
+pub use attendance_livekit::token::{sign, Claims, VideoGrant, LEEWAY_SECONDS};
 
 #[derive(Clone)]
 pub struct KeyRing {
@@ -188,15 +189,6 @@ impl KeyRing {
     }
 }
 
-fn sign(claims: &Claims, secret: &str) -> Result<String, String> {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .map_err(|e| e.to_string())
-}
-
 /// Standard, padded base64 of the body's SHA-256: LiveKit's `sha256` claim.
 pub fn body_sha256(body: &[u8]) -> String {
     use sha2::Digest;
@@ -214,43 +206,6 @@ fn peek_issuer(token: &str) -> Option<String> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice::<Issuer>(&bytes).ok().map(|i| i.iss)
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
-    pub exp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub video: Option<VideoGrant>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VideoGrant {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub room_join: bool,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub room_admin: bool,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub room_create: bool,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub room_list: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub can_publish: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub can_subscribe: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
