@@ -241,7 +241,7 @@ proto_enum! {
 }
 
 /// `DisconnectReason` names by number, for servers that write enums as numbers.
-const DISCONNECT_REASONS: [&str; 16] = [
+const DISCONNECT_REASONS: [&str; 17] = [
     "UNKNOWN_REASON",
     "CLIENT_INITIATED",
     "DUPLICATE_IDENTITY",
@@ -258,6 +258,7 @@ const DISCONNECT_REASONS: [&str; 16] = [
     "SIP_TRUNK_FAILURE",
     "CONNECTION_TIMEOUT",
     "MEDIA_FAILURE",
+    "AGENT_ERROR",
 ];
 
 enum EnumValue {
@@ -285,7 +286,9 @@ fn enum_value<'de, D: Deserializer<'de>>(
     }
 }
 
-fn disconnect_reason<'de, D: Deserializer<'de>>(
+/// `DisconnectReason` by name or number; `None` for `UNKNOWN_REASON` (the
+/// zero value protojson omits). Shared by RoomService answers and webhooks.
+pub fn disconnect_reason<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
     let name = match enum_value(deserializer, "disconnect_reason")? {

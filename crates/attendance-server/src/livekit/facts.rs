@@ -37,7 +37,7 @@ pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
                 serde_json::to_string(&p.attributes).expect("a map of strings serializes")
             },
             joined_at_ms: p.joined_at_ms(),
-            disconnect_reason: p.disconnect_reason.clone(),
+            disconnect_reason: p.disconnect_reason.clone().unwrap_or_default(),
         })
     };
     let close = |reason| -> Result<EventFacts, String> {
@@ -77,29 +77,24 @@ pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
 }
 
 /// A camera, microphone or screen share published or unpublished. Other
-/// tracks (screen-share audio, data, unknown sources) are not counted.
+/// tracks (screen-share audio, data, unknown sources), and track events that
+/// name no connection, carry nothing for attendance: they stay in the inbox
+/// and are otherwise ignored.
 fn media_facts(event: &WebhookEvent, at_ms: i64) -> Result<EventFacts, String> {
     let (Some(track), Some(p), Some(room)) = (&event.track, &event.participant, &event.room) else {
-        return Err(format!(
-            "{} without track, participant or room",
-            event.event
-        ));
-    };
-    if !MEDIA_SOURCES.contains(&track.source.as_str()) {
         return Ok(EventFacts::Ignored);
-    }
-    if track.sid.is_empty() || p.sid.is_empty() || room.name.is_empty() || at_ms <= 0 {
-        return Err(format!(
-            "{} without track sid, participant sid, room or createdAt",
-            event.event
-        ));
+    };
+    let source = track.source.as_str();
+    let complete = !track.sid.is_empty() && !p.sid.is_empty() && !room.name.is_empty();
+    if !MEDIA_SOURCES.contains(&source) || !complete || at_ms <= 0 {
+        return Ok(EventFacts::Ignored);
     }
     let fact = |change: &str| MediaFact {
         room: room.name.clone(),
         participant_sid: p.sid.clone(),
         identity: p.identity.clone(),
         track_sid: track.sid.clone(),
-        source: track.source.clone(),
+        source: source.to_string(),
         change: change.to_string(),
         at_ms,
         origin: "webhook".to_string(),
@@ -147,6 +142,15 @@ mod tests {
         let screen_audio = br#"{"event":"track_published","id":"EV_a","createdAt":"5","room":{"name":"r"},"participant":{"sid":"PA_1","identity":"ada"},"track":{"sid":"TR_3","source":"SCREEN_SHARE_AUDIO"}}"#;
         assert!(matches!(
             facts_of(&WebhookEvent::parse(screen_audio).unwrap()),
+            Ok(EventFacts::Ignored)
+        ));
+    }
+
+    #[test]
+    fn track_events_naming_no_connection_are_ignored_not_failed() {
+        let bare = br#"{"event":"track_published","id":"EV_b","createdAt":"5","room":{"name":"r"},"track":{"sid":"TR_1","source":"CAMERA"}}"#;
+        assert!(matches!(
+            facts_of(&WebhookEvent::parse(bare).unwrap()),
             Ok(EventFacts::Ignored)
         ));
     }

@@ -2,6 +2,7 @@
 //! (`livekit/protocol/webhook.ReceiveWebhookEvent`), and the protojson
 //! `WebhookEvent` decoded with unknown fields ignored.
 
+use attendance_livekit::model::{disconnect_reason, TrackSource};
 use serde::{Deserialize, Deserializer};
 use subtle::ConstantTimeEq;
 
@@ -76,10 +77,9 @@ pub struct WebhookEvent {
 pub struct TrackInfo {
     #[serde(default)]
     pub sid: String,
-    /// `CAMERA`, `MICROPHONE`, `SCREEN_SHARE`, `SCREEN_SHARE_AUDIO`; empty
-    /// when LiveKit omits it (`UNKNOWN`).
-    #[serde(default, deserialize_with = "track_source")]
-    pub source: String,
+    /// `CAMERA`, `MICROPHONE`, `SCREEN_SHARE`, …; `UNKNOWN` when omitted.
+    #[serde(default)]
+    pub source: TrackSource,
     #[serde(default)]
     pub muted: bool,
 }
@@ -117,7 +117,7 @@ pub struct ParticipantInfo {
     /// …), on `participant_left`/`participant_connection_aborted`; empty
     /// when LiveKit omits it (`UNKNOWN_REASON`).
     #[serde(default, deserialize_with = "disconnect_reason")]
-    pub disconnect_reason: String,
+    pub disconnect_reason: Option<String>,
 }
 
 impl ParticipantInfo {
@@ -175,52 +175,6 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 fn participant_kind<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     const NAMES: [&str; 5] = ["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT"];
     enum_name(d, &NAMES)
-}
-
-/// `TrackSource`, by name or number; `UNKNOWN` (0) is empty.
-fn track_source<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    const NAMES: [&str; 5] = [
-        "",
-        "CAMERA",
-        "MICROPHONE",
-        "SCREEN_SHARE",
-        "SCREEN_SHARE_AUDIO",
-    ];
-    let name = enum_name(d, &NAMES)?;
-    Ok(if name == "UNKNOWN" {
-        String::new()
-    } else {
-        name
-    })
-}
-
-/// `DisconnectReason`, by name or number; `UNKNOWN_REASON` (0) is empty.
-fn disconnect_reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    const NAMES: [&str; 17] = [
-        "",
-        "CLIENT_INITIATED",
-        "DUPLICATE_IDENTITY",
-        "SERVER_SHUTDOWN",
-        "PARTICIPANT_REMOVED",
-        "ROOM_DELETED",
-        "STATE_MISMATCH",
-        "JOIN_FAILURE",
-        "MIGRATION",
-        "SIGNAL_CLOSE",
-        "ROOM_CLOSED",
-        "USER_UNAVAILABLE",
-        "USER_REJECTED",
-        "SIP_TRUNK_FAILURE",
-        "CONNECTION_TIMEOUT",
-        "MEDIA_FAILURE",
-        "AGENT_ERROR",
-    ];
-    let name = enum_name(d, &NAMES)?;
-    Ok(if name == "UNKNOWN_REASON" {
-        String::new()
-    } else {
-        name
-    })
 }
 
 /// An enum's name as protojson writes it, or the name of its number in
