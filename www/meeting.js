@@ -15,10 +15,9 @@ function rulesSentence(session) {
   let w = null;
   try { w = wasm.timeline(session, null, Date.now()); } catch { return ''; }
   if (!w) return '';
-  const late = session.late_after_minutes ?? 10;
   const grace = session.grace_minutes
     ? t('meet.rules.grace', { grace: count(session.grace_minutes), time: hhmm(w.window_end) }) : '';
-  return t('meet.rules', { percent: count(w.present_percent), late: count(late) }) + grace;
+  return t('meet.rules', { percent: count(w.present_percent), late: count(w.late_after_minutes) }) + grace;
 }
 
 function showSession(session) {

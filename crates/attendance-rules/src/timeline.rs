@@ -16,6 +16,8 @@ pub struct Overview {
     /// `class_end + grace`: the end of the counting window.
     pub window_end: DateTime<Utc>,
     pub phase: Phase,
+    /// A first counted second after `start` plus this many minutes is late.
+    pub late_after_minutes: u32,
     #[serde(flatten)]
     pub thresholds: Thresholds,
 }
@@ -27,6 +29,7 @@ pub fn overview(schedule: &Schedule, thresholds: Thresholds, now: DateTime<Utc>)
         class_end: window.start + TimeDelta::minutes(i64::from(schedule.duration_minutes)),
         window_end: window.end,
         phase: window.phase(now),
+        late_after_minutes: schedule.late_after_minutes,
         thresholds,
     }
 }

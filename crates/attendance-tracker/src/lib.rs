@@ -270,6 +270,7 @@ pub fn timeline_of(session: JsValue, participant: JsValue, now_ms: f64) -> Resul
         .set("class_end", iso(Some(o.class_end)))
         .set("window_end", iso(Some(o.window_end)))
         .set("phase", phase_str(o.phase).into())
+        .set("late_after_minutes", o.late_after_minutes.into())
         .set("present_percent", o.thresholds.present_percent.into())
         .set(
             "teacher_present_percent",
