@@ -79,6 +79,32 @@ async fn demo_mode_stays_in_demo_rooms(db: Db) {
         .await
         .unwrap();
     assert_eq!(own.status(), 200);
+    // Any name LiveKit allows, percent-encoded in the path.
+    let arabic: Value = start("رياضيات 101 / \"أ\"").await.json().await.unwrap();
+    assert_eq!(arabic["room"], "demo-رياضيات 101 / \"أ\"");
+    let path = percent_encoding::utf8_percent_encode(
+        arabic["room"].as_str().unwrap(),
+        percent_encoding::NON_ALPHANUMERIC,
+    );
+    for action in ["join", "leave"] {
+        let r = server
+            .client
+            .post(server.url(&format!("/demo/rooms/{path}/{action}")))
+            .bearer_auth(arabic["student_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{action}");
+        server.settle().await;
+    }
+    let mine = server
+        .get_json(
+            &format!("/api/sessions/{path}/attendance/student-1"),
+            arabic["student_token"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(mine["join_count"], 1, "{mine}");
+    assert_eq!(mine["cycles"][0]["close_reason"], "left", "{mine}");
     // Not in demo mode: no /demo routes at all.
     let plain = TestServer::start(db).await;
     let r = plain
