@@ -369,12 +369,8 @@ async fn stale_heartbeat_closes_the_cycle(db: Db) {
 
 async fn heartbeat_never_opens_a_cycle(db: Db) {
     let server = TestServer::start(db).await;
-    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
     server
-        .schedule(
-            "r",
-            json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 60}),
-        )
+        .schedule_live("r", chrono::TimeDelta::minutes(5), 60)
         .await;
     let student = access_token("s", "r", Grant::Student);
     let beat: Value = server

@@ -161,12 +161,8 @@ async fn insert_cycles(server: &TestServer, room: &str, identity: &str, from: i6
 
 async fn a_student_with_5000_cycles_gets_every_message_whole(db: Db) {
     let server = TestServer::start(db).await;
-    let start = chrono::Utc::now() - chrono::TimeDelta::hours(4);
-    server
-        .schedule(
-            "many",
-            json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 300}),
-        )
+    let start = server
+        .schedule_live("many", chrono::TimeDelta::hours(4), 300)
         .await;
     insert_cycles(&server, "many", "flaky", start.timestamp(), 5000).await;
     let mut student = ws_connect(
@@ -255,10 +251,7 @@ async fn clients_that_never_read_are_dropped_and_their_places_freed(db: Db) {
     for _ in 0..8 {
         stuck.push(never_reading_socket(&server, "slow", &token).await);
     }
-    let url = format!(
-        "{}/api/sessions/slow/live?access_token={token}",
-        server.base.replace("http://", "ws://")
-    );
+    let url = server.live_url("slow", &token);
     let refused = |result: Result<(), tokio_tungstenite::tungstenite::Error>| match result {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status() == 429,
         _ => false,
@@ -536,12 +529,8 @@ async fn closed(socket: &mut Ws, within: Duration) -> (u16, String) {
 #[tokio::test]
 async fn live_sockets_take_tokens_out_of_the_url_and_end_with_them() {
     let server = TestServer::start(Db::Sqlite).await;
-    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
     server
-        .schedule(
-            "r",
-            json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 60}),
-        )
+        .schedule_live("r", chrono::TimeDelta::minutes(5), 60)
         .await;
     let token = access_token("ada", "r", Grant::Student);
 

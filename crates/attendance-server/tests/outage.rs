@@ -193,10 +193,7 @@ async fn a_misbehaving_browser_is_cut_off() {
     for _ in 0..8 {
         sockets.push(ws_connect(&server, "r", &token).await);
     }
-    let url = format!(
-        "{}/api/sessions/r/live?access_token={token}",
-        server.base.replace("http://", "ws://")
-    );
+    let url = server.live_url("r", &token);
     match tokio_tungstenite::connect_async(url.clone()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 429)

@@ -30,14 +30,9 @@ async fn setup(db: Db) -> (FakeRoomService, TestServer) {
         ],
     )
     .await;
-    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
-    let r = server
-        .schedule(
-            ROOM,
-            json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": 60}),
-        )
+    server
+        .schedule_live(ROOM, chrono::TimeDelta::minutes(10), 60)
         .await;
-    assert_eq!(r.status(), 201);
     (livekit, server)
 }
 

@@ -206,6 +206,34 @@ impl TestServer {
             .await
     }
 
+    /// Schedules `room` as a class that began `ago` before now and lasts
+    /// `minutes` (it is live); asserts it was created and returns its start.
+    pub async fn schedule_live(
+        &self,
+        room: &str,
+        ago: chrono::TimeDelta,
+        minutes: i64,
+    ) -> chrono::DateTime<chrono::Utc> {
+        let start = chrono::Utc::now() - ago;
+        let r = self
+            .schedule(
+                room,
+                json!({"scheduled_at": start.to_rfc3339(), "duration_minutes": minutes}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "scheduling {room}");
+        start
+    }
+
+    /// The live socket's URL for `room`, with the token in the query (the
+    /// form old clients use).
+    pub fn live_url(&self, room: &str, token: &str) -> String {
+        format!(
+            "{}/api/sessions/{room}/live?access_token={token}",
+            self.base.replace("http://", "ws://")
+        )
+    }
+
     /// One authenticated request; the helpers below name the method.
     pub async fn request(
         &self,
@@ -447,11 +475,7 @@ pub async fn ws_connect(
     room: &str,
     token: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = format!(
-        "{}/api/sessions/{room}/live?access_token={token}",
-        server.base.replace("http://", "ws://")
-    );
-    tokio_tungstenite::connect_async(url)
+    tokio_tungstenite::connect_async(server.live_url(room, token))
         .await
         .expect("websocket")
         .0
