@@ -153,6 +153,22 @@ pub fn run_media(vectors_json: &str) -> Result<(usize, Vec<String>), String> {
     })
 }
 
+/// Panics unless a runner's answer holds: the file parsed, at least
+/// `at_least` checks ran, and none mismatched. One assertion for the native
+/// and the browser tests.
+pub fn assert_hold(what: &str, answer: Result<(usize, Vec<String>), String>, at_least: usize) {
+    let (checks, failures) = answer.unwrap_or_else(|e| panic!("{what} vectors: {e}"));
+    assert!(
+        checks >= at_least,
+        "expected at least {at_least} {what} checks, found {checks}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{what} mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
 type Outcome<'a> = (&'a Check, serde_json::Result<Value>);
 
 fn run_with<V: DeserializeOwned>(

@@ -1,14 +1,11 @@
-use attendance_rules::golden::{run, GOLDEN_VECTORS};
+use attendance_rules::golden::{
+    assert_hold, run, run_media, run_shown, run_stay_until, GOLDEN_VECTORS, MEDIA_VECTORS,
+    SHOWN_VECTORS, STAY_UNTIL_VECTORS,
+};
 
 #[test]
 fn golden_vectors_hold() {
-    let (checks, failures) = run(GOLDEN_VECTORS).expect("vectors file parses");
-    assert!(checks >= 10, "expected at least 10 checks, found {checks}");
-    assert!(
-        failures.is_empty(),
-        "golden mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert_hold("golden", run(GOLDEN_VECTORS), 10);
 }
 
 #[test]
@@ -24,20 +21,11 @@ fn the_runner_reports_a_wrong_expectation() {
 
 #[test]
 fn shown_vectors_hold() {
-    let (checks, failures) =
-        attendance_rules::golden::run_shown(attendance_rules::golden::SHOWN_VECTORS)
-            .expect("vectors file parses");
-    assert!(checks >= 15, "expected at least 15 checks, found {checks}");
-    assert!(
-        failures.is_empty(),
-        "shown mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert_hold("shown", run_shown(SHOWN_VECTORS), 15);
 }
 
 #[test]
 fn the_shown_runner_reports_a_wrong_expectation() {
-    use attendance_rules::golden::{run_shown, SHOWN_VECTORS};
     let corrupted = SHOWN_VECTORS.replacen("\"x2\": 0.166667", "\"x2\": 0.2", 1);
     assert_ne!(corrupted, SHOWN_VECTORS);
     let (_, failures) = run_shown(&corrupted).unwrap();
@@ -50,19 +38,11 @@ fn the_shown_runner_reports_a_wrong_expectation() {
 
 #[test]
 fn stay_until_vectors_hold() {
-    use attendance_rules::golden::{run_stay_until, STAY_UNTIL_VECTORS};
-    let (checks, failures) = run_stay_until(STAY_UNTIL_VECTORS).expect("vectors file parses");
-    assert!(checks >= 20, "expected at least 20 checks, found {checks}");
-    assert!(
-        failures.is_empty(),
-        "stay-until mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert_hold("stay-until", run_stay_until(STAY_UNTIL_VECTORS), 20);
 }
 
 #[test]
 fn the_stay_until_runner_reports_a_wrong_expectation() {
-    use attendance_rules::golden::{run_stay_until, STAY_UNTIL_VECTORS};
     let corrupted = STAY_UNTIL_VECTORS.replacen("12:02:01Z", "12:02:02Z", 1);
     assert_ne!(corrupted, STAY_UNTIL_VECTORS);
     let (_, failures) = run_stay_until(&corrupted).unwrap();
@@ -72,19 +52,11 @@ fn the_stay_until_runner_reports_a_wrong_expectation() {
 
 #[test]
 fn media_vectors_hold() {
-    use attendance_rules::golden::{run_media, MEDIA_VECTORS};
-    let (checks, failures) = run_media(MEDIA_VECTORS).expect("vectors file parses");
-    assert!(checks >= 8, "expected at least 8 checks, found {checks}");
-    assert!(
-        failures.is_empty(),
-        "media mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert_hold("media", run_media(MEDIA_VECTORS), 8);
 }
 
 #[test]
 fn the_media_runner_reports_a_wrong_expectation() {
-    use attendance_rules::golden::{run_media, MEDIA_VECTORS};
     let corrupted =
         MEDIA_VECTORS.replacen("\"camera_seconds\": 2400}", "\"camera_seconds\": 2401}", 1);
     assert_ne!(corrupted, MEDIA_VECTORS);

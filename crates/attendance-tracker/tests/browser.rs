@@ -5,8 +5,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use attendance_rules::golden::{
-    run, run_media, run_shown, run_stay_until, GOLDEN_VECTORS, MEDIA_VECTORS, SHOWN_VECTORS,
-    STAY_UNTIL_VECTORS,
+    assert_hold, run, run_media, run_shown, run_stay_until, GOLDEN_VECTORS, MEDIA_VECTORS,
+    SHOWN_VECTORS, STAY_UNTIL_VECTORS,
 };
 use attendance_tracker::{
     compute_attendance, count_statuses, stay_until_of, timeline_of, AttendanceTracker,
@@ -34,46 +34,22 @@ fn this_is_a_browser() {
 
 #[wasm_bindgen_test]
 fn golden_vectors_hold_in_the_browser() {
-    let (checks, failures) = run(GOLDEN_VECTORS).expect("vectors file parses");
-    assert!(checks >= 10, "expected at least 10 checks, found {checks}");
-    assert!(
-        failures.is_empty(),
-        "golden mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert_hold("golden", run(GOLDEN_VECTORS), 10);
 }
 
 #[wasm_bindgen_test]
 fn shown_vectors_hold_in_the_browser() {
-    let (checks, failures) = run_shown(SHOWN_VECTORS).expect("vectors file parses");
-    assert!(checks >= 15, "expected at least 15 checks, found {checks}");
-    assert!(
-        failures.is_empty(),
-        "shown mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert_hold("shown", run_shown(SHOWN_VECTORS), 15);
 }
 
 #[wasm_bindgen_test]
 fn stay_until_vectors_hold_in_the_browser() {
-    let (checks, failures) = run_stay_until(STAY_UNTIL_VECTORS).expect("vectors file parses");
-    assert!(checks >= 20, "expected at least 20 checks, found {checks}");
-    assert!(
-        failures.is_empty(),
-        "stay-until mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert_hold("stay-until", run_stay_until(STAY_UNTIL_VECTORS), 20);
 }
 
 #[wasm_bindgen_test]
 fn media_vectors_hold_in_the_browser() {
-    let (checks, failures) = run_media(MEDIA_VECTORS).expect("vectors file parses");
-    assert!(checks >= 8, "expected at least 8 checks, found {checks}");
-    assert!(
-        failures.is_empty(),
-        "media mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert_hold("media", run_media(MEDIA_VECTORS), 8);
 }
 
 const SESSION: &str = r#"{
