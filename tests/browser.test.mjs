@@ -250,7 +250,7 @@ describe('browser', { timeout: 120000 }, () => {
       const downloading = page.waitForEvent('download');
       await page.click('#csv');
       const download = await downloading;
-      assert.equal(download.suggestedFilename(), `attendance-${PAST_ROOM}.csv`);
+      assert.equal(download.suggestedFilename(), `attendance-${PAST_ROOM}-2025-11-25.csv`);
       const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/).map((line) => line.split(','));
       const col = (name) => csv[0].indexOf(name);
       const grace = csv.find((r) => r[col('identity')] === 'grace');

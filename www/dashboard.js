@@ -8,6 +8,7 @@ import {
   serviceUrl, showMessage, t, count, locale, wsUrl, PHASE_LABEL, STATUS_LABEL,
 } from './common.js';
 import { LiveLink } from './connection.js';
+import { forLesson, lessonLabel, mountLessonPicker } from './lessons.js';
 
 const $ = (id) => document.getElementById(id);
 const message = $('message');
@@ -69,8 +70,8 @@ function clearMessage() {
 
 // ---- server connection: WebSocket with backoff, polling after 3 failures ----
 const link = new LiveLink({
-  // The token travels as a subprotocol, never in the URL.
-  socketUrl: () => wsUrl(`api/sessions/${encodeURIComponent(state.room)}/live`),
+  // The token travels as a subprotocol, never in the URL; ?session=ID pins a lesson.
+  socketUrl: () => wsUrl(forLesson(`api/sessions/${encodeURIComponent(state.room)}/live`)),
   protocols: () => ['attendance.v1', `access_token.${state.token}`],
   poll: pollOnce,
   onMessage,
@@ -112,8 +113,8 @@ async function pollOnce() {
   const room = encodeURIComponent(state.room);
   try {
     const [session, report] = await Promise.all([
-      api('GET', `api/sessions/${room}`, state.token),
-      api('GET', `api/sessions/${room}/attendance`, state.token),
+      api('GET', forLesson(`api/sessions/${room}`), state.token),
+      api('GET', forLesson(`api/sessions/${room}/attendance`), state.token),
     ]);
     if (link.ws && link.ws.readyState === WebSocket.OPEN && link.state === 'live') return;
     if (report && report.server_time) setServerTime(report.server_time);
@@ -158,8 +159,11 @@ function renderSession() {
     put($('phase'), t('phase.none'), 'none');
     return null;
   }
-  $('title').textContent = s.title || `${t('dash.h1')} · ${s.room}`;
+  $('title').textContent = s.title || (s.unscheduled ? t('lesson.unscheduled.title', { room: s.room }) : `${t('dash.h1')} · ${s.room}`);
   document.title = `${s.title || s.room} · ${t('dash.h1')}`;
+  put($('lesson'), s.unscheduled ? t('lesson.unscheduled.note', { lesson: lessonLabel(s) }) : '');
+  $('lesson').hidden = !s.unscheduled;
+  if (!state.picker) state.picker = mountLessonPicker($('lessons'), state.room, state.token, s.id);
   const meta = `· ${dateLabel(w.start, zone())} ${time(w.start)}–${time(w.class_end)}` +
     (w.window_end !== w.class_end ? t('window.grace', { time: time(w.window_end) }) : '');
   put($('window'), meta);
@@ -570,13 +574,14 @@ async function submitCorrection(event) {
     return;
   }
   const { identity, mode } = correction;
-  const path = `api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override`;
+  const lesson = state.session ? `?session=${state.session.id}` : '';
+  const path = `api/sessions/${encodeURIComponent(state.room)}/attendance/${encodeURIComponent(identity)}/override${lesson}`;
   correction.busy = true;
   $('correct-save').disabled = true;
   try {
     const p = mode === 'set'
       ? await api('PUT', path, state.token, { status: $('correct-status').value, reason })
-      : await api('DELETE', `${path}?reason=${encodeURIComponent(reason)}`, state.token);
+      : await api('DELETE', `${path}${lesson ? '&' : '?'}reason=${encodeURIComponent(reason)}`, state.token);
     if (p && p.identity) state.participants.set(p.identity, p);
     render();
     dialog.close();
@@ -609,7 +614,9 @@ async function downloadCsv() {
   const button = $('csv');
   button.disabled = true;
   try {
-    const res = await fetch(serviceUrl(`api/sessions/${encodeURIComponent(state.room)}/attendance?format=csv`), {
+    // The lesson shown; a byte-order mark so that Excel reads UTF-8.
+    const lesson = state.session ? `&session=${state.session.id}` : '';
+    const res = await fetch(serviceUrl(`api/sessions/${encodeURIComponent(state.room)}/attendance?format=csv&bom=1${lesson}`), {
       headers: { Authorization: 'Bearer ' + state.token, Accept: 'text/csv' },
       cache: 'no-store',
     });
@@ -617,7 +624,8 @@ async function downloadCsv() {
     const blob = await res.blob();
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
-    a.download = `attendance-${state.room}.csv`;
+    const named = /filename\*=UTF-8''([^;]+)/.exec(res.headers.get('content-disposition') || '');
+    a.download = named ? decodeURIComponent(named[1]) : `attendance-${state.room}.csv`;
     document.body.append(a);
     a.click();
     a.remove();

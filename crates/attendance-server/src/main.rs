@@ -1,6 +1,7 @@
 //! The `attendance-server` command line: `serve` (the default), `token`,
-//! `replay`, `endpoints`. Settings live in `config`.
+//! `replay`, `endpoints`, `class`. Settings live in `config`.
 
+mod class_cli;
 mod endpoints_cli;
 
 use std::time::Duration;
@@ -37,6 +38,8 @@ enum Command {
     /// Outbound webhook endpoints: list, add, show, update, delete,
     /// rotate-secret, messages, retry.
     Endpoints(endpoints_cli::EndpointsArgs),
+    /// Classes with recurring lessons, through a running server's API.
+    Class(class_cli::ClassArgs),
 }
 
 #[derive(Args)]
@@ -81,6 +84,7 @@ fn main() -> std::process::ExitCode {
             Some(Command::Token(args)) => token(args),
             Some(Command::Replay(args)) => replay(args).await,
             Some(Command::Endpoints(args)) => endpoints_cli::run(args).await,
+            Some(Command::Class(args)) => class_cli::run(args).await,
         }
     });
     match result {

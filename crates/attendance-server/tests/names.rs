@@ -96,12 +96,17 @@ async fn one_room(server: &TestServer, room: &str) {
     let filename = percent_encoding::percent_decode_str(encoded)
         .decode_utf8()
         .unwrap();
-    assert_eq!(filename, format!("attendance-{room}.csv"), "{disposition}");
+    assert_eq!(
+        filename,
+        format!("attendance-{room}-2025-11-25.csv"),
+        "{disposition}"
+    );
     let text = csv.text().await.unwrap();
     let mut rows = csv::Reader::from_reader(text.as_bytes());
+    let identity = rows.headers().unwrap().iter().position(|h| h == "identity");
     let record = rows.records().next().unwrap().unwrap();
     assert_eq!(&record[0], room);
-    assert_eq!(&record[3], STUDENT);
+    assert_eq!(&record[identity.unwrap()], STUDENT);
 
     let one_path = path(&format!("/attendance/{}", seg(STUDENT)));
     let mine = server.get_json(&one_path, &student).await;

@@ -5,13 +5,20 @@
 use std::collections::HashMap;
 
 use attendance_rules::{CloseReason, Schedule};
+
 use chrono::{DateTime, Utc};
 
-/// A stored session: the schedule plus what people call it.
+/// A stored session: one lesson in one room, its schedule plus what
+/// people call it. A room has any number of them over time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
+    /// Stable id, used to address this lesson (`?session=ID`).
+    pub id: i64,
     pub room: String,
+    pub kind: SessionKind,
     pub title: String,
+    /// For an unscheduled session, what it was when read: use
+    /// [`SessionRow::schedule_at`] for the schedule at a given instant.
     pub schedule: Schedule,
     /// IANA time zone people read times in; empty = UTC.
     pub timezone: String,
@@ -21,6 +28,15 @@ pub struct SessionRow {
     pub has_roster: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The class that made it, if any.
+    pub class_id: Option<i64>,
+    /// The LiveKit room instance an unscheduled session covers.
+    pub room_sid: String,
+    /// Unscheduled: where its instance ended (`room_finished`, or the last
+    /// leave once everyone left); `None` while it runs.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Unscheduled: the start of the room's next lesson, where it stops.
+    pub cut_at: Option<DateTime<Utc>>,
 }
 
 /// What a teacher or admin sets besides the schedule.
@@ -51,6 +67,9 @@ pub struct OverrideRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
     pub room: String,
+    /// The session corrected (`None` only for entries older than lessons
+    /// whose room had no session).
+    pub session_id: Option<i64>,
     pub identity: String,
     pub action: String,
     pub status: Option<String>,
@@ -116,10 +135,14 @@ impl CycleFact {
     }
 }
 
-/// Everything needed to compute a room's attendance.
+/// Everything needed to compute one session's attendance: its facts
+/// clipped to the cycles that overlap its window.
 #[derive(Debug, Clone, Default)]
 pub struct RoomFacts {
     pub session: Option<SessionRow>,
+    /// Read as the room's current session: it stays the current one until
+    /// this instant (unix ms), if nothing is written meanwhile; `None`: for good.
+    pub current_until_ms: Option<i64>,
     pub cycles: Vec<CycleRow>,
     pub heartbeats: HashMap<String, DateTime<Utc>>,
     pub roster: Vec<RosterEntry>,
@@ -187,4 +210,29 @@ pub struct Reconciled {
     pub closed: Vec<(String, String, i64)>,
     /// Connections to open, with the instant LiveKit listed them.
     pub opened: Vec<(CycleFact, i64)>,
+}
+
+/// A session is a lesson someone scheduled, or the session made for a
+/// LiveKit room instance nobody scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    Lesson,
+    Unscheduled,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Lesson => "lesson",
+            SessionKind::Unscheduled => "unscheduled",
+        }
+    }
+
+    pub fn parse(text: &str) -> SessionKind {
+        match text {
+            "unscheduled" => SessionKind::Unscheduled,
+            _ => SessionKind::Lesson,
+        }
+    }
 }

@@ -2,9 +2,12 @@
 //! beyond [`clock`]. Every layer above speaks in these types.
 
 pub mod change;
+pub mod classes;
 pub mod clock;
 pub mod facts;
+pub mod lessons;
 pub mod outbound;
+pub mod recurrence;
 pub mod webhooks;
 
 pub use change::Changed;
@@ -13,5 +16,6 @@ pub use facts::{
     AuditRow, CycleFact, CycleRow, EventFacts, MediaFact, OverrideRow, Reconciled, RoomFacts,
     RosterEntry, SessionDetails, SessionRow, MEDIA_SOURCES,
 };
+pub use lessons::SessionKind;
 pub use outbound::{Attempt, AttemptOutcome, Endpoint, OutboundEvent, OutboundMessage};
 pub use webhooks::{NewEvent, StoredEvent};

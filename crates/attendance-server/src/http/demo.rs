@@ -21,6 +21,7 @@ use warp::Filter;
 use super::error::{ApiError, ApiResult};
 use super::params::Name;
 use super::App;
+use crate::domain::lessons::place;
 use crate::domain::{now, now_ms, SessionDetails};
 use crate::livekit::{RoleRequest, TokenRequest};
 use crate::report::SessionView;
@@ -123,8 +124,9 @@ async fn start(app: App, body: Bytes) -> ApiResult {
         .name
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Ada Lovelace".into());
-    let session = match app.store.session(&room).await? {
-        Some(session) if session.schedule.window().end > now() => session,
+    let current = app.store.current_session(&room, now()).await?;
+    let session = match current.map(|(s, _)| s) {
+        Some(session) if !session.is_unscheduled() && session.end_at(now()) > now() => session,
         _ => {
             // A 30-minute class that began at the start of this minute.
             let start = now()
@@ -132,9 +134,14 @@ async fn start(app: App, body: Bytes) -> ApiResult {
                 .unwrap_or_else(|_| now());
             let mut schedule = attendance_rules::Schedule::new(start, 30);
             schedule.grace_minutes = 10;
+            let sessions = app.store.room_sessions(&room).await?;
+            let window = schedule.window();
+            let placement = place(&sessions, None, window.start, window.end, now())
+                .map_err(|_| ApiError::internal("the demo room has an overlapping lesson"))?;
             app.store
-                .upsert_session(
+                .schedule_lesson(
                     &room,
+                    &placement,
                     &SessionDetails {
                         title: "Demo class".into(),
                         timezone: String::new(),
@@ -166,7 +173,7 @@ async fn start(app: App, body: Bytes) -> ApiResult {
         "identity": identity,
         "student_token": mint(&identity, &name, RoleRequest::Student)?,
         "teacher_token": mint("teacher", "Teacher", RoleRequest::Teacher)?,
-        "session": SessionView::from(&session),
+        "session": SessionView::of(&session, now()),
     }))
     .into_response())
 }

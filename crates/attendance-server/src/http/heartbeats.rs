@@ -6,6 +6,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
+use super::lessons::{lesson, LessonQuery};
 use super::App;
 use crate::domain::now;
 use crate::livekit::Principal;
@@ -38,14 +39,25 @@ struct HeartbeatReply {
     attendance: Option<ParticipantReport>,
 }
 
-/// `POST /api/sessions/{room}/heartbeat`: answered from the participant's
-/// kept facts, so a school's steady heartbeat load costs no database reads.
-pub async fn post(app: App, who: Principal, room: String) -> ApiResult {
+/// `POST /api/sessions/{room}/heartbeat`: answered with the attendance in
+/// the room's current lesson from the participant's kept facts, so a
+/// school's steady heartbeat load costs no database reads (`?session=ID`:
+/// in that lesson, read from the database).
+pub async fn post(app: App, who: Principal, room: String, q: LessonQuery) -> ApiResult {
     let at = record(&app, &room, &who)?;
-    let mut facts = app
-        .store
-        .participant_facts_kept(&room, &who.identity)
-        .await?;
+    let mut facts = match q.session {
+        Some(_) => {
+            let session = lesson(&app, &room, q).await?;
+            app.store
+                .session_facts(&session, Some(&who.identity))
+                .await?
+        }
+        None => {
+            app.store
+                .participant_facts_kept(&room, &who.identity)
+                .await?
+        }
+    };
     facts.note_heartbeat(&who.identity, at);
     let attendance = facts
         .session

@@ -31,9 +31,10 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use super::error::ApiError;
+use super::lessons::{self, LessonQuery};
 use super::params::Name;
 use super::{heartbeats, App};
-use crate::domain::now;
+use crate::domain::{now, SessionRow};
 use crate::live::delivery;
 use crate::live::hub::{Change, ConnectionSlot};
 use crate::live::parts;
@@ -139,6 +140,8 @@ fn switching_protocols(key: SecWebsocketKey) -> Response {
 #[derive(Deserialize)]
 struct LiveQuery {
     access_token: Option<String>,
+    /// A lesson by id: its snapshot, and only its updates.
+    session: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -265,6 +268,7 @@ fn accept(
     q: LiveQuery,
     upgrade: UpgradeRequest,
 ) -> Response {
+    let lesson = LessonQuery { session: q.session };
     let offered = offered(protocols.as_deref());
     if offered.any && !offered.ours {
         return ApiError::bad_request(format!(
@@ -316,8 +320,16 @@ fn accept(
                 Err(stop) => return finish(socket, stop).await,
             },
         };
+        // A socket opened for one lesson (`?session=ID`) follows that lesson.
+        let pinned = match lesson.session {
+            Some(_) => match lessons::lesson(&app, &room, lesson).await {
+                Ok(session) => Some(session),
+                Err(e) => return finish(socket, Stop::close(CloseCode::Policy, e.message)).await,
+            },
+            None => None,
+        };
         let Admitted { who, expires, slot } = admitted;
-        let stop = serve(&app, &room, who, expires, &mut socket).await;
+        let stop = serve(&app, &room, who, expires, pinned.as_ref(), &mut socket).await;
         finish(socket, stop).await;
         drop(slot);
     });
@@ -452,6 +464,7 @@ async fn serve(
     room: &str,
     mut who: Principal,
     expires: Instant,
+    pinned: Option<&SessionRow>,
     socket: &mut Socket,
 ) -> Stop {
     Metrics::inc(&app.metrics.websocket_connections);
@@ -467,7 +480,7 @@ async fn serve(
     tokio::pin!(expiry);
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber connected");
 
-    if let Err(stop) = send_snapshot(app, room, &who, socket, &mut ids).await {
+    if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids).await {
         return stop;
     }
     let stop = loop {
@@ -507,7 +520,7 @@ async fn serve(
                                 }
                             }
                             Ok(m) if m.kind == "resync" => {
-                                if let Err(stop) = send_snapshot(app, room, &who, socket, &mut ids).await {
+                                if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids).await {
                                     break stop;
                                 }
                                 continue;
@@ -533,11 +546,12 @@ async fn serve(
             }
             change = changes.recv() => {
                 match change {
-                    Ok(Change::Participant { identity, json }) => {
-                        if who.may_read(room, &identity) { send(socket, &mut ids, &json).await } else { Ok(()) }
+                    Ok(Change::Participant { identity, session, json }) => {
+                        let other_lesson = pinned.is_some_and(|p| p.id != session);
+                        if who.may_read(room, &identity) && !other_lesson { send(socket, &mut ids, &json).await } else { Ok(()) }
                     }
                     // Lagged: this client missed messages; a snapshot repairs it.
-                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(app, room, &who, socket, &mut ids).await,
+                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(app, room, &who, pinned, socket, &mut ids).await,
                     Err(RecvError::Closed) => Err(Stop::close(CloseCode::Away, "server shutting down")),
                 }
             }
@@ -584,10 +598,11 @@ async fn send_snapshot(
     app: &App,
     room: &str,
     who: &Principal,
+    pinned: Option<&SessionRow>,
     socket: &mut Socket,
     ids: &mut u64,
 ) -> Result<(), Stop> {
-    match delivery::snapshot(&app.live, room, who).await {
+    match delivery::snapshot(&app.live, room, who, pinned).await {
         Ok(text) => send(socket, ids, &text).await,
         Err(error) => {
             tracing::warn!(%error, "snapshot failed");

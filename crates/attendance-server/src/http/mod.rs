@@ -6,11 +6,13 @@
 pub mod app;
 pub mod assets;
 pub mod auth;
+pub mod classes;
 pub mod corrections;
 pub mod demo;
 pub mod endpoints;
 pub mod error;
 pub mod heartbeats;
+pub mod lessons;
 pub mod live_socket;
 pub mod ops;
 pub mod params;
@@ -30,6 +32,7 @@ use warp::Filter;
 pub use app::{App, Settings};
 use auth::{principal, with_app};
 use error::respond;
+use lessons::LessonQuery;
 use params::Name;
 
 type Route = BoxedFilter<(Response,)>;
@@ -48,6 +51,8 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .unify()
         .or(endpoints::routes(&app))
         .unify()
+        .or(class_routes(&app))
+        .unify()
         .or(live_socket::route(app.clone()))
         .unify()
         .or(demo::routes(app.clone()))
@@ -65,6 +70,22 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
 /// token (old live-socket clients send `?access_token=`).
 fn request_span(info: warp::trace::Info<'_>) -> tracing::Span {
     tracing::info_span!("request", method = %info.method(), path = %info.path())
+}
+
+/// `?session=ID`: the lesson a `/api/sessions/{room}/…` route is about
+/// (the room's current one without it).
+/// A malformed id is refused as such (400), whatever other route was tried.
+fn lesson() -> impl Filter<Extract = (LessonQuery,), Error = warp::Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move {
+            serde_urlencoded::from_str::<LessonQuery>(&raw).map_err(|e| {
+                warp::reject::custom(error::Refusal(error::ApiError::bad_request(format!(
+                    "session must be a lesson id: {e}"
+                ))))
+            })
+        })
 }
 
 /// A request body of at most `--max-body-bytes`.
@@ -104,18 +125,20 @@ fn webhook_routes(app: &App) -> Route {
 fn session_routes(app: &App) -> Route {
     let put = warp::path!("api" / "sessions" / Name)
         .and(warp::put())
+        .and(lesson())
         .and(body(app))
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, body, who, app| async move {
-            respond(sessions::put_session(app, who, room.0, body).await)
+        .and_then(|room: Name, q, body, who, app| async move {
+            respond(sessions::put_session(app, who, room.0, q, body).await)
         });
     let get = warp::path!("api" / "sessions" / Name)
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, who, app| async move {
-            respond(sessions::get_session(app, who, room.0).await)
+        .and_then(|room: Name, q, who, app| async move {
+            respond(sessions::get_session(app, who, room.0, q).await)
         });
     let list = warp::path!("api" / "sessions")
         .and(warp::get())
@@ -125,25 +148,28 @@ fn session_routes(app: &App) -> Route {
         .and_then(|who, app, q| async move { respond(sessions::list_sessions(app, who, q).await) });
     let put_roster = warp::path!("api" / "sessions" / Name / "roster")
         .and(warp::put())
+        .and(lesson())
         .and(body(app))
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, body, who, app| async move {
-            respond(rosters::put_roster(app, who, room.0, body).await)
+        .and_then(|room: Name, q, body, who, app| async move {
+            respond(rosters::put_roster(app, who, room.0, q, body).await)
         });
     let get_roster = warp::path!("api" / "sessions" / Name / "roster")
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, who, app| async move {
-            respond(rosters::get_roster(app, who, room.0).await)
+        .and_then(|room: Name, q, who, app| async move {
+            respond(rosters::get_roster(app, who, room.0, q).await)
         });
     let heartbeat = warp::path!("api" / "sessions" / Name / "heartbeat")
         .and(warp::post())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, who, app| async move {
-            respond(heartbeats::post(app, who, room.0).await)
+        .and_then(|room: Name, q, who, app| async move {
+            respond(heartbeats::post(app, who, room.0, q).await)
         });
     put.or(get)
         .unify()
@@ -162,42 +188,47 @@ fn session_routes(app: &App) -> Route {
 fn attendance_routes(app: &App) -> Route {
     let report = warp::path!("api" / "sessions" / Name / "attendance")
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
         .and(warp::query())
         .and(warp::header::optional::<String>("accept"))
-        .and_then(|room: Name, who, app, q, accept| async move {
-            respond(reports::session_report(app, who, room.0, q, accept).await)
+        .and_then(|room: Name, lq, who, app, q, accept| async move {
+            respond(reports::session_report(app, who, room.0, lq, q, accept).await)
         });
     let one = warp::path!("api" / "sessions" / Name / "attendance" / Name)
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, identity: Name, who, app| async move {
-            respond(reports::participant_report(app, who, room.0, identity.0).await)
+        .and_then(|room: Name, identity: Name, q, who, app| async move {
+            respond(reports::participant_report(app, who, room.0, identity.0, q).await)
         });
     let set = warp::path!("api" / "sessions" / Name / "attendance" / Name / "override")
         .and(warp::put())
+        .and(lesson())
         .and(body(app))
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, identity: Name, body, who, app| async move {
-            respond(corrections::set_override(app, who, room.0, identity.0, body).await)
+        .and_then(|room: Name, identity: Name, q, body, who, app| async move {
+            respond(corrections::set_override(app, who, room.0, identity.0, q, body).await)
         });
     let remove = warp::path!("api" / "sessions" / Name / "attendance" / Name / "override")
         .and(warp::delete())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
         .and(warp::query())
-        .and_then(|room: Name, identity: Name, who, app, q| async move {
-            respond(corrections::remove_override(app, who, room.0, identity.0, q).await)
+        .and_then(|room: Name, identity: Name, lq, who, app, q| async move {
+            respond(corrections::remove_override(app, who, room.0, identity.0, lq, q).await)
         });
     let room_audit = warp::path!("api" / "sessions" / Name / "audit")
         .and(warp::get())
+        .and(lesson())
         .and(principal(app))
         .and(with_app(app))
-        .and_then(|room: Name, who, app| async move {
-            respond(corrections::audit(app, who, corrections::AuditQuery::room(room.0)).await)
+        .and_then(|room: Name, q, who, app| async move {
+            respond(corrections::room_audit(app, who, room.0, q).await)
         });
     let history = warp::path!("api" / "attendance")
         .and(warp::get())
@@ -218,6 +249,69 @@ fn attendance_routes(app: &App) -> Route {
         .or(room_audit)
         .unify()
         .or(history)
+        .unify()
+        .boxed()
+}
+
+/// Classes with recurring lessons: `/api/classes…`.
+fn class_routes(app: &App) -> Route {
+    let create = warp::path!("api" / "classes")
+        .and(warp::post())
+        .and(principal(app))
+        .and(with_app(app))
+        .and(body(app))
+        .and_then(|who, app, body| async move { respond(classes::create(app, who, body).await) });
+    let list = warp::path!("api" / "classes")
+        .and(warp::get())
+        .and(principal(app))
+        .and(with_app(app))
+        .and(warp::query())
+        .and_then(|who, app, q| async move { respond(classes::list(app, who, q).await) });
+    let get = warp::path!("api" / "classes" / i64)
+        .and(warp::get())
+        .and(principal(app))
+        .and(with_app(app))
+        .and_then(|id, who, app| async move { respond(classes::get(app, who, id).await) });
+    let update = warp::path!("api" / "classes" / i64)
+        .and(warp::put())
+        .and(principal(app))
+        .and(with_app(app))
+        .and(body(app))
+        .and_then(|id, who, app, body| async move {
+            respond(classes::update(app, who, id, body).await)
+        });
+    let delete = warp::path!("api" / "classes" / i64)
+        .and(warp::delete())
+        .and(principal(app))
+        .and(with_app(app))
+        .and_then(|id, who, app| async move { respond(classes::delete(app, who, id).await) });
+    let cancel = warp::path!("api" / "classes" / i64 / "cancellations")
+        .and(warp::post())
+        .and(principal(app))
+        .and(with_app(app))
+        .and(body(app))
+        .and_then(|id, who, app, body| async move {
+            respond(classes::cancel(app, who, id, Some(body), None).await)
+        });
+    let restore = warp::path!("api" / "classes" / i64 / "cancellations" / String)
+        .and(warp::delete())
+        .and(principal(app))
+        .and(with_app(app))
+        .and_then(|id, date, who, app| async move {
+            respond(classes::cancel(app, who, id, None, Some(date)).await)
+        });
+    create
+        .or(list)
+        .unify()
+        .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(cancel)
+        .unify()
+        .or(restore)
         .unify()
         .boxed()
 }

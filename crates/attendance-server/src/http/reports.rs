@@ -7,6 +7,7 @@ use serde_json::json;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
+use super::lessons::{lesson, LessonQuery};
 use super::params::{csv_reply, range, requested_zone, wants_csv};
 use super::App;
 use crate::domain::now;
@@ -17,12 +18,17 @@ use crate::report::{self, count_statuses, SessionView};
 pub struct ReportQuery {
     format: Option<String>,
     tz: Option<String>,
+    /// `1`: start the CSV with a UTF-8 byte-order mark (Excel reads the
+    /// file as UTF-8 then).
+    bom: Option<String>,
 }
 
+/// One lesson's report (the current one, or `?session=ID`), JSON or CSV.
 pub async fn session_report(
     app: App,
     who: Principal,
     room: String,
+    lesson_q: LessonQuery,
     q: ReportQuery,
     accept: Option<String>,
 ) -> ApiResult {
@@ -33,39 +39,45 @@ pub async fn session_report(
     }
     let zone = requested_zone(q.tz.as_deref())?;
     let csv = wants_csv(q.format.as_deref(), accept.as_deref())?;
-    let facts = app.store.room_facts(&room).await?;
-    let session = facts
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::no_session(&room))?;
-    let report = report::session_report(session, &facts, &app.settings.classifier, zone, now());
+    let session = lesson(&app, &room, lesson_q).await?;
+    let facts = app.store.session_facts(&session, None).await?;
+    let report = report::session_report(&session, &facts, &app.settings.classifier, zone, now());
     if csv {
-        let clock = report::Clock::for_session(session, zone);
+        let clock = report::Clock::for_session(&session, zone);
         let text =
             report::csv(&report, clock.zone).map_err(|e| ApiError::internal(e.to_string()))?;
-        return Ok(csv_reply(text, &format!("attendance-{room}")));
+        let day = clock.text(Some(session.start()));
+        let name = format!("attendance-{room}-{}", day.get(..10).unwrap_or_default());
+        return Ok(csv_reply(with_bom(text, q.bom.as_deref()), &name));
     }
     Ok(json_reply(&report, StatusCode::OK))
 }
 
+/// `?bom=1`: a UTF-8 byte-order mark first, for Excel.
+fn with_bom(text: String, bom: Option<&str>) -> String {
+    match bom {
+        Some("1" | "true" | "yes") => format!("\u{feff}{text}"),
+        _ => text,
+    }
+}
+
+/// One participant in one lesson (the current one, or `?session=ID`).
 pub async fn participant_report(
     app: App,
     who: Principal,
     room: String,
     identity: String,
+    q: LessonQuery,
 ) -> ApiResult {
     if !who.may_read(&room, &identity) {
         return Err(ApiError::forbidden(
             "a participant may read only their own attendance",
         ));
     }
-    let facts = app.store.participant_facts(&room, &identity).await?;
-    let session = facts
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::no_session(&room))?;
+    let session = lesson(&app, &room, q).await?;
+    let facts = app.store.session_facts(&session, Some(&identity)).await?;
     let report =
-        report::one_participant(session, &facts, &identity, &app.settings.classifier, now());
+        report::one_participant(&session, &facts, &identity, &app.settings.classifier, now());
     Ok(json_reply(&report, StatusCode::OK))
 }
 
@@ -76,9 +88,11 @@ pub struct HistoryQuery {
     to: Option<String>,
     format: Option<String>,
     tz: Option<String>,
+    bom: Option<String>,
 }
 
-/// One student's attendance across sessions (administrators).
+/// One student's attendance across lessons (administrators): one row per
+/// lesson they joined, were rostered in, or were corrected in.
 pub async fn history(
     app: App,
     who: Principal,
@@ -98,29 +112,33 @@ pub async fn history(
     let at = now();
     let mut rows = Vec::new();
     for room in app.store.rooms_of_identity(&identity).await? {
-        let facts = app.store.participant_facts(&room, &identity).await?;
-        let Some(session) = facts.session.clone() else {
-            continue;
-        };
-        let starts = session.schedule.scheduled_at;
-        if starts < from || starts >= to {
-            continue;
+        for session in app.store.room_sessions(&room).await? {
+            if session.start() < from || session.start() >= to {
+                continue;
+            }
+            let facts = app.store.session_facts(&session, Some(&identity)).await?;
+            if facts.cycles.is_empty() && facts.roster.is_empty() && facts.overrides.is_empty() {
+                continue; // not in this lesson
+            }
+            let report =
+                report::one_participant(&session, &facts, &identity, &app.settings.classifier, at);
+            rows.push((session, report));
         }
-        let report =
-            report::one_participant(&session, &facts, &identity, &app.settings.classifier, at);
-        rows.push((session, report));
     }
-    rows.sort_by_key(|(s, _)| s.schedule.scheduled_at);
+    rows.sort_by_key(|(s, _)| (s.start(), s.id));
     if csv {
         let text =
-            report::history_csv(&rows, zone).map_err(|e| ApiError::internal(e.to_string()))?;
-        return Ok(csv_reply(text, &format!("attendance-{identity}")));
+            report::history_csv(&rows, zone, at).map_err(|e| ApiError::internal(e.to_string()))?;
+        return Ok(csv_reply(
+            with_bom(text, q.bom.as_deref()),
+            &format!("attendance-{identity}"),
+        ));
     }
     let reports: Vec<_> = rows.iter().map(|(_, p)| p.clone()).collect();
     let counts = count_statuses(&reports);
     let sessions: Vec<_> = rows
         .iter()
-        .map(|(s, p)| json!({ "session": SessionView::new(s, report::Clock::for_session(s, zone)), "attendance": p }))
+        .map(|(s, p)| json!({ "session": SessionView::at(s, report::Clock::for_session(s, zone), at), "attendance": p }))
         .collect();
     let total: i64 = reports.iter().map(|p| p.attended_seconds).sum();
     Ok(json_reply(

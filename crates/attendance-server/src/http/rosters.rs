@@ -1,4 +1,4 @@
-//! Rosters: who is expected in a session, and as what.
+//! Rosters: who is expected in a lesson, and as what.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -6,6 +6,7 @@ use serde_json::json;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
+use super::lessons::{lesson, LessonQuery};
 use super::params::MAX_NAME_BYTES;
 use super::App;
 use crate::domain::{now, RosterEntry};
@@ -66,7 +67,14 @@ pub fn roster_entries(entries: Vec<RosterBodyEntry>) -> Result<Vec<RosterEntry>,
         .collect()
 }
 
-pub async fn put_roster(app: App, who: Principal, room: String, body: Bytes) -> ApiResult {
+/// Replaces one lesson's roster (the current one, or `?session=ID`).
+pub async fn put_roster(
+    app: App,
+    who: Principal,
+    room: String,
+    q: LessonQuery,
+    body: Bytes,
+) -> ApiResult {
     if !who.manages(&room) {
         return Err(ApiError::forbidden(
             "only the room's teacher or an administrator may set its roster",
@@ -78,39 +86,38 @@ pub async fn put_roster(app: App, who: Principal, room: String, body: Bytes) -> 
         }
         Err(e) => return Err(ApiError::bad_request(format!("invalid roster: {e}"))),
     };
-    let before = app.store.roster(&room, None).await?;
+    let session = lesson(&app, &room, q).await?;
+    let before = app.store.roster(session.id, None).await?;
     let at = now();
-    let announce = |session: &_| {
-        events::session_updated(Some(session), session, Some((&before, &entries)), at)
+    let announce = |updated: &_| {
+        events::session_updated(Some(updated), updated, Some((&before, &entries)), at)
     };
     if !app
         .store
-        .set_roster(&room, &entries, at.timestamp_millis(), announce)
+        .set_roster(&session, &entries, at.timestamp_millis(), announce)
         .await?
     {
-        return Err(ApiError::no_session(&room));
+        return Err(super::lessons::no_session(&room));
     }
-    tracing::info!(room = %room, by = %who.identity, people = entries.len(), "roster set");
+    tracing::info!(room = %room, session = session.id, by = %who.identity, people = entries.len(), "roster set");
     app.live.changed(&room, None);
     app.outbound.kick();
     Ok(json_reply(
-        &json!({ "room": room, "roster": entries }),
+        &json!({ "room": room, "session_id": session.id, "roster": entries }),
         StatusCode::OK,
     ))
 }
 
-pub async fn get_roster(app: App, who: Principal, room: String) -> ApiResult {
+pub async fn get_roster(app: App, who: Principal, room: String, q: LessonQuery) -> ApiResult {
     if !who.manages(&room) {
         return Err(ApiError::forbidden(
             "only the room's teacher or an administrator may read its roster",
         ));
     }
-    if app.store.session(&room).await?.is_none() {
-        return Err(ApiError::no_session(&room));
-    }
-    let roster = app.store.roster(&room, None).await?;
+    let session = lesson(&app, &room, q).await?;
+    let roster = app.store.roster(session.id, None).await?;
     Ok(json_reply(
-        &json!({ "room": room, "roster": roster }),
+        &json!({ "room": room, "session_id": session.id, "roster": roster }),
         StatusCode::OK,
     ))
 }

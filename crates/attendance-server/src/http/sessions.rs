@@ -1,4 +1,4 @@
-//! Sessions: scheduling one (`PUT`), reading it, and listing them.
+//! Sessions (lessons): scheduling one (`PUT`), reading it, and listing them.
 
 use attendance_rules::DEFAULT_TEACHER_PRESENT_PERCENT;
 use bytes::Bytes;
@@ -8,9 +8,11 @@ use serde_json::json;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
+use super::lessons::{lesson, LessonQuery};
 use super::params::{check_room, field, parse_zone, percent, range};
 use super::rosters::{roster_entries, RosterBodyEntry};
 use super::App;
+use crate::domain::lessons::place;
 use crate::domain::{now, SessionDetails};
 use crate::livekit::Principal;
 use crate::outbound::events;
@@ -33,7 +35,17 @@ struct SessionBody {
     roster: Option<Vec<RosterBodyEntry>>,
 }
 
-pub async fn put_session(app: App, who: Principal, room: String, body: Bytes) -> ApiResult {
+/// `PUT /api/sessions/{room}`: a window over the room's current session
+/// moves it (a schedule fix), one over an unscheduled session turns it into
+/// this lesson, any other creates a new session; `?session=ID` changes
+/// that one. A window over another lesson is refused (409).
+pub async fn put_session(
+    app: App,
+    who: Principal,
+    room: String,
+    q: LessonQuery,
+    body: Bytes,
+) -> ApiResult {
     check_room(&room)?;
     if !who.manages(&room) {
         return Err(ApiError::forbidden(
@@ -80,16 +92,25 @@ pub async fn put_session(app: App, who: Principal, room: String, body: Bytes) ->
         return Err(ApiError::bad_request("title must be at most 500 bytes"));
     }
     let roster = body.roster.map(roster_entries).transpose()?;
-    let roster_before = match roster {
-        Some(_) => app.store.roster(&room, None).await?,
-        None => Vec::new(),
+    let target = match q.session {
+        Some(_) => Some(lesson(&app, &room, q).await?.id),
+        None => None,
     };
     let at = now();
+    let sessions = app.store.room_sessions(&room).await?;
+    let window = schedule.window();
+    let placement =
+        place(&sessions, target, window.start, window.end, at).map_err(|ids| overlap(&ids))?;
+    let roster_before = match (&roster, placement.target) {
+        (Some(_), Some(id)) => app.store.roster(id, None).await?,
+        _ => Vec::new(),
+    };
     let roster_change = roster.as_deref().map(|r| (roster_before.as_slice(), r));
     let (session, created) = app
         .store
-        .upsert_session(
+        .schedule_lesson(
             &room,
+            &placement,
             &details,
             &schedule,
             roster.as_deref(),
@@ -97,7 +118,7 @@ pub async fn put_session(app: App, who: Principal, room: String, body: Bytes) ->
             |before, after| events::session_updated(before, after, roster_change, at),
         )
         .await?;
-    tracing::info!(room = %room, by = %who.identity, created, "session scheduled");
+    tracing::info!(room = %room, session = session.id, by = %who.identity, created, "session scheduled");
     app.live.changed(&room, None);
     app.outbound.kick();
     let status = if created {
@@ -105,42 +126,68 @@ pub async fn put_session(app: App, who: Principal, room: String, body: Bytes) ->
     } else {
         StatusCode::OK
     };
-    Ok(json_reply(&SessionView::from(&session), status))
+    Ok(json_reply(&SessionView::of(&session, at), status))
 }
 
-pub async fn get_session(app: App, who: Principal, room: String) -> ApiResult {
+/// The 409 for a window over other lessons of the room.
+fn overlap(ids: &[i64]) -> ApiError {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    ApiError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "the window overlaps lesson {} of this room: lessons in one room may not overlap; \
+             change that lesson with ?session=ID, or pick another time",
+            ids.join(", ")
+        ),
+    )
+}
+
+pub async fn get_session(app: App, who: Principal, room: String, q: LessonQuery) -> ApiResult {
     if !who.belongs_to(&room) {
         return Err(ApiError::forbidden("this token is for another room"));
     }
-    let session = app
-        .store
-        .session(&room)
-        .await?
-        .ok_or_else(|| ApiError::no_session(&room))?;
-    Ok(json_reply(&SessionView::from(&session), StatusCode::OK))
+    let session = lesson(&app, &room, q).await?;
+    Ok(json_reply(
+        &SessionView::of(&session, now()),
+        StatusCode::OK,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
 pub struct RangeQuery {
     from: Option<String>,
     to: Option<String>,
+    /// Only this room's sessions.
+    room: Option<String>,
 }
 
+/// `GET /api/sessions`: one row per lesson starting in the range, with its
+/// counts; a teacher sees their room's, an administrator everyone's.
 pub async fn list_sessions(app: App, who: Principal, q: RangeQuery) -> ApiResult {
     let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
     let at = now();
     let mut sessions = Vec::new();
-    for session in app
-        .store
-        .sessions_between(from.timestamp_millis(), to.timestamp_millis())
-        .await?
-    {
+    let rows = match q.room.as_deref().filter(|r| !r.is_empty()) {
+        Some(room) => app
+            .store
+            .room_sessions(room)
+            .await?
+            .into_iter()
+            .filter(|s| s.start() >= from && s.start() < to)
+            .collect(),
+        None => {
+            app.store
+                .sessions_between(from.timestamp_millis(), to.timestamp_millis())
+                .await?
+        }
+    };
+    for session in rows {
         if !who.manages(&session.room) {
             continue;
         }
-        let facts = app.store.room_facts(&session.room).await?;
+        let facts = app.store.session_facts(&session, None).await?;
         let report = report::session_report(&session, &facts, &app.settings.classifier, None, at);
-        let mut view = serde_json::to_value(SessionView::from(&session)).expect("serializable");
+        let mut view = serde_json::to_value(SessionView::of(&session, at)).expect("serializable");
         view["phase"] = json!(report.phase);
         view["counts"] = json!(report.counts);
         view["students"] = json!(report.participants.len());

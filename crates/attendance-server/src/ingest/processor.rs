@@ -63,26 +63,31 @@ pub async fn process_due(ingest: &Ingest) -> Result<usize, sqlx::Error> {
     // A database error is not the events' fault: they stay claimed and are
     // retried when the lease runs out, without spending an attempt.
     let batch: Vec<(&str, &EventFacts)> = good.iter().map(|(s, _, f)| (s.id.as_str(), f)).collect();
-    let applied = match ingest.store.apply_events(&batch, now_ms()).await {
-        Ok(applied) => applied,
+    let (applied, opened) = match ingest.store.apply_events(&batch, now_ms()).await {
+        Ok(result) => result,
         // A batch can lose a deadlock against another instance's batch;
         // one event per transaction then cannot.
         Err(error) if batch.len() > 1 => {
             tracing::debug!(%error, "batch not applied; applying its events one by one");
             let mut applied = Vec::with_capacity(batch.len());
+            let mut opened = Vec::new();
             for one in &batch {
-                applied.extend(
-                    ingest
-                        .store
-                        .apply_events(std::slice::from_ref(one), now_ms())
-                        .await?,
-                );
+                let (done, rooms) = ingest
+                    .store
+                    .apply_events(std::slice::from_ref(one), now_ms())
+                    .await?;
+                applied.extend(done);
+                opened.extend(rooms);
             }
-            applied
+            (applied, opened)
         }
         Err(error) => return Err(error),
     };
     let mut changes = std::collections::BTreeSet::new();
+    // A room nobody scheduled got its session: its subscribers resync.
+    for room in opened {
+        changes.insert((room, None));
+    }
     for ((stored, event, facts), applied) in good.iter().zip(applied) {
         if !applied {
             continue; // another instance got there first

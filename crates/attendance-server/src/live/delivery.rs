@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::feed::{next_batch, ChangeFeed};
 use super::hub::Change;
 use super::Live;
-use crate::domain::{ms_to_time, now, Changed};
+use crate::domain::{ms_to_time, now, Changed, SessionRow};
 use crate::livekit::Principal;
 use crate::metrics::Metrics;
 use crate::report::{self, ParticipantReport, SessionView};
@@ -135,6 +135,12 @@ pub async fn publish_participant(
     let Some(session) = &facts.session else {
         return Ok(()); // nothing to compute without a schedule
     };
+    // The room's current session is another one than subscribers show (a
+    // lesson ended, a room nobody scheduled got its session): resync them.
+    if live.hub.note_current(room, session.id) {
+        publish_room(live, room);
+        return Ok(());
+    }
     let at = now();
     let participant = report::one_participant(session, &facts, identity, &live.classifier, at);
     let message = Updated {
@@ -142,7 +148,7 @@ pub async fn publish_participant(
         room,
         identity,
         attendance: &participant,
-        session: &SessionView::from(session),
+        session: &SessionView::of(session, at),
         server_time: at,
     };
     let json: Arc<str> = serde_json::to_string(&message)
@@ -154,6 +160,7 @@ pub async fn publish_participant(
         room,
         Change::Participant {
             identity: identity.to_string(),
+            session: session.id,
             json,
         },
     );
@@ -166,15 +173,23 @@ pub fn publish_room(live: &Live, room: &str) {
 }
 
 /// The snapshot a subscriber gets on connect and on resync: everyone for a
-/// teacher or admin, only themselves for a participant.
-pub async fn snapshot(live: &Live, room: &str, who: &Principal) -> StoreResult<String> {
-    let facts = if who.manages(room) {
-        live.store.room_facts(room).await?
-    } else {
-        live.store
-            .participant_facts_kept(room, &who.identity)
-            .await?
+/// teacher or admin, only themselves for a participant; of the room's
+/// current session, or of `pinned` (a lesson addressed by id).
+pub async fn snapshot(
+    live: &Live,
+    room: &str,
+    who: &Principal,
+    pinned: Option<&SessionRow>,
+) -> StoreResult<String> {
+    let identity = (!who.manages(room)).then_some(who.identity.as_str());
+    let facts = match (pinned, identity) {
+        (Some(session), _) => live.store.session_facts(session, identity).await?,
+        (None, None) => live.store.room_facts(room).await?,
+        (None, Some(identity)) => live.store.participant_facts_kept(room, identity).await?,
     };
+    if let (None, Some(session)) = (pinned, &facts.session) {
+        live.hub.note_current(room, session.id);
+    }
     let at = now();
     let classifier = &live.classifier;
     let (participants, teachers, excluded) = match &facts.session {
@@ -198,7 +213,7 @@ pub async fn snapshot(live: &Live, room: &str, who: &Principal) -> StoreResult<S
     let message = Snapshot {
         kind: "attendance.snapshot",
         room,
-        session: facts.session.as_ref().map(SessionView::from),
+        session: facts.session.as_ref().map(|s| SessionView::of(s, at)),
         participants,
         teachers,
         excluded,

@@ -16,9 +16,13 @@ const ROOM_QUEUE: usize = 256;
 
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// One participant's attendance changed; `json` is the full
-    /// `attendance.updated` message.
-    Participant { identity: String, json: Arc<str> },
+    /// One participant's attendance in the room's current session
+    /// (`session`) changed; `json` is the full `attendance.updated` message.
+    Participant {
+        identity: String,
+        session: i64,
+        json: Arc<str>,
+    },
     /// Something room-wide changed (schedule, many closes): resync.
     Room,
 }
@@ -30,6 +34,8 @@ pub struct Hub {
     connections: Arc<Mutex<HashMap<(String, String), usize>>>,
     /// When each identity's heartbeat was last announced to subscribers.
     heartbeats_announced: Arc<Mutex<HashMap<(String, String), Instant>>>,
+    /// The session each room's subscribers were last told is current.
+    current_sessions: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 /// A heartbeat changes what subscribers see only when it is the first in a
@@ -120,6 +126,18 @@ impl Hub {
                 true
             }
         }
+    }
+
+    /// Notes that `session` is the room's current session as subscribers
+    /// see it; `true` when it was another one (they must resync).
+    pub fn note_current(&self, room: &str, session: i64) -> bool {
+        let mut current = self.current_sessions.lock().expect("hub lock");
+        if current.len() > 100_000 {
+            current.clear();
+        }
+        current
+            .insert(room.to_string(), session)
+            .is_some_and(|before| before != session)
     }
 
     pub fn subscriber_count(&self) -> usize {

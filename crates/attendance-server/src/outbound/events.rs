@@ -72,6 +72,7 @@ pub fn final_digest(report: &SessionReport) -> String {
         })
         .collect();
     let result = json!({
+        "session_id": report.id,
         "room": report.room,
         "scheduled_at": report.scheduled_at,
         "duration_minutes": report.duration_minutes,
@@ -109,9 +110,10 @@ pub fn attendance_corrected(
     let attendance = report::one_participant(session, &facts, &identity, classifier, audit.at);
     let data = json!({
         "room": audit.room,
+        "session_id": session.id,
         "identity": audit.identity,
         "audit": {
-            "room": audit.room, "identity": audit.identity, "action": audit.action,
+            "room": audit.room, "session_id": audit.session_id, "identity": audit.identity, "action": audit.action,
             "status": audit.status, "reason": audit.reason, "author": audit.author, "at": audit.at,
         },
         "attendance": attendance,
@@ -143,8 +145,9 @@ pub fn session_updated(
     }
     let mut data = json!({
         "room": after.room,
+        "session_id": after.id,
         "changes": changes,
-        "session": SessionView::from(after),
+        "session": SessionView::of(after, at),
     });
     if let Some((_, roster)) = new_roster {
         data["roster"] = json!(roster);
@@ -180,7 +183,9 @@ mod tests {
     fn session(minutes: u32) -> SessionRow {
         let at: DateTime<Utc> = "2026-01-15T09:00:00Z".parse().unwrap();
         SessionRow {
+            id: 1,
             room: "math".into(),
+            kind: crate::domain::SessionKind::Lesson,
             title: "Algebra".into(),
             schedule: Schedule::new(at, minutes),
             timezone: String::new(),
@@ -188,6 +193,10 @@ mod tests {
             has_roster: false,
             created_at: at,
             updated_at: at,
+            class_id: None,
+            room_sid: String::new(),
+            ended_at: None,
+            cut_at: None,
         }
     }
 

@@ -49,13 +49,13 @@ pub async fn finalize(outbound: &Outbound) -> Result<usize, sqlx::Error> {
         None => started - FIRST_LOOKBACK_MS,
     };
     let mut announced = 0;
-    for room in outbound.store.final_candidates(since, started).await? {
+    for id in outbound.store.final_candidates(since, started).await? {
         let read_at = now();
-        let facts = outbound.store.room_facts(&room).await?;
-        let Some(session) = facts.session.as_ref() else {
+        let Some(session) = outbound.store.session_by_id(id).await? else {
             continue;
         };
-        let report = report::session_report(session, &facts, &outbound.classifier, None, read_at);
+        let facts = outbound.store.session_facts(&session, None).await?;
+        let report = report::session_report(&session, &facts, &outbound.classifier, None, read_at);
         if report.phase != Phase::Ended {
             continue;
         }
@@ -63,11 +63,17 @@ pub async fn finalize(outbound: &Outbound) -> Result<usize, sqlx::Error> {
         let event = session_finalized(&report, read_at);
         if outbound
             .store
-            .record_final(&room, &digest, read_at.timestamp_millis(), &event)
+            .record_final(
+                id,
+                &session.room,
+                &digest,
+                read_at.timestamp_millis(),
+                &event,
+            )
             .await?
         {
             announced += 1;
-            tracing::info!(room = %room, %digest, "session final result announced");
+            tracing::info!(room = %session.room, session = id, %digest, "session final result announced");
         }
     }
     outbound.store.set_finals_checked_ms(started).await?;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use attendance_rules::{
     assess, media_time, stay_until, CloseReason, Connection, Cycle, EffectiveStatus, MediaEvent,
-    MediaTime, Person, Thresholds,
+    MediaTime, Person, Schedule, Thresholds,
 };
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -49,6 +49,7 @@ fn participant(
     clock: Clock,
     now: DateTime<Utc>,
 ) -> ParticipantReport {
+    let schedule = session.schedule_at(now);
     let role = classifier.role(subject.roster, session.has_roster, &subject.cycles);
     let person = Person {
         role,
@@ -63,10 +64,10 @@ fn participant(
             .correction
             .and_then(|o| EffectiveStatus::parse(&o.status)),
     };
-    let thresholds = Thresholds::new(&session.schedule, Some(session.teacher_present_percent));
-    let assessed = assess(&session.schedule, thresholds, &person, now);
+    let thresholds = Thresholds::new(&schedule, Some(session.teacher_present_percent));
+    let assessed = assess(&schedule, thresholds, &person, now);
     let stay = stay_until(
-        &session.schedule,
+        &schedule,
         &person.cycles,
         person.last_heartbeat_at,
         now,
@@ -74,7 +75,7 @@ fn participant(
     );
     let media = classifier
         .engagement
-        .then(|| media_seconds(session, subject, person.last_heartbeat_at, now));
+        .then(|| media_seconds(&schedule, subject, person.last_heartbeat_at, now));
     let a = assessed.attendance;
     // The newest name LiveKit told us (people fix typos between joins),
     // else the roster's.
@@ -95,6 +96,8 @@ fn participant(
         .find(|k| !k.is_empty())
         .unwrap_or_default();
     ParticipantReport {
+        session_id: session.id,
+        unscheduled: session.is_unscheduled(),
         identity: subject.identity.to_string(),
         name,
         role,
@@ -130,17 +133,7 @@ fn participant(
         cycles: subject
             .cycles
             .iter()
-            .map(|c| CycleView {
-                participant_sid: c.participant_sid.clone(),
-                joined_at: c.joined_at,
-                left_at: c.left_at,
-                close_reason: c.close_reason.clone(),
-                disconnect_reason: (!c.disconnect_reason.is_empty())
-                    .then(|| c.disconnect_reason.clone()),
-                opened_by: c.opened_by.clone(),
-                joined_at_local: clock.local(c.joined_at),
-                left_at_local: clock.local(c.left_at),
-            })
+            .map(|c| cycle_view(c, clock))
             .collect(),
     }
 }
@@ -148,7 +141,7 @@ fn participant(
 /// Camera, microphone and screen-share time, by the rules, from this
 /// identity's connections and media facts.
 fn media_seconds(
-    session: &SessionRow,
+    schedule: &Schedule,
     subject: &Subject<'_>,
     last_heartbeat_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -168,13 +161,7 @@ fn media_seconds(
         .iter()
         .filter_map(|m| media_event(m))
         .collect();
-    media_time(
-        &session.schedule,
-        &connections,
-        last_heartbeat_at,
-        &events,
-        now,
-    )
+    media_time(schedule, &connections, last_heartbeat_at, &events, now)
 }
 
 fn media_event(fact: &MediaFact) -> Option<MediaEvent> {
@@ -187,6 +174,19 @@ fn media_event(fact: &MediaFact) -> Option<MediaEvent> {
         at: ms_to_time(fact.at_ms),
         from_livekit: fact.origin != "tracker",
     })
+}
+
+fn cycle_view(c: &CycleRow, clock: Clock) -> CycleView {
+    CycleView {
+        participant_sid: c.participant_sid.clone(),
+        joined_at: c.joined_at,
+        left_at: c.left_at,
+        close_reason: c.close_reason.clone(),
+        disconnect_reason: (!c.disconnect_reason.is_empty()).then(|| c.disconnect_reason.clone()),
+        opened_by: c.opened_by.clone(),
+        joined_at_local: clock.local(c.joined_at),
+        left_at_local: clock.local(c.left_at),
+    }
 }
 
 /// Every identity the facts know in a room: connected, rostered or corrected.
@@ -244,7 +244,8 @@ pub fn session_report(
     now: DateTime<Utc>,
 ) -> SessionReport {
     let clock = Clock::for_session(session, zone);
-    let window = session.schedule.window();
+    let schedule = session.schedule_at(now);
+    let window = schedule.window();
     let (mut participants, mut teachers, mut excluded) = (Vec::new(), Vec::new(), Vec::new());
     for subject in subjects(facts) {
         let report = participant(session, &subject, classifier, clock, now);
@@ -255,14 +256,18 @@ pub fn session_report(
         }
     }
     SessionReport {
+        id: session.id,
         room: session.room.clone(),
+        kind: session.kind,
+        unscheduled: session.is_unscheduled(),
         title: session.title.clone(),
-        scheduled_at: session.schedule.scheduled_at,
-        duration_minutes: session.schedule.duration_minutes,
-        grace_minutes: session.schedule.grace_minutes,
+        scheduled_at: schedule.scheduled_at,
+        duration_minutes: schedule.duration_minutes,
+        lesson_minutes: schedule.duration_minutes,
+        grace_minutes: schedule.grace_minutes,
         window_end: window.end,
         timezone: clock.zone.map(|z| z.name().to_string()),
-        scheduled_at_local: clock.local(Some(session.schedule.scheduled_at)),
+        scheduled_at_local: clock.local(Some(schedule.scheduled_at)),
         window_end_local: clock.local(Some(window.end)),
         phase: window.phase(now),
         generated_at: now,

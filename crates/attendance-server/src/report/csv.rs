@@ -46,10 +46,15 @@ fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-const CSV_HEADER: [&str; 20] = [
+/// One column means one thing: `attended_minutes` is the time the person
+/// attended, `lesson_minutes` the lesson's length.
+const CSV_HEADER: [&str; 23] = [
     "room",
+    "session_id",
     "title",
     "scheduled_at",
+    "lesson_minutes",
+    "unscheduled",
     "identity",
     "name",
     "role",
@@ -59,7 +64,7 @@ const CSV_HEADER: [&str; 20] = [
     "override_reason",
     "override_by",
     "attended_seconds",
-    "duration_minutes",
+    "attended_minutes",
     "attendance_percentage",
     "join_count",
     "first_join_at",
@@ -69,9 +74,19 @@ const CSV_HEADER: [&str; 20] = [
     "timezone",
 ];
 
+/// The lesson a row is about.
+struct Lesson<'a> {
+    room: &'a str,
+    id: i64,
+    title: &'a str,
+    scheduled_at: DateTime<Utc>,
+    minutes: u32,
+    unscheduled: bool,
+}
+
 fn csv_row(
     out: &mut csv::Writer<Vec<u8>>,
-    session: (&str, &str, DateTime<Utc>),
+    lesson: &Lesson<'_>,
     p: &ParticipantReport,
     clock: Clock,
 ) -> Result<(), csv::Error> {
@@ -82,9 +97,12 @@ fn csv_row(
         Role::Excluded => "excluded",
     };
     out.write_record([
-        &*spreadsheet_safe(session.0),
-        &*spreadsheet_safe(session.1),
-        &clock.text(Some(session.2)),
+        &*spreadsheet_safe(lesson.room),
+        &lesson.id.to_string(),
+        &*spreadsheet_safe(lesson.title),
+        &clock.text(Some(lesson.scheduled_at)),
+        &lesson.minutes.to_string(),
+        yes_no(lesson.unscheduled),
         &*spreadsheet_safe(&p.identity),
         &*spreadsheet_safe(&p.name),
         role,
@@ -111,32 +129,39 @@ pub fn csv(report: &SessionReport, zone: Option<Tz>) -> Result<String, csv::Erro
     let clock = Clock { zone };
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(CSV_HEADER)?;
+    let lesson = Lesson {
+        room: &report.room,
+        id: report.id,
+        title: &report.title,
+        scheduled_at: report.scheduled_at,
+        minutes: report.lesson_minutes,
+        unscheduled: report.unscheduled,
+    };
     for p in report.participants.iter().chain(&report.teachers) {
-        csv_row(
-            &mut out,
-            (&report.room, &report.title, report.scheduled_at),
-            p,
-            clock,
-        )?;
+        csv_row(&mut out, &lesson, p, clock)?;
     }
     finish(out)
 }
 
-/// One student's history across sessions, as CSV.
+/// One student's history across lessons, as CSV: one row per lesson.
 pub fn history_csv(
     rows: &[(SessionRow, ParticipantReport)],
     zone: Option<Tz>,
+    now: DateTime<Utc>,
 ) -> Result<String, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(CSV_HEADER)?;
     for (session, p) in rows {
         let clock = Clock::for_session(session, zone);
-        csv_row(
-            &mut out,
-            (&session.room, &session.title, session.schedule.scheduled_at),
-            p,
-            clock,
-        )?;
+        let lesson = Lesson {
+            room: &session.room,
+            id: session.id,
+            title: &session.title,
+            scheduled_at: session.start(),
+            minutes: session.schedule_at(now).duration_minutes,
+            unscheduled: session.is_unscheduled(),
+        };
+        csv_row(&mut out, &lesson, p, clock)?;
     }
     finish(out)
 }

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::classify::Role;
-use crate::domain::SessionRow;
+use crate::domain::{SessionKind, SessionRow};
 
 /// How to show instants: UTC always, local time when a zone is known.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,10 +44,26 @@ impl Clock {
 /// The session as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionView {
+    /// The lesson's stable id (`?session=ID`).
+    pub id: i64,
     pub room: String,
+    /// `lesson`, or `unscheduled`: made for a LiveKit room instance nobody
+    /// scheduled (percentages against the instance's length).
+    pub kind: SessionKind,
+    pub unscheduled: bool,
+    /// The class that made it, if any.
+    pub class_id: Option<i64>,
     pub title: String,
     #[serde(flatten)]
     pub schedule: Schedule,
+    /// The lesson's length in minutes (`duration_minutes`, named plainly).
+    pub lesson_minutes: u32,
+    /// Unscheduled: still running (its length grows).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub running: bool,
+    /// Unscheduled: the LiveKit room instance it covers.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub room_sid: String,
     pub teacher_present_percent: u32,
     pub timezone: Option<String>,
     pub window_end: DateTime<Utc>,
@@ -61,16 +77,26 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    pub fn new(row: &SessionRow, clock: Clock) -> Self {
-        let end = row.schedule.window().end;
+    /// The session as it stands at `now` (an unscheduled one's length grows
+    /// while it runs).
+    pub fn at(row: &SessionRow, clock: Clock, now: DateTime<Utc>) -> Self {
+        let schedule = row.schedule_at(now);
+        let end = schedule.window().end;
         SessionView {
+            id: row.id,
             room: row.room.clone(),
+            kind: row.kind,
+            unscheduled: row.is_unscheduled(),
+            class_id: row.class_id,
             title: row.title.clone(),
-            schedule: row.schedule.clone(),
+            lesson_minutes: schedule.duration_minutes,
+            running: row.is_unscheduled() && row.end().is_none(),
+            room_sid: row.room_sid.clone(),
+            schedule,
             teacher_present_percent: row.teacher_present_percent,
             timezone: (!row.timezone.is_empty()).then(|| row.timezone.clone()),
             window_end: end,
-            scheduled_at_local: clock.local(Some(row.schedule.scheduled_at)),
+            scheduled_at_local: clock.local(Some(row.start())),
             window_end_local: clock.local(Some(end)),
             has_roster: row.has_roster,
             created_at: row.created_at,
@@ -79,9 +105,10 @@ impl SessionView {
     }
 }
 
-impl From<&SessionRow> for SessionView {
-    fn from(row: &SessionRow) -> Self {
-        SessionView::new(row, Clock::for_session(row, None))
+impl SessionView {
+    /// In the session's own time zone.
+    pub fn of(row: &SessionRow, now: DateTime<Utc>) -> Self {
+        SessionView::at(row, Clock::for_session(row, None), now)
     }
 }
 
@@ -117,6 +144,11 @@ pub struct OverrideView {
 /// (`is_currently_in_meeting`, `duration_minutes`) next to the new ones.
 #[derive(Debug, Clone, Serialize)]
 pub struct ParticipantReport {
+    /// The session (lesson) this attendance is in.
+    pub session_id: i64,
+    /// In a session nobody scheduled: judged against the room instance's
+    /// length, and never late.
+    pub unscheduled: bool,
     pub identity: String,
     pub name: String,
     pub role: Role,
@@ -174,10 +206,16 @@ pub fn count_statuses(participants: &[ParticipantReport]) -> StatusCounts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionReport {
+    /// The session's (lesson's) id.
+    pub id: i64,
     pub room: String,
+    pub kind: SessionKind,
+    pub unscheduled: bool,
     pub title: String,
     pub scheduled_at: DateTime<Utc>,
+    /// The lesson's length in minutes (also `lesson_minutes`).
     pub duration_minutes: u32,
+    pub lesson_minutes: u32,
     pub grace_minutes: u32,
     pub window_end: DateTime<Utc>,
     pub timezone: Option<String>,

@@ -7,22 +7,24 @@ use attendance_rules::CloseReason;
 use chrono::{DateTime, Utc};
 
 use super::inbox::mark_processed;
+use super::instances::ensure_instances;
 use super::media::insert_media;
-use super::sql::{cycle_from_row, numbered_rows, session_from_row, CYCLE_SELECT, SWEEPER_REASONS};
+use super::sql::{cycle_from_row, numbered_rows, CYCLE_SELECT, SWEEPER_REASONS};
 use super::{Store, StoreResult};
-use crate::domain::{ms_to_time, CycleFact, CycleRow, EventFacts, SessionRow};
+use crate::domain::{ms_to_time, CycleFact, CycleRow, EventFacts};
 use sqlx::Row;
 
 impl Store {
     /// Applies a batch of events' facts and marks them processed, in one
     /// transaction: each event is processed exactly once even if the process
     /// dies in between, or two instances race for it. Per event, `false` if
-    /// it was already processed.
+    /// it was already processed; and the rooms that got a new (unscheduled)
+    /// session.
     pub async fn apply_events(
         &self,
         events: &[(&str, &EventFacts)],
         now_ms: i64,
-    ) -> StoreResult<Vec<bool>> {
+    ) -> StoreResult<(Vec<bool>, Vec<String>)> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut pending = mark_processed(&mut tx, events.iter().map(|(id, _)| *id), now_ms).await?;
@@ -37,7 +39,19 @@ impl Store {
             applied.push(mine);
         }
         apply_batch(&mut tx, &ours, now_ms).await?;
+        let opened = ensure_instances(
+            &mut tx,
+            ours.iter().filter_map(|facts| match facts {
+                EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => Some(fact),
+                _ => None,
+            }),
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
+        for room in &opened {
+            self.facts_cache.invalidate_room(room);
+        }
         for (_, facts) in events {
             match facts {
                 EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => {
@@ -50,35 +64,27 @@ impl Store {
                 EventFacts::Ignored => {}
             }
         }
-        Ok(applied)
+        Ok((applied, opened))
     }
 
-    /// Open cycles in rooms that have a schedule, for the sweeper.
-    pub async fn open_cycles_with_sessions(
+    /// Every open cycle with its identity's newest heartbeat, for the
+    /// sweeper.
+    pub async fn open_cycles_with_heartbeats(
         &self,
-    ) -> StoreResult<Vec<(CycleRow, SessionRow, Option<DateTime<Utc>>)>> {
+    ) -> StoreResult<Vec<(CycleRow, Option<DateTime<Utc>>)>> {
         let rows = sqlx::query(
             "SELECT c.participant_sid, c.room, c.room_sid, c.identity, c.name, c.kind, c.metadata, \
              c.attributes, c.joined_at_ms, c.left_at_ms, c.close_reason, c.disconnect_reason, \
-             c.opened_by, c.seen_at_ms, \
-             s.title, s.scheduled_at_ms, s.duration_minutes, s.grace_minutes, s.late_after_minutes, \
-             s.present_percent, s.heartbeat_stale_seconds, s.created_at_ms, s.updated_at_ms, \
-             s.timezone, s.teacher_present_percent, s.has_roster, \
-             h.last_heartbeat_at_ms \
-             FROM cycles c JOIN sessions s ON s.room = c.room \
-             LEFT JOIN heartbeats h ON h.room = c.room AND h.identity = c.identity \
-             WHERE c.left_at_ms IS NULL AND c.joined_at_ms IS NOT NULL",
+             c.opened_by, c.seen_at_ms, h.last_heartbeat_at_ms \
+             FROM cycles c LEFT JOIN heartbeats h ON h.room = c.room AND h.identity = c.identity \
+             WHERE c.left_at_ms IS NULL AND c.joined_at_ms IS NOT NULL ORDER BY c.room",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
                 let beat: Option<i64> = r.try_get("last_heartbeat_at_ms")?;
-                Ok((
-                    cycle_from_row(r)?,
-                    session_from_row(r)?,
-                    beat.map(ms_to_time),
-                ))
+                Ok((cycle_from_row(r)?, beat.map(ms_to_time)))
             })
             .collect()
     }
@@ -353,7 +359,22 @@ mod tests {
         store.insert_events(&events, T).await.unwrap();
         let pairs: Vec<(&str, &EventFacts)> =
             ids.iter().map(String::as_str).zip(batch.iter()).collect();
-        store.apply_events(&pairs, T).await.unwrap()
+        store.apply_events(&pairs, T).await.unwrap().0
+    }
+
+    /// Every cycle of room `r`, whatever session they belong to.
+    async fn all_cycles(store: &Store) -> RoomFacts {
+        let cycles = sqlx::query(&format!("{CYCLE_SELECT} WHERE room = 'r'"))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| cycle_from_row(r).unwrap())
+            .collect();
+        RoomFacts {
+            cycles,
+            ..RoomFacts::default()
+        }
     }
 
     fn cycle<'a>(facts: &'a RoomFacts, sid: &str) -> &'a CycleRow {
@@ -389,7 +410,7 @@ mod tests {
         ];
         let applied = apply(&store, "one", &batch).await;
         assert_eq!(applied, vec![true; batch.len()]);
-        let facts = store.room_facts("r").await.unwrap();
+        let facts = all_cycles(&store).await;
         let a = cycle(&facts, "PA_a");
         assert_eq!(
             (minute(a.joined_at), minute(a.left_at)),
@@ -413,8 +434,8 @@ mod tests {
         let late = vec![EventFacts::Joined(fact("PA_d", "di", Some(50), "Di"))];
         assert_eq!(apply(&store, "two", &late).await, vec![true]);
         let again: Vec<(&str, &EventFacts)> = vec![("EV_one0", &batch[0])];
-        assert_eq!(store.apply_events(&again, T).await.unwrap(), vec![false]);
-        let facts = store.room_facts("r").await.unwrap();
+        assert_eq!(store.apply_events(&again, T).await.unwrap().0, vec![false]);
+        let facts = all_cycles(&store).await;
         let d = cycle(&facts, "PA_d");
         assert_eq!(minute(d.left_at), Some(45));
         assert_eq!(cycle(&facts, "PA_a").close_reason.as_deref(), Some("left"));

@@ -1,5 +1,6 @@
-//! Reading a room's (or one participant's) facts, from the database or
-//! from what the [`FactsCache`] kept.
+//! Reading one session's facts (everyone's or one participant's), from the
+//! database or, for the room's current session, from what the
+//! [`FactsCache`] kept.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,21 +10,25 @@ use sqlx::Row;
 use super::facts_cache::{FactsCache, Kept};
 use super::sql::{cycle_from_row, CYCLE_SELECT};
 use super::{Store, StoreResult};
-use crate::domain::{ms_to_time, OverrideRow, RoomFacts};
+use crate::domain::{ms_to_time, now, now_ms, OverrideRow, RoomFacts, SessionRow};
 
 impl Store {
+    /// The facts of the room's current session (see
+    /// [`crate::domain::lessons::current`]); no session: nothing.
     pub async fn room_facts(&self, room: &str) -> StoreResult<RoomFacts> {
-        self.facts(room, None).await
+        self.current_facts(room, None).await
     }
 
-    /// One identity's facts in a room.
+    /// One identity's facts in the room's current session.
     pub async fn participant_facts(&self, room: &str, identity: &str) -> StoreResult<RoomFacts> {
-        self.facts(room, Some(identity)).await
+        self.current_facts(room, Some(identity)).await
     }
 
-    /// One identity's facts, from what was kept since the last change to
-    /// them when possible (see [`FactsCache`]); heartbeats are as fresh as
-    /// [`Store::participant_facts`] gives them.
+    /// One identity's facts in the room's current session, from what was
+    /// kept since the last change to them when possible (see
+    /// [`FactsCache`]); heartbeats are as fresh as
+    /// [`Store::participant_facts`] gives them. What is kept is dropped once
+    /// the room's current session may have become another one.
     pub async fn participant_facts_kept(
         &self,
         room: &str,
@@ -32,10 +37,10 @@ impl Store {
         // Buffer first, as in `facts`: an entry leaves it only once written,
         // and a written one has been noted in the kept entry.
         let buffered = self.buffered_heartbeats(room, Some(identity));
-        let kept = match self.facts_cache.get(room, identity) {
+        let kept = match self.facts_cache.get(room, identity, now_ms()) {
             Ok(kept) => kept,
             Err(ticket) => {
-                let facts = Arc::new(self.facts(room, Some(identity)).await?);
+                let facts = Arc::new(self.current_facts(room, Some(identity)).await?);
                 self.facts_cache.keep(ticket, facts.clone());
                 Kept {
                     facts,
@@ -61,17 +66,40 @@ impl Store {
         &self.facts_cache
     }
 
-    /// A room's facts, for everyone or for one identity (`$2 = ''` = all).
-    async fn facts(&self, room: &str, identity: Option<&str>) -> StoreResult<RoomFacts> {
+    async fn current_facts(&self, room: &str, identity: Option<&str>) -> StoreResult<RoomFacts> {
+        match self.current_session(room, now()).await? {
+            Some((session, until)) => {
+                let mut facts = self.session_facts(&session, identity).await?;
+                facts.current_until_ms = until;
+                Ok(facts)
+            }
+            None => Ok(RoomFacts::default()),
+        }
+    }
+
+    /// One session's facts, for everyone or for one identity: the cycles
+    /// that overlap its window (so a join counts in no other lesson), the
+    /// room's heartbeats, the session's roster and corrections.
+    pub async fn session_facts(
+        &self,
+        session: &SessionRow,
+        identity: Option<&str>,
+    ) -> StoreResult<RoomFacts> {
+        let room = session.room.as_str();
         let who = identity.unwrap_or("");
         let buffered = self.buffered_heartbeats(room, identity);
-        let session = self.session(room).await?;
+        let start_ms = session.start().timestamp_millis();
+        let end_ms = session.end().map_or(i64::MAX, |e| e.timestamp_millis());
         let cycles = sqlx::query(&format!(
             "{CYCLE_SELECT} WHERE room = $1 AND ($2 = '' OR identity = $2) \
+             AND (joined_at_ms IS NULL OR joined_at_ms < $4) AND (left_at_ms IS NULL OR left_at_ms > $3) \
+             AND (joined_at_ms IS NOT NULL OR left_at_ms <= $4) \
              ORDER BY identity, joined_at_ms, participant_sid"
         ))
         .bind(room)
         .bind(who)
+        .bind(start_ms)
+        .bind(end_ms)
         .fetch_all(&self.pool)
         .await?
         .iter()
@@ -87,12 +115,35 @@ impl Store {
         .iter()
         .map(|r| Ok((r.try_get("identity")?, ms_to_time(r.try_get("last_heartbeat_at_ms")?))))
         .collect::<StoreResult<HashMap<_, _>>>()?;
-        let roster = self.roster(room, identity).await?;
-        let overrides = sqlx::query(
+        let roster = self.roster(session.id, identity).await?;
+        let overrides = self.overrides(session.id, who).await?;
+        let media = self.media_facts(room, identity).await?;
+        let mut facts = RoomFacts {
+            session: Some(session.clone()),
+            current_until_ms: None,
+            cycles,
+            heartbeats,
+            roster,
+            overrides,
+            media,
+        };
+        for (who, at_ms) in buffered {
+            facts.note_heartbeat(&who, ms_to_time(at_ms));
+        }
+        Ok(facts)
+    }
+
+    /// A session's corrections, for everyone or one identity (`""` = all).
+    async fn overrides(
+        &self,
+        session_id: i64,
+        who: &str,
+    ) -> StoreResult<HashMap<String, OverrideRow>> {
+        sqlx::query(
             "SELECT identity, status, reason, author, created_at_ms FROM attendance_overrides \
-             WHERE room = $1 AND ($2 = '' OR identity = $2)",
+             WHERE session_id = $1 AND ($2 = '' OR identity = $2)",
         )
-        .bind(room)
+        .bind(session_id)
         .bind(who)
         .fetch_all(&self.pool)
         .await?
@@ -107,31 +158,6 @@ impl Store {
             };
             Ok((o.identity.clone(), o))
         })
-        .collect::<StoreResult<HashMap<_, _>>>()?;
-        let media = self.media_facts(room, identity).await?;
-        let mut facts = RoomFacts {
-            session,
-            cycles,
-            heartbeats,
-            roster,
-            overrides,
-            media,
-        };
-        for (who, at_ms) in buffered {
-            facts.note_heartbeat(&who, ms_to_time(at_ms));
-        }
-        Ok(facts)
-    }
-
-    /// Rooms in which `identity` has cycles, an override or a roster place.
-    pub async fn rooms_of_identity(&self, identity: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT room FROM cycles WHERE identity = $1 UNION SELECT room FROM roster WHERE identity = $1 \
-             UNION SELECT room FROM attendance_overrides WHERE identity = $1",
-        )
-        .bind(identity)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| r.try_get("room")).collect()
+        .collect()
     }
 }

@@ -12,6 +12,13 @@
 //! Heartbeats change far more often than anything else: they do not drop an
 //! entry, they are noted in it ([`FactsCache::note_heartbeat`]) as they are
 //! written or announced by another instance.
+//!
+//! What is kept is the room's *current* session's facts, and which session
+//! is current changes with time (a lesson ends, the next one begins): an
+//! entry is served only until the instant its facts say the current session
+//! may change ([`RoomFacts::current_until_ms`]). An unscheduled session's
+//! length depends on everyone's joins and leaves, so in a room whose kept
+//! facts are of one, a change to any participant drops the whole room.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +45,8 @@ struct Inner {
     reading: HashMap<Key, Reading>,
     /// Last room-wide invalidation per room.
     rooms: HashMap<String, u64>,
+    /// Rooms with kept facts of an unscheduled session.
+    shared: std::collections::HashSet<String>,
 }
 
 impl Inner {
@@ -50,6 +59,7 @@ impl Inner {
         }
         // Room marks only matter for entries and reads, and both are now void.
         self.rooms.clear();
+        self.shared.clear();
     }
 }
 
@@ -113,13 +123,21 @@ impl FactsCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The kept facts, or a ticket to read them and [`FactsCache::keep`] them.
-    pub fn get(&self, room: &str, identity: &str) -> Result<Kept, Ticket> {
+    /// The kept facts, or a ticket to read them and [`FactsCache::keep`]
+    /// them; kept facts whose session may no longer be current at `now_ms`
+    /// are not served.
+    pub fn get(&self, room: &str, identity: &str, now_ms: i64) -> Result<Kept, Ticket> {
         let key = (room.to_string(), identity.to_string());
         let mut inner = self.lock();
         let room_invalidated = inner.rooms.get(room).copied().unwrap_or(0);
         match inner.entries.get(&key) {
-            Some(entry) if entry.read_at >= room_invalidated => {
+            Some(entry)
+                if entry.read_at >= room_invalidated
+                    && entry
+                        .facts
+                        .current_until_ms
+                        .is_none_or(|until| now_ms < until) =>
+            {
                 return Ok(Kept {
                     facts: entry.facts.clone(),
                     heartbeat_ms: entry.heartbeat_ms,
@@ -153,6 +171,9 @@ impl FactsCache {
         if inner.entries.len() >= self.capacity {
             inner.forget_all();
         }
+        if facts.session.as_ref().is_some_and(|s| s.is_unscheduled()) {
+            inner.shared.insert(ticket.key.0.clone());
+        }
         inner.entries.insert(
             ticket.key.clone(),
             Entry {
@@ -169,6 +190,9 @@ impl FactsCache {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
+        if inner.shared.contains(room) {
+            inner.rooms.insert(room.to_string(), now);
+        }
         inner.entries.remove(&key);
         if let Some(reading) = inner.reading.get_mut(&key) {
             reading.invalidated_at = now;
@@ -214,7 +238,7 @@ mod tests {
 
     fn kept(cache: &FactsCache, room: &str, who: &str) -> Option<String> {
         cache
-            .get(room, who)
+            .get(room, who, 0)
             .ok()
             .map(|kept| kept.facts.roster[0].identity.clone())
     }
@@ -222,7 +246,7 @@ mod tests {
     #[test]
     fn keeps_a_read_until_its_participant_or_room_changes() {
         let cache = FactsCache::new(10);
-        let ticket = cache.get("r", "a").unwrap_err();
+        let ticket = cache.get("r", "a", 0).unwrap_err();
         cache.keep(ticket, facts("v1"));
         assert_eq!(kept(&cache, "r", "a").as_deref(), Some("v1"));
         cache.invalidate("r", "b");
@@ -230,7 +254,7 @@ mod tests {
         cache.invalidate("r", "a");
         assert_eq!(kept(&cache, "r", "a"), None);
 
-        let ticket = cache.get("r", "a").unwrap_err();
+        let ticket = cache.get("r", "a", 0).unwrap_err();
         cache.keep(ticket, facts("v2"));
         cache.invalidate_room("other");
         assert_eq!(kept(&cache, "r", "a").as_deref(), Some("v2"));
@@ -242,8 +266,8 @@ mod tests {
     fn a_read_that_raced_with_a_write_is_not_kept() {
         let cache = FactsCache::new(10);
         // Participant-level write during the read.
-        let ticket = cache.get("r", "a").unwrap_err();
-        let second = cache.get("r", "a").unwrap_err();
+        let ticket = cache.get("r", "a", 0).unwrap_err();
+        let second = cache.get("r", "a", 0).unwrap_err();
         cache.invalidate("r", "a");
         cache.keep(ticket, facts("old"));
         assert_eq!(kept(&cache, "r", "a"), None);
@@ -251,17 +275,17 @@ mod tests {
         cache.keep(second, facts("old"));
         assert_eq!(kept(&cache, "r", "a"), None);
         // Room-level write during the read.
-        let ticket = cache.get("r", "a").unwrap_err();
+        let ticket = cache.get("r", "a", 0).unwrap_err();
         cache.invalidate_room("r");
         cache.keep(ticket, facts("old"));
         assert_eq!(kept(&cache, "r", "a"), None);
         // Everything dropped during the read.
-        let ticket = cache.get("r", "a").unwrap_err();
+        let ticket = cache.get("r", "a", 0).unwrap_err();
         cache.clear();
         cache.keep(ticket, facts("old"));
         assert_eq!(kept(&cache, "r", "a"), None);
         // A read after the write is kept.
-        let ticket = cache.get("r", "a").unwrap_err();
+        let ticket = cache.get("r", "a", 0).unwrap_err();
         cache.keep(ticket, facts("new"));
         assert_eq!(kept(&cache, "r", "a").as_deref(), Some("new"));
     }
@@ -270,14 +294,54 @@ mod tests {
     fn heartbeats_are_noted_without_dropping_the_entry() {
         let cache = FactsCache::new(10);
         cache.note_heartbeat("r", "a", 5); // nothing kept yet: ignored
-        let ticket = cache.get("r", "a").unwrap_err();
+        let ticket = cache.get("r", "a", 0).unwrap_err();
         cache.keep(ticket, facts("v1"));
-        assert_eq!(cache.get("r", "a").ok().unwrap().heartbeat_ms, None);
+        assert_eq!(cache.get("r", "a", 0).ok().unwrap().heartbeat_ms, None);
         cache.note_heartbeat("r", "a", 20);
         cache.note_heartbeat("r", "a", 10);
-        let kept = cache.get("r", "a").ok().unwrap();
+        let kept = cache.get("r", "a", 0).ok().unwrap();
         assert_eq!(kept.heartbeat_ms, Some(20));
         assert_eq!(kept.facts.roster[0].identity, "v1");
+    }
+
+    #[test]
+    fn a_kept_session_is_served_only_while_it_is_current() {
+        let cache = FactsCache::new(10);
+        let mut lesson = RoomFacts {
+            current_until_ms: Some(100),
+            ..RoomFacts::default()
+        };
+        lesson.roster.push(crate::domain::RosterEntry {
+            identity: "v1".into(),
+            name: String::new(),
+            role: String::new(),
+        });
+        let ticket = cache.get("r", "a", 0).unwrap_err();
+        cache.keep(ticket, Arc::new(lesson));
+        assert!(cache.get("r", "a", 99).is_ok());
+        assert!(
+            cache.get("r", "a", 100).is_err(),
+            "the next lesson may be current"
+        );
+    }
+
+    #[test]
+    fn in_an_unscheduled_session_anyone_s_change_drops_the_room() {
+        let cache = FactsCache::new(10);
+        let mut session = crate::domain::lessons::tests::lesson(1, "2026-01-05T09:00:00Z", 1);
+        session.kind = crate::domain::SessionKind::Unscheduled;
+        let facts = RoomFacts {
+            session: Some(session),
+            ..RoomFacts::default()
+        };
+        let ticket = cache.get("r", "a", 0).unwrap_err();
+        cache.keep(ticket, Arc::new(facts));
+        assert!(cache.get("r", "a", 0).is_ok());
+        cache.invalidate("r", "b");
+        assert!(
+            cache.get("r", "a", 0).is_err(),
+            "b's leave may end the instance"
+        );
     }
 
     #[test]
@@ -285,12 +349,12 @@ mod tests {
         let cache = FactsCache::new(3);
         for i in 0..10 {
             let who = format!("s{i}");
-            let ticket = cache.get("r", &who).unwrap_err();
+            let ticket = cache.get("r", &who, 0).unwrap_err();
             cache.keep(ticket, facts(&who));
             assert!(cache.lock().entries.len() <= 3);
             assert_eq!(kept(&cache, "r", &who), Some(who));
         }
-        let dropped = cache.get("r", "gone").unwrap_err();
+        let dropped = cache.get("r", "gone", 0).unwrap_err();
         drop(dropped);
         assert!(cache.lock().reading.is_empty());
     }

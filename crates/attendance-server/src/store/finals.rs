@@ -13,8 +13,9 @@ use crate::domain::OutboundEvent;
 /// session whose window ends after `since` was scheduled after `since` minus this.
 const LONGEST_WINDOW_MS: i64 = 48 * 3600 * 1000;
 
-/// The window's end, in SQL over `sessions`.
-const WINDOW_END: &str = "(scheduled_at_ms + (duration_minutes + grace_minutes) * 60000)";
+/// The window's end, in SQL over `sessions` (an unscheduled session's is
+/// known only from its instance: it is looked at whenever its facts change).
+const WINDOW_END: &str = "window_end_ms";
 
 impl Store {
     /// Up to when facts have been checked for changed final results; `None`
@@ -40,33 +41,34 @@ impl Store {
         Ok(())
     }
 
-    /// Rooms whose session's window has ended by `now_ms` and either ended
-    /// after `since_ms` or had its schedule, roster, cycles or corrections
-    /// written after `since_ms`.
-    pub async fn final_candidates(&self, since_ms: i64, now_ms: i64) -> StoreResult<Vec<String>> {
+    /// Sessions (lessons) whose window has ended by `now_ms` and either
+    /// ended after `since_ms` or had their schedule, roster, their room's
+    /// cycles or their corrections written after `since_ms`.
+    pub async fn final_candidates(&self, since_ms: i64, now_ms: i64) -> StoreResult<Vec<i64>> {
         let rows = sqlx::query(&format!(
-            "SELECT room FROM sessions WHERE {WINDOW_END} <= $2 AND (\
-               (scheduled_at_ms > $3 AND {WINDOW_END} > $1) \
+            "SELECT id FROM sessions WHERE (kind = 'unscheduled' OR {WINDOW_END} <= $2) AND (\
+               (kind <> 'unscheduled' AND scheduled_at_ms > $3 AND {WINDOW_END} > $1) \
                OR updated_at_ms > $1 \
                OR room IN (SELECT room FROM cycles WHERE updated_at_ms > $1) \
-               OR room IN (SELECT room FROM override_audit WHERE at_ms > $1)) \
-             ORDER BY room"
+               OR id IN (SELECT session_id FROM override_audit WHERE at_ms > $1)) \
+             ORDER BY id"
         ))
         .bind(since_ms)
         .bind(now_ms)
         .bind(since_ms - LONGEST_WINDOW_MS)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| r.try_get("room")).collect()
+        rows.iter().map(|r| r.try_get("id")).collect()
     }
 
-    /// Records `digest` as the room's announced final result and puts
+    /// Records `digest` as the session's announced final result and puts
     /// `event` in the outbox, in one transaction — only if the digest
     /// differs from the one recorded and was computed from facts read later
     /// than it (an instance with an older read never overwrites a newer).
     /// Returns whether it did.
     pub async fn record_final(
         &self,
+        session_id: i64,
         room: &str,
         digest: &str,
         computed_at_ms: i64,
@@ -75,16 +77,17 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(
-            "INSERT INTO outbound_finals (room, digest, computed_at_ms, sent_at_ms) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (room) DO UPDATE SET digest = excluded.digest, \
+            "INSERT INTO outbound_finals (session_id, room, digest, computed_at_ms, sent_at_ms) \
+             VALUES ($1, $5, $2, $3, $4) ON CONFLICT (session_id) DO UPDATE SET digest = excluded.digest, \
              computed_at_ms = excluded.computed_at_ms, sent_at_ms = excluded.sent_at_ms \
              WHERE outbound_finals.digest <> excluded.digest \
-             AND outbound_finals.computed_at_ms < excluded.computed_at_ms RETURNING room",
+             AND outbound_finals.computed_at_ms < excluded.computed_at_ms RETURNING session_id",
         )
-        .bind(room)
+        .bind(session_id)
         .bind(digest)
         .bind(computed_at_ms)
         .bind(event.created_at_ms)
+        .bind(room)
         .fetch_optional(&mut *tx)
         .await?
         .is_some();

@@ -3,11 +3,14 @@
 //! (types differ), and the few dialect differences are named in [`Backend`].
 //! Instants are stored as unix milliseconds (BIGINT) in both.
 //!
-//! One file per concern: [`sessions`] (schedules, rosters, corrections),
+//! One file per concern: [`sessions`] (lessons and rosters), [`corrections`],
+//! [`instances`] (unscheduled sessions for LiveKit room instances),
 //! [`inbox`] (webhooks), [`cycles`] (join/leave facts), [`heartbeats`],
 //! [`facts`] (reading them back) and the [`facts_cache`]; outbound webhooks'
 //! [`endpoints`], [`outbox`] and [`finals`].
 
+pub mod classes;
+pub mod corrections;
 pub mod cycles;
 pub mod endpoints;
 pub mod facts;
@@ -15,6 +18,7 @@ pub mod facts_cache;
 pub mod finals;
 pub mod heartbeats;
 pub mod inbox;
+pub mod instances;
 pub mod media;
 pub mod outbox;
 pub mod reconcile;

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::instances::ensure_instances;
 use super::sql::{cycle_from_row, CYCLE_SELECT};
 use super::{Store, StoreResult};
 use crate::domain::{CycleRow, Reconciled};
@@ -13,8 +14,8 @@ impl Store {
     /// holding a cycle still open here.
     pub async fn reconcile_targets(&self, now_ms: i64) -> StoreResult<Vec<String>> {
         sqlx::query(
-            "SELECT room FROM sessions WHERE scheduled_at_ms <= $1 \
-             AND scheduled_at_ms + (duration_minutes + grace_minutes) * 60000 >= $1 \
+            "SELECT room FROM sessions WHERE kind = 'lesson' AND scheduled_at_ms <= $1 \
+             AND window_end_ms >= $1 \
              UNION SELECT room FROM cycles WHERE left_at_ms IS NULL ORDER BY room",
         )
         .bind(now_ms)
@@ -161,7 +162,12 @@ impl Store {
                 changed.push(fact.identity.clone());
             }
         }
+        let opened =
+            ensure_instances(&mut tx, found.opened.iter().map(|(fact, _)| fact), now_ms).await?;
         tx.commit().await?;
+        for room in &opened {
+            self.facts_cache.invalidate_room(room);
+        }
         changed.sort();
         changed.dedup();
         for identity in &changed {

@@ -1,12 +1,18 @@
-//! Sessions, rosters and teachers' corrections (with their audit trail).
+//! Sessions (lessons): a room has any number of them, each with a stable
+//! id; reading a room's sessions (unscheduled ones with their instance's
+//! span), the current one, and scheduling one (with its roster).
+
+use std::collections::BTreeSet;
 
 use attendance_rules::Schedule;
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::outbox::enqueue;
 use super::sql::{session_from_row, SESSION_SELECT};
 use super::{Store, StoreResult};
-use crate::domain::{ms_to_time, AuditRow, OutboundEvent, RosterEntry, SessionDetails, SessionRow};
+use crate::domain::lessons::{current, current_until, Placement};
+use crate::domain::{ms_to_time, OutboundEvent, RosterEntry, SessionDetails, SessionRow};
 
 impl Store {
     /// How many sessions are in rooms not named with `prefix` (demo mode
@@ -19,292 +25,344 @@ impl Store {
             .try_get("n")
     }
 
-    /// Creates or replaces a session (and its roster, when given); returns
-    /// it and whether it was new. `announce` turns the session before and
-    /// after into outbound events, written in the same transaction.
-    pub async fn upsert_session(
+    /// Every session of a room, by start; unscheduled ones carry where
+    /// their instance ended and where the next lesson cuts them.
+    pub async fn room_sessions(&self, room: &str) -> StoreResult<Vec<SessionRow>> {
+        let mut sessions = sqlx::query(&format!(
+            "{SESSION_SELECT} WHERE room = $1 ORDER BY scheduled_at_ms, id"
+        ))
+        .bind(room)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(session_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        if sessions.iter().any(SessionRow::is_unscheduled) {
+            self.resolve_instances(room, &mut sessions).await?;
+        }
+        Ok(sessions)
+    }
+
+    /// One session, by id.
+    pub async fn session_by_id(&self, id: i64) -> StoreResult<Option<SessionRow>> {
+        let room: Option<String> = sqlx::query("SELECT room FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("room"))
+            .transpose()?;
+        let Some(room) = room else { return Ok(None) };
+        Ok(self
+            .room_sessions(&room)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id))
+    }
+
+    /// The room's current session at `now` (window containing now, else the
+    /// next upcoming, else the most recent), and until when it stays so.
+    pub async fn current_session(
         &self,
         room: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(SessionRow, Option<i64>)>> {
+        let sessions = self.room_sessions(room).await?;
+        Ok(current(&sessions, now).map(|s| {
+            let until = current_until(&sessions, s).map(|t| t.timestamp_millis());
+            (s.clone(), until)
+        }))
+    }
+
+    /// Sessions starting in `[from, to)`, by time: one row per lesson.
+    pub async fn sessions_between(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<SessionRow>> {
+        let rows = sqlx::query(&format!(
+            "{SESSION_SELECT} WHERE scheduled_at_ms >= $1 AND scheduled_at_ms < $2 \
+             ORDER BY scheduled_at_ms, room, id"
+        ))
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sessions = rows
+            .iter()
+            .map(session_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let rooms: BTreeSet<String> = sessions
+            .iter()
+            .filter(|s| s.is_unscheduled())
+            .map(|s| s.room.clone())
+            .collect();
+        for room in rooms {
+            let resolved = self.room_sessions(&room).await?;
+            for session in sessions.iter_mut().filter(|s| s.room == room) {
+                if let Some(found) = resolved.iter().find(|r| r.id == session.id) {
+                    *session = found.clone();
+                }
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// Schedules a lesson as `placement` says; returns it and whether it
+    /// was created.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn schedule_lesson(
+        &self,
+        room: &str,
+        placement: &Placement,
         details: &SessionDetails,
         schedule: &Schedule,
         roster: Option<&[RosterEntry]>,
         now_ms: i64,
         announce: impl FnOnce(Option<&SessionRow>, &SessionRow) -> Vec<OutboundEvent> + Send,
     ) -> StoreResult<(SessionRow, bool)> {
-        let before = self.session(room).await?;
+        let before = match placement.target {
+            Some(id) => self.session_by_id(id).await?,
+            None => None,
+        };
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
-             late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms, \
-             timezone, teacher_present_percent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) \
-             ON CONFLICT (room) DO UPDATE SET title = excluded.title, \
-             scheduled_at_ms = excluded.scheduled_at_ms, duration_minutes = excluded.duration_minutes, \
-             grace_minutes = excluded.grace_minutes, late_after_minutes = excluded.late_after_minutes, \
-             present_percent = excluded.present_percent, \
-             heartbeat_stale_seconds = excluded.heartbeat_stale_seconds, updated_at_ms = excluded.updated_at_ms, \
-             timezone = excluded.timezone, teacher_present_percent = excluded.teacher_present_percent",
-        )
-        .bind(room)
-        .bind(&details.title)
-        .bind(schedule.scheduled_at.timestamp_millis())
-        .bind(i64::from(schedule.duration_minutes))
-        .bind(i64::from(schedule.grace_minutes))
-        .bind(i64::from(schedule.late_after_minutes))
-        .bind(i64::from(schedule.present_percent))
-        .bind(i64::from(schedule.heartbeat_stale_seconds))
-        .bind(now_ms)
-        .bind(&details.timezone)
-        .bind(i64::from(details.teacher_present_percent))
-        .execute(&mut *tx)
-        .await?;
-        if let Some(roster) = roster {
-            replace_roster(&mut tx, room, roster).await?;
+        let id = match placement.target {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE sessions SET room = $2, kind = 'lesson', title = $3, scheduled_at_ms = $4, \
+                     duration_minutes = $5, grace_minutes = $6, late_after_minutes = $7, present_percent = $8, \
+                     heartbeat_stale_seconds = $9, window_end_ms = $10, timezone = $11, \
+                     teacher_present_percent = $12, updated_at_ms = $13, \
+                     customized = CASE WHEN class_id IS NULL THEN 0 ELSE 1 END WHERE id = $1",
+                )
+                .bind(id)
+                .bind(room)
+                .bind(&details.title)
+                .bind(schedule.scheduled_at.timestamp_millis())
+                .bind(i64::from(schedule.duration_minutes))
+                .bind(i64::from(schedule.grace_minutes))
+                .bind(i64::from(schedule.late_after_minutes))
+                .bind(i64::from(schedule.present_percent))
+                .bind(i64::from(schedule.heartbeat_stale_seconds))
+                .bind(schedule.window().end.timestamp_millis())
+                .bind(&details.timezone)
+                .bind(i64::from(details.teacher_present_percent))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => insert_lesson(&mut tx, room, details, schedule, None, now_ms).await?,
+        };
+        for other in &placement.absorb {
+            absorb(&mut tx, id, *other).await?;
         }
-        let session = session_in(&mut tx, room).await?;
+        if let Some(roster) = roster {
+            replace_roster(&mut tx, id, roster, false).await?;
+        }
+        let session = session_in(&mut tx, id).await?;
         enqueue(&mut tx, &announce(before.as_ref(), &session)).await?;
         tx.commit().await?;
         self.facts_cache.invalidate_room(room);
-        Ok((session, before.is_none()))
+        Ok((session, placement.target.is_none()))
     }
 
-    /// Replaces a session's roster; `false` if the session does not exist.
-    /// `announce` turns the session into outbound events, written in the
-    /// same transaction.
+    /// Replaces a session's roster (it is then the lesson's own, no longer
+    /// its class's); `false` if the session does not exist. `announce`
+    /// turns the session into outbound events, written in the same
+    /// transaction.
     pub async fn set_roster(
         &self,
-        room: &str,
+        session: &SessionRow,
         roster: &[RosterEntry],
         now_ms: i64,
         announce: impl FnOnce(&SessionRow) -> Vec<OutboundEvent> + Send,
     ) -> StoreResult<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let found = sqlx::query("UPDATE sessions SET updated_at_ms = $2 WHERE room = $1")
-            .bind(room)
+        let found = sqlx::query("UPDATE sessions SET updated_at_ms = $2 WHERE id = $1")
+            .bind(session.id)
             .bind(now_ms)
             .execute(&mut *tx)
             .await?
             .rows_affected()
             == 1;
         if found {
-            replace_roster(&mut tx, room, roster).await?;
-            let session = session_in(&mut tx, room).await?;
+            replace_roster(&mut tx, session.id, roster, false).await?;
+            let session = session_in(&mut tx, session.id).await?;
             enqueue(&mut tx, &announce(&session)).await?;
         }
         tx.commit().await?;
-        self.facts_cache.invalidate_room(room);
+        self.facts_cache.invalidate_room(&session.room);
         Ok(found)
     }
 
-    // ----- overrides -----
-
-    /// Sets a teacher's correction and records it in the audit trail, with
-    /// `outbound` events in the same transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn set_override(
-        &self,
-        room: &str,
-        identity: &str,
-        status: &str,
-        reason: &str,
-        author: &str,
-        now_ms: i64,
-        outbound: &[OutboundEvent],
-    ) -> StoreResult<()> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO attendance_overrides (room, identity, status, reason, author, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room, identity) DO UPDATE SET \
-             status = excluded.status, reason = excluded.reason, author = excluded.author, \
-             created_at_ms = excluded.created_at_ms",
-        )
-        .bind(room)
-        .bind(identity)
-        .bind(status)
-        .bind(reason)
-        .bind(author)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        audit(
-            &mut tx,
-            room,
-            identity,
-            "set",
-            Some(status),
-            reason,
-            author,
-            now_ms,
-        )
-        .await?;
-        enqueue(&mut tx, outbound).await?;
-        tx.commit().await?;
-        self.facts_cache.invalidate(room, identity);
-        Ok(())
-    }
-
-    /// Removes a correction, with `outbound` events in the same
-    /// transaction; `false` if there was none.
-    pub async fn remove_override(
-        &self,
-        room: &str,
-        identity: &str,
-        reason: &str,
-        author: &str,
-        now_ms: i64,
-        outbound: &[OutboundEvent],
-    ) -> StoreResult<bool> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        let removed =
-            sqlx::query("DELETE FROM attendance_overrides WHERE room = $1 AND identity = $2")
-                .bind(room)
-                .bind(identity)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        if removed {
-            audit(
-                &mut tx, room, identity, "remove", None, reason, author, now_ms,
-            )
-            .await?;
-            enqueue(&mut tx, outbound).await?;
-        }
-        tx.commit().await?;
-        self.facts_cache.invalidate(room, identity);
-        Ok(removed)
-    }
-
-    pub async fn audit_trail(&self, room: Option<&str>, limit: i64) -> StoreResult<Vec<AuditRow>> {
-        let rows = sqlx::query(
-            "SELECT room, identity, action, status, reason, author, at_ms FROM override_audit \
-             WHERE ($1 = '' OR room = $1) ORDER BY at_ms DESC, id DESC LIMIT $2",
-        )
-        .bind(room.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    room: r.try_get("room")?,
-                    identity: r.try_get("identity")?,
-                    action: r.try_get("action")?,
-                    status: r.try_get("status")?,
-                    reason: r.try_get("reason")?,
-                    author: r.try_get("author")?,
-                    at: ms_to_time(r.try_get("at_ms")?),
-                })
-            })
-            .collect()
-    }
-
-    /// Sessions scheduled in `[from, to)`, by time.
-    pub async fn sessions_between(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<SessionRow>> {
-        let rows = sqlx::query(&format!(
-            "{SESSION_SELECT} WHERE scheduled_at_ms >= $1 AND scheduled_at_ms < $2 ORDER BY scheduled_at_ms, room"
-        ))
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    pub async fn session(&self, room: &str) -> StoreResult<Option<SessionRow>> {
-        let row = sqlx::query(&format!("{SESSION_SELECT} WHERE room = $1"))
-            .bind(room)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| session_from_row(&r)).transpose()
-    }
-
-    /// A room's roster, or one identity's place on it.
+    /// A session's roster, or one identity's place on it.
     pub async fn roster(
         &self,
-        room: &str,
+        session_id: i64,
         identity: Option<&str>,
     ) -> StoreResult<Vec<RosterEntry>> {
         sqlx::query(
-            "SELECT identity, name, role FROM roster WHERE room = $1 AND ($2 = '' OR identity = $2) ORDER BY identity",
+            "SELECT identity, name, role FROM roster WHERE session_id = $1 \
+             AND ($2 = '' OR identity = $2) ORDER BY identity",
         )
-        .bind(room)
+        .bind(session_id)
         .bind(identity.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| Ok(RosterEntry { identity: r.try_get("identity")?, name: r.try_get("name")?, role: r.try_get("role")? }))
+        .map(|r| {
+            Ok(RosterEntry {
+                identity: r.try_get("identity")?,
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+            })
+        })
         .collect()
+    }
+
+    /// Rooms in which `identity` has cycles, an override or a roster place.
+    pub async fn rooms_of_identity(&self, identity: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT room FROM cycles WHERE identity = $1 \
+             UNION SELECT s.room FROM roster r JOIN sessions s ON s.id = r.session_id WHERE r.identity = $1 \
+             UNION SELECT room FROM attendance_overrides WHERE identity = $1",
+        )
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.try_get("room")).collect()
+    }
+
+    /// Fills in where each unscheduled session's instance ended (LiveKit's
+    /// `room_finished`, else the last leave once nobody is connected) and
+    /// where the room's next lesson cuts it.
+    async fn resolve_instances(&self, room: &str, sessions: &mut [SessionRow]) -> StoreResult<()> {
+        let spans = sqlx::query(
+            "SELECT c.room_sid, MAX(c.left_at_ms) AS last_left, \
+             SUM(CASE WHEN c.left_at_ms IS NULL THEN 1 ELSE 0 END) AS open, \
+             MAX(f.finished_at_ms) AS finished \
+             FROM cycles c LEFT JOIN finished_rooms f ON f.room_sid = c.room_sid \
+             WHERE c.room = $1 AND c.room_sid IN \
+             (SELECT room_sid FROM sessions WHERE room = $1 AND kind = 'unscheduled') \
+             GROUP BY c.room_sid",
+        )
+        .bind(room)
+        .fetch_all(&self.pool)
+        .await?;
+        let lessons: Vec<DateTime<Utc>> = sessions
+            .iter()
+            .filter(|s| !s.is_unscheduled())
+            .map(SessionRow::start)
+            .collect();
+        for session in sessions.iter_mut().filter(|s| s.is_unscheduled()) {
+            let span = spans.iter().find(|r| {
+                r.try_get::<String, _>("room_sid").ok().as_ref() == Some(&session.room_sid)
+            });
+            if let Some(span) = span {
+                let finished: Option<i64> = span.try_get("finished")?;
+                let last_left: Option<i64> = span.try_get("last_left")?;
+                let open: i64 = span.try_get("open")?;
+                session.ended_at = finished.or(last_left.filter(|_| open == 0)).map(ms_to_time);
+            }
+            session.cut_at = lessons.iter().copied().find(|&s| s > session.start());
+        }
+        Ok(())
     }
 }
 
 /// A session as the transaction sees it.
-async fn session_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    room: &str,
-) -> StoreResult<SessionRow> {
-    let row = sqlx::query(&format!("{SESSION_SELECT} WHERE room = $1"))
-        .bind(room)
+async fn session_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> StoreResult<SessionRow> {
+    let row = sqlx::query(&format!("{SESSION_SELECT} WHERE id = $1"))
+        .bind(id)
         .fetch_one(&mut **tx)
         .await?;
     session_from_row(&row)
 }
 
-async fn replace_roster(
+/// Inserts a lesson; returns its id.
+pub(super) async fn insert_lesson(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     room: &str,
-    roster: &[RosterEntry],
+    details: &SessionDetails,
+    schedule: &Schedule,
+    class: Option<(i64, i64)>,
+    now_ms: i64,
+) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "INSERT INTO sessions (room, kind, title, scheduled_at_ms, duration_minutes, grace_minutes, \
+         late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, timezone, \
+         teacher_present_percent, created_at_ms, updated_at_ms, class_id, occurrence_ms) \
+         VALUES ($1, 'lesson', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) RETURNING id",
+    )
+    .bind(room)
+    .bind(&details.title)
+    .bind(schedule.scheduled_at.timestamp_millis())
+    .bind(i64::from(schedule.duration_minutes))
+    .bind(i64::from(schedule.grace_minutes))
+    .bind(i64::from(schedule.late_after_minutes))
+    .bind(i64::from(schedule.present_percent))
+    .bind(i64::from(schedule.heartbeat_stale_seconds))
+    .bind(schedule.window().end.timestamp_millis())
+    .bind(&details.timezone)
+    .bind(i64::from(details.teacher_present_percent))
+    .bind(now_ms)
+    .bind(class.map(|c| c.0))
+    .bind(class.map(|c| c.1))
+    .fetch_one(&mut **tx)
+    .await?;
+    row.try_get("id")
+}
+
+/// An unscheduled session taken over by lesson `into`: its corrections
+/// (where the lesson has none for that person) and audit entries move
+/// there, then it goes.
+async fn absorb(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    into: i64,
+    other: i64,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM roster WHERE room = $1")
-        .bind(room)
+    for sql in [
+        "UPDATE attendance_overrides SET session_id = $1 WHERE session_id = $2 AND identity NOT IN \
+         (SELECT identity FROM attendance_overrides WHERE session_id = $1)",
+        "UPDATE override_audit SET session_id = $1 WHERE session_id = $2",
+        "DELETE FROM attendance_overrides WHERE session_id = $2 AND $1 = $1",
+        "DELETE FROM roster WHERE session_id = $2 AND $1 = $1",
+        "DELETE FROM sessions WHERE id = $2 AND kind = 'unscheduled' AND $1 = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(into)
+            .bind(other)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Replaces a session's roster; `from_class` marks it as the class's.
+pub(super) async fn replace_roster(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    session_id: i64,
+    roster: &[RosterEntry],
+    from_class: bool,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM roster WHERE session_id = $1")
+        .bind(session_id)
         .execute(&mut **tx)
         .await?;
     for entry in roster {
         sqlx::query(
-            "INSERT INTO roster (room, identity, name, role) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (room, identity) DO UPDATE SET name = excluded.name, role = excluded.role",
+            "INSERT INTO roster (session_id, identity, name, role) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (session_id, identity) DO UPDATE SET name = excluded.name, role = excluded.role",
         )
-        .bind(room)
+        .bind(session_id)
         .bind(&entry.identity)
         .bind(&entry.name)
         .bind(&entry.role)
         .execute(&mut **tx)
         .await?;
     }
-    sqlx::query("UPDATE sessions SET has_roster = 1 WHERE room = $1")
-        .bind(room)
+    sqlx::query("UPDATE sessions SET has_roster = 1, roster_from_class = $2 WHERE id = $1")
+        .bind(session_id)
+        .bind(i64::from(from_class))
         .execute(&mut **tx)
         .await?;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    room: &str,
-    identity: &str,
-    action: &str,
-    status: Option<&str>,
-    reason: &str,
-    author: &str,
-    at_ms: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO override_audit (room, identity, action, status, reason, author, at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(room)
-    .bind(identity)
-    .bind(action)
-    .bind(status)
-    .bind(reason)
-    .bind(author)
-    .bind(at_ms)
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }

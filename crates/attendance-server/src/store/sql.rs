@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::StoreResult;
-use crate::domain::{ms_to_time, CycleRow, SessionRow, StoredEvent};
+use crate::domain::{ms_to_time, CycleRow, SessionKind, SessionRow, StoredEvent};
 use attendance_rules::Schedule;
 
 /// The close reasons that are our own estimates (the sweeper's, and
@@ -16,7 +16,7 @@ use attendance_rules::Schedule;
 pub(super) const SWEEPER_REASONS: &str = "('stale_heartbeat', 'session_ended', 'reconciled')";
 
 pub(super) const SESSION_SELECT: &str =
-    "SELECT room, title, scheduled_at_ms, duration_minutes, grace_minutes, \
+    "SELECT id, room, kind, room_sid, class_id, title, scheduled_at_ms, duration_minutes, grace_minutes, \
      late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms, \
      timezone, teacher_present_percent, has_roster FROM sessions";
 
@@ -59,7 +59,9 @@ pub(super) fn small(row: &AnyRow, column: &str) -> StoreResult<u32> {
 
 pub(super) fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
     Ok(SessionRow {
+        id: row.try_get("id")?,
         room: row.try_get("room")?,
+        kind: SessionKind::parse(&row.try_get::<String, _>("kind")?),
         title: row.try_get("title")?,
         schedule: Schedule {
             scheduled_at: ms_to_time(row.try_get("scheduled_at_ms")?),
@@ -74,6 +76,10 @@ pub(super) fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
         has_roster: row.try_get::<i64, _>("has_roster")? != 0,
         created_at: ms_to_time(row.try_get("created_at_ms")?),
         updated_at: ms_to_time(row.try_get("updated_at_ms")?),
+        class_id: row.try_get("class_id")?,
+        room_sid: row.try_get("room_sid")?,
+        ended_at: None,
+        cut_at: None,
     })
 }
 

@@ -1,0 +1,44 @@
+//! Which lesson a `/api/sessions/{room}/…` request is about: the one named
+//! by `?session=ID`, else the room's current one (the one whose window
+//! contains now, else the next upcoming, else the most recent).
+
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::App;
+use crate::domain::{now, SessionRow};
+
+/// `?session=ID` on every `/api/sessions/{room}/…` route.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct LessonQuery {
+    pub session: Option<i64>,
+}
+
+/// The 404 for a room nobody scheduled and nobody used.
+pub fn no_session(room: &str) -> ApiError {
+    ApiError::not_found(format!("no session scheduled for room `{room}`"))
+}
+
+/// The lesson addressed: `?session=ID` (which must be in `room`), else the
+/// room's current one.
+pub async fn lesson(app: &App, room: &str, q: LessonQuery) -> Result<SessionRow, ApiError> {
+    match q.session {
+        Some(id) => match app.store.session_by_id(id).await? {
+            Some(session) if session.room == room => Ok(session),
+            _ => Err(ApiError::not_found(format!(
+                "no session {id} in room `{room}`"
+            ))),
+        },
+        None => app
+            .store
+            .current_session(room, now())
+            .await?
+            .map(|(session, _)| session)
+            .ok_or_else(|| no_session(room)),
+    }
+}
+
+/// Whether `q` names a lesson other than the room's current one.
+pub fn pinned(q: LessonQuery) -> bool {
+    q.session.is_some()
+}

@@ -1,0 +1,82 @@
+//! Rooms nobody scheduled: a LiveKit room instance (its `room_sid`) none of
+//! whose connections began inside a lesson's window, nor up to
+//! [`EARLY_JOIN`] before one, gets an unscheduled session covering the
+//! instance, so its attendance is still reported. Scheduling a lesson over
+//! it later turns it into that lesson (see [`super::sessions`]).
+
+use std::collections::BTreeMap;
+
+use attendance_rules::Schedule;
+
+use super::StoreResult;
+use crate::domain::lessons::EARLY_JOIN;
+use crate::domain::{ms_to_time, CycleFact};
+
+/// Makes sure every room instance the facts show has its session (an
+/// unscheduled one where no lesson covers it); returns the rooms that got
+/// a new session. Idempotent, and safe when two instances race.
+pub(super) async fn ensure_instances<'f>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    facts: impl IntoIterator<Item = &'f CycleFact>,
+    now_ms: i64,
+) -> StoreResult<Vec<String>> {
+    // (room sid) → (room, first join), in a fixed order.
+    let mut instances: BTreeMap<&str, (&str, i64)> = BTreeMap::new();
+    for fact in facts {
+        let Some(joined) = fact.joined_at_ms else {
+            continue;
+        };
+        if fact.room_sid.is_empty() {
+            continue;
+        }
+        let entry = instances
+            .entry(&fact.room_sid)
+            .or_insert((&fact.room, joined));
+        entry.1 = entry.1.min(joined);
+    }
+    let defaults = Schedule::new(ms_to_time(0), 1);
+    let mut created = Vec::new();
+    for (room_sid, (room, joined)) in instances {
+        // An instance whose session exists: an earlier join moves its start.
+        let known = sqlx::query(
+            "UPDATE sessions SET scheduled_at_ms = $2, window_end_ms = $2 \
+             WHERE room_sid = $1 AND kind = 'unscheduled' AND scheduled_at_ms > $2",
+        )
+        .bind(room_sid)
+        .bind(joined)
+        .execute(&mut **tx)
+        .await?;
+        if known.rows_affected() > 0 {
+            continue;
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (room, kind, room_sid, title, scheduled_at_ms, duration_minutes, \
+             grace_minutes, late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, \
+             created_at_ms, updated_at_ms) \
+             SELECT $1, 'unscheduled', $2, '', $3, 1, 0, 1, $4, $5, $3, $6, $6 \
+             WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE room_sid = $2) \
+             AND NOT EXISTS (SELECT 1 FROM cycles c, sessions s WHERE c.room_sid = $2 \
+             AND s.room = $1 AND s.kind = 'lesson' AND c.joined_at_ms >= s.scheduled_at_ms - $7 \
+             AND c.joined_at_ms <= s.window_end_ms) \
+             ON CONFLICT (room_sid) WHERE room_sid <> '' DO NOTHING RETURNING id",
+        )
+        .bind(room)
+        .bind(room_sid)
+        .bind(joined)
+        .bind(i64::from(defaults.present_percent))
+        .bind(i64::from(defaults.heartbeat_stale_seconds))
+        .bind(now_ms)
+        .bind(EARLY_JOIN.num_milliseconds())
+        .fetch_optional(&mut **tx)
+        .await?;
+        if inserted.is_some() {
+            tracing::info!(
+                room,
+                room_sid,
+                "unscheduled session opened for a room nobody scheduled"
+            );
+            created.push(room.to_string());
+        }
+    }
+    Ok(created)
+}
