@@ -6,7 +6,11 @@
 #
 # TARGET:   sqlite | postgres | ref-fsync | ref-none
 #           (ref-* = bench/reference-node, the Node.js REFERENCE, not the product)
-# SCENARIO: ingest ingest-256 hb-http hb-ws hb-ws-30s fan-500 fan-10k idle   (default: all)
+# SCENARIO: ingest ingest-256 wrk-ingest wrk-ingest-256 hb-http hb-ws hb-ws-30s
+#           fan-500 fan-10k idle   (default: all)
+#           wrk-*: webhooks sent by wrk (an outside tool) from unique pre-signed
+#           requests (`attendance-loadgen presign`), server CPU per webhook from
+#           /proc, then how long the inbox takes to drain
 #
 # Needs a release build first:
 #   CARGO_TARGET_DIR=target/bench cargo build --release -p attendance-server -p attendance-loadgen
@@ -19,7 +23,7 @@ cd "$(dirname "$0")/.."
 TARGET=${1:?usage: bench/run.sh sqlite|postgres|ref-fsync|ref-none [scenario ...]}
 shift
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(ingest ingest-256 hb-http hb-ws fan-500 fan-10k idle)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(ingest ingest-256 wrk-ingest wrk-ingest-256 hb-http hb-ws fan-500 fan-10k idle)
 
 BIN=${CARGO_TARGET_DIR:-$PWD/target/bench}/release
 # The server binary to measure (default: the one built beside the load generator).
@@ -83,6 +87,42 @@ loadgen() {
   "$BIN/attendance-loadgen" "$@" --url "$URL" --server-pid "$SERVER_PID" | tee -a "$WORK/out"
 }
 
+# Server CPU time so far, in seconds (utime + stime from /proc).
+server_cpu_s() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$SERVER_PID/stat"
+}
+
+# wrk drives the webhooks: unique pre-signed requests, `$1` connections for 10 s.
+wrk_ingest() {
+  local connections=$1
+  "$BIN/attendance-loadgen" presign --count 600000 --out "$WORK/presigned"
+  local cpu0 cpu1 drain="null" t0 t1
+  cpu0=$(server_cpu_s)
+  t0=$(date +%s.%N)
+  wrk -t2 -c"$connections" -d10s --timeout 10s -s bench/wrk/webhooks.lua "$URL" -- "$WORK/presigned" 2 \
+    | tee "$WORK/wrk" >&2
+  if [ "${TARGET#ref-}" = "$TARGET" ]; then
+    drain=$("$BIN/attendance-loadgen" drain --url "$URL" --within 60s | sed -n 's/^RESULT //p')
+  fi
+  t1=$(date +%s.%N)
+  cpu1=$(server_cpu_s)
+  local wrk_json
+  wrk_json=$(sed -n 's/^WRK //p' "$WORK/wrk")
+  node -e '
+    const [wrk, drain, cpu0, cpu1, t0, t1, conns] = process.argv.slice(1);
+    const w = JSON.parse(wrk), d = JSON.parse(drain);
+    const ok = w.requests - w.non_2xx - w.socket_errors;
+    const cpu = cpu1 - cpu0;
+    console.log("RESULT " + JSON.stringify({
+      scenario: "wrk-ingest", concurrency: +conns, tool: "wrk -t2", ...w, ok,
+      ok_per_s: Math.round(ok / w.seconds),
+      drain: d,
+      server_cpu: { seconds: +cpu.toFixed(3), cores: +(cpu / (t1 - t0)).toFixed(2),
+                    us_per_webhook: +(cpu / ok * 1e6).toFixed(1) },
+    }));
+  ' "$wrk_json" "$drain" "$cpu0" "$cpu1" "$t0" "$t1" "$connections" | tee -a "$WORK/out"
+}
+
 for scenario in "${SCENARIOS[@]}"; do
   start_server
   echo "== $TARGET $scenario ($URL, pid $SERVER_PID)" >&2
@@ -90,6 +130,8 @@ for scenario in "${SCENARIOS[@]}"; do
     ingest) loadgen ingest --rooms 200 --students 25 --concurrency 64 --duration 10s ;;
     # The same with 256 webhooks in flight (a burst from many LiveKit nodes).
     ingest-256) loadgen ingest --rooms 200 --students 25 --concurrency 256 --duration 10s ;;
+    wrk-ingest) wrk_ingest 64 ;;
+    wrk-ingest-256) wrk_ingest 256 ;;
     hb-http) loadgen heartbeats --students 1000 --mode http --concurrency 64 --duration 10s ;;
     # Paced under the server's per-socket message cap: 8,000 × 2.5/s = 20,000 msgs/s offered.
     hb-ws) loadgen heartbeats --students 8000 --mode ws --interval 400ms --source-ips 2 --duration 10s ;;

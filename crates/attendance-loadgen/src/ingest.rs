@@ -207,30 +207,33 @@ pub fn short_error(e: &reqwest::Error) -> &'static str {
     }
 }
 
+/// The server's `attendance_webhooks_pending`, from /metrics.
+pub async fn pending(client: &reqwest::Client, target: &Target) -> Option<f64> {
+    let text = client
+        .get(target.url("/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("attendance_webhooks_pending "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+}
+
 /// When the server's inbox is empty (`attendance_webhooks_pending 0`).
-async fn wait_drained(
+pub async fn wait_drained(
     client: &reqwest::Client,
     target: &Target,
     within: Duration,
 ) -> Option<Instant> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        let text = client
-            .get(target.url("/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let pending = text
-            .lines()
-            .find_map(|l| l.strip_prefix("attendance_webhooks_pending "))
-            .and_then(|v| v.trim().parse::<f64>().ok())?;
-        if pending == 0.0 {
+        if pending(client, target).await? == 0.0 {
             return Some(Instant::now());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("ingest: inbox not drained within {within:?}");
     None

@@ -9,6 +9,7 @@ mod fanout;
 mod heartbeats;
 mod idle;
 mod ingest;
+mod presign;
 mod sign;
 
 #[derive(Parser)]
@@ -28,6 +29,10 @@ enum Command {
     Fanout(fanout::FanoutArgs),
     /// Idle WebSockets and the server's memory per connection.
     Idle(idle::IdleArgs),
+    /// Unique signed webhooks written to a file, for wrk (bench/wrk/webhooks.lua).
+    Presign(presign::PresignArgs),
+    /// Waits until the server's webhook inbox is empty.
+    Drain(presign::DrainArgs),
     /// A few seconds of each scenario at a small size (a quick check that a
     /// server and this tool agree).
     Smoke(Conn),
@@ -62,6 +67,8 @@ fn main() -> std::process::ExitCode {
             Command::Heartbeats(a) => heartbeats::run(a).await,
             Command::Fanout(a) => fanout::run(a).await,
             Command::Idle(a) => idle::run(a).await,
+            Command::Presign(a) => presign::presign(a),
+            Command::Drain(a) => presign::drain(a).await,
             Command::Smoke(conn) => smoke(conn).await,
         }
     });

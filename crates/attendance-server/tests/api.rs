@@ -998,6 +998,11 @@ async fn live_updates_over_websocket(db: Db) {
     let mine = next_of_type(&mut student, "attendance.updated", Duration::from_secs(5)).await;
     assert_eq!(mine["type"], "attendance.updated");
     assert_eq!(mine["identity"], "s1");
+    // The session did not change since the previous push: the update to the
+    // teacher carries the participant only.
+    let second = next_of_type(&mut teacher, "attendance.updated", Duration::from_secs(5)).await;
+    assert_eq!(second["identity"], "s1");
+    assert!(second.get("session").is_none(), "{second}");
 
     // A heartbeat over the socket is acknowledged and recorded.
     use futures_util::SinkExt;

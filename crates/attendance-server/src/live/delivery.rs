@@ -26,7 +26,10 @@ struct Updated<'a> {
     room: &'a str,
     identity: &'a str,
     attendance: &'a ParticipantReport,
-    session: &'a SessionView,
+    /// Only when it changed since the room's previous push: an update
+    /// carries what changed (subscribers got the session in their snapshot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a SessionView>,
     server_time: DateTime<Utc>,
 }
 
@@ -143,12 +146,14 @@ pub async fn publish_participant(
     }
     let at = now();
     let participant = report::one_participant(session, &facts, identity, &live.classifier, at);
+    let view = SessionView::of(session, at);
+    let view_json = serde_json::to_string(&view).expect("serializable");
     let message = Updated {
         kind: "attendance.updated",
         room,
         identity,
         attendance: &participant,
-        session: &SessionView::of(session, at),
+        session: live.hub.session_changed(room, &view_json).then_some(&view),
         server_time: at,
     };
     let json: Arc<str> = serde_json::to_string(&message)

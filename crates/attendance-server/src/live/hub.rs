@@ -34,8 +34,9 @@ pub struct Hub {
     connections: Arc<Mutex<HashMap<(String, String), usize>>>,
     /// When each identity's heartbeat was last announced to subscribers.
     heartbeats_announced: Arc<Mutex<HashMap<(String, String), Instant>>>,
-    /// The session each room's subscribers were last told is current.
-    current_sessions: Arc<Mutex<HashMap<String, i64>>>,
+    /// The session each room's subscribers were last told is current, and
+    /// a hash of the session object last pushed to them (0: none yet).
+    current_sessions: Arc<Mutex<HashMap<String, (i64, u64)>>>,
 }
 
 /// A heartbeat changes what subscribers see only when it is the first in a
@@ -135,9 +136,37 @@ impl Hub {
         if current.len() > 100_000 {
             current.clear();
         }
-        current
-            .insert(room.to_string(), session)
-            .is_some_and(|before| before != session)
+        match current.get_mut(room) {
+            Some((shown, _)) if *shown == session => false,
+            Some(entry) => {
+                *entry = (session, 0);
+                true
+            }
+            None => {
+                current.insert(room.to_string(), (session, 0));
+                false
+            }
+        }
+    }
+
+    /// Whether the session object (serialized: `json`) differs from the one
+    /// last pushed to the room's subscribers; notes it as pushed. Updates
+    /// carry the session only then: subscribers keep the one they have.
+    pub fn session_changed(&self, room: &str, json: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        json.hash(&mut hasher);
+        // 0 means "none pushed yet", so no real hash may be 0.
+        let hash = hasher.finish().max(1);
+        let mut current = self.current_sessions.lock().expect("hub lock");
+        match current.get_mut(room) {
+            Some((_, pushed)) if *pushed == hash => false,
+            Some((_, pushed)) => {
+                *pushed = hash;
+                true
+            }
+            None => true,
+        }
     }
 
     pub fn subscriber_count(&self) -> usize {

@@ -98,6 +98,10 @@ impl Store {
             // Fail fast when the database is gone: the caller answers 503 and
             // LiveKit retries, rather than every request hanging.
             .acquire_timeout(Duration::from_secs(3))
+            // No ping before each use: it costs a round trip (on SQLite, two
+            // thread hand-offs) per query. A connection that broke fails its
+            // query, is closed by sqlx, and the caller answers 503 or retries.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
