@@ -63,6 +63,20 @@ pub async fn acting(
     })
 }
 
+/// [`acting`], refused unless they then belong to `room`.
+pub async fn member(
+    app: &App,
+    who: Principal,
+    room: &str,
+    q: LessonQuery,
+) -> Result<Principal, ApiError> {
+    let who = acting(app, who, room, q).await?;
+    match who.belongs_to(room) {
+        true => Ok(who),
+        false => Err(ApiError::forbidden("this token is for another room")),
+    }
+}
+
 /// Whether `q` names a lesson other than the room's current one.
 pub fn pinned(q: LessonQuery) -> bool {
     q.session.is_some()

@@ -194,8 +194,6 @@ struct Refusal {
     close_code: u16,
 }
 
-/// `pinned`: the socket names a lesson by id, which a teacher of another
-/// room may teach by its roster (checked once the lesson is read).
 fn admit(app: &App, room: &str, token: &str, pinned: bool) -> Result<Admitted, Refusal> {
     let refused = |error: ApiError, close_code| Refusal { error, close_code };
     let (who, exp) = app
@@ -203,6 +201,7 @@ fn admit(app: &App, room: &str, token: &str, pinned: bool) -> Result<Admitted, R
         .principal(token)
         .and_then(|who| Ok((who, app.keys.verify(token)?.exp)))
         .map_err(|e| refused(e.into(), close_code::TOKEN))?;
+    // A lesson named by id may be taught by another room's teacher (see `lessons::member`).
     let may_teach = pinned && matches!(who.role, crate::livekit::Role::Teacher { .. });
     if !who.belongs_to(room) && !may_teach {
         return Err(refused(
@@ -334,14 +333,9 @@ fn accept(
             None => None,
         };
         let Admitted { who, expires, slot } = admitted;
-        // A teacher of another room follows a lesson they teach by its roster.
-        let who = match lessons::acting(&app, who, &room, lesson).await {
-            Ok(who) if who.belongs_to(&room) => who,
-            Ok(_) => {
-                let stop = Stop::close(close_code::FORBIDDEN, "this token is for another room");
-                return finish(socket, stop).await;
-            }
-            Err(e) => return finish(socket, Stop::close(CloseCode::Error, e.message)).await,
+        let who = match lessons::member(&app, who, &room, lesson).await {
+            Ok(who) => who,
+            Err(e) => return finish(socket, Stop::close(close_code::FORBIDDEN, e.message)).await,
         };
         let stop = serve(&app, &room, who, expires, pinned.as_ref(), &mut socket).await;
         finish(socket, stop).await;
