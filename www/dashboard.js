@@ -9,6 +9,7 @@ import {
 } from './common.js';
 import { LiveLink } from './connection.js';
 import { forLesson, lessonLabel, mountLessonPicker } from './lessons.js';
+import { showClasses } from './classes.js';
 
 const $ = (id) => document.getElementById(id);
 const message = $('message');
@@ -646,6 +647,9 @@ function start() {
   $('room-name').textContent = state.room;
   $('csv').addEventListener('click', downloadCsv);
   $('demo-banner').hidden = !state.room.startsWith('demo-');
+  // Back to the list of lessons this token may see.
+  $('my-classes').href = pageLink('dashboard.html', {}, state.token);
+  $('my-classes').hidden = state.room.startsWith('demo-');
   setupToolbar();
   link.start();
   setInterval(render, 1000);
@@ -660,6 +664,13 @@ async function main() {
   }
   if (state.room && state.token) {
     start();
+    return;
+  }
+  // A token and no room: the lessons it may see, each a link.
+  if (state.token) {
+    $('title').textContent = t('list.h1');
+    document.title = t('list.title');
+    showClasses(state.token, $('classes'), message);
     return;
   }
   // No token: offer the demo.

@@ -23,6 +23,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+mod grade;
 mod interval;
 mod media;
 mod person;
@@ -30,6 +31,7 @@ mod schedule;
 mod stay;
 mod timeline;
 
+pub use grade::{grade, Grade, GradePoints, GradePointsChange, MAX_STATUS_POINTS};
 pub use interval::{union_length_ms, Interval};
 pub use media::{media_time, Connection, MediaChange, MediaEvent, MediaSource, MediaTime};
 pub use person::{

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use attendance_rules::GradePoints;
 use clap::{Args, ValueEnum};
 
 use crate::connections::{effective_max_connections, Limits};
@@ -150,6 +151,12 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "ATTENDANCE_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
+    /// What each status is worth in grades from attendance, unless a lesson
+    /// says otherwise: "present=2,late=1,partial=1,absent=0,excused=1"
+    /// (statuses left out keep these default points).
+    #[arg(long, env = "ATTENDANCE_GRADE_POINTS", default_value = "present=2,late=1,partial=1,absent=0,excused=1",
+          value_parser = |text: &str| GradePoints::default().parse_over(text))]
+    pub grade_points: GradePoints,
     #[command(flatten)]
     pub outbound: OutboundArgs,
     #[command(flatten)]
@@ -189,6 +196,7 @@ impl ServeArgs {
                 engagement: self.engagement == Toggle::On,
             },
             outbound: self.outbound.settings(self.sweep_interval),
+            grade_points: self.grade_points,
         }
     }
 }

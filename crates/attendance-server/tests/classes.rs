@@ -629,8 +629,14 @@ async fn session_lists_and_student_history(db: Db) {
         .text()
         .await
         .unwrap();
-    assert_eq!(csv_text.lines().count(), 3, "{csv_text}");
+    // Header, one row per lesson, then the total with the grade: present
+    // (2 of 2) and late (1 of 2).
+    assert_eq!(csv_text.lines().count(), 4, "{csv_text}");
     assert!(csv_text.contains("art") && csv_text.contains("math"));
+    assert!(
+        csv_text.lines().last().unwrap().ends_with(",3,4,75.0"),
+        "{csv_text}"
+    );
     assert_eq!(
         server
             .get("/api/attendance?identity=ada", &teacher_token("art"))

@@ -61,6 +61,7 @@ impl ClassRow {
             title: self.title.clone(),
             timezone: self.timezone.clone(),
             teacher_present_percent: self.teacher_present_percent,
+            grade_points: None,
         }
     }
 

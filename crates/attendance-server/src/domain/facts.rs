@@ -37,6 +37,8 @@ pub struct SessionRow {
     pub ended_at: Option<DateTime<Utc>>,
     /// Unscheduled: the start of the room's next lesson, where it stops.
     pub cut_at: Option<DateTime<Utc>>,
+    /// What each status is worth in this lesson; `None`: the school's.
+    pub grade_points: Option<attendance_rules::GradePoints>,
 }
 
 /// What a teacher or admin sets besides the schedule.
@@ -45,6 +47,8 @@ pub struct SessionDetails {
     pub title: String,
     pub timezone: String,
     pub teacher_present_percent: u32,
+    /// What each status is worth in this lesson; `None`: the school's.
+    pub grade_points: Option<attendance_rules::GradePoints>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

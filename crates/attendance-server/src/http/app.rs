@@ -26,6 +26,9 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     /// Who may frame the pages (`--frame-ancestors`); empty: nobody.
     pub frame_ancestors: Vec<String>,
+    /// What each status is worth in a grade, unless a lesson says otherwise
+    /// (`--grade-points`).
+    pub grade_points: attendance_rules::GradePoints,
 }
 
 /// A handle on the shared state: cloned into every route and task, so a

@@ -6,7 +6,7 @@ use serde_json::json;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
-use super::lessons::{lesson, LessonQuery};
+use super::lessons::{acting, lesson, LessonQuery};
 use super::reports::participant_report;
 use super::App;
 use crate::domain::{now, AuditRow, SessionRow};
@@ -37,6 +37,7 @@ pub async fn set_override(
     q: LessonQuery,
     body: Bytes,
 ) -> ApiResult {
+    let who = acting(&app, who, &room, q).await?;
     if !who.manages(&room) {
         return Err(ApiError::forbidden(
             "only the room's teacher or an administrator may correct attendance",
@@ -142,6 +143,7 @@ pub async fn remove_override(
     lesson_q: LessonQuery,
     q: ReasonQuery,
 ) -> ApiResult {
+    let who = acting(&app, who, &room, lesson_q).await?;
     if !who.manages(&room) {
         return Err(ApiError::forbidden(
             "only the room's teacher or an administrator may correct attendance",

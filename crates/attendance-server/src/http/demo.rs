@@ -146,6 +146,7 @@ async fn start(app: App, body: Bytes) -> ApiResult {
                         title: "Demo class".into(),
                         timezone: String::new(),
                         teacher_present_percent: DEFAULT_TEACHER_PRESENT_PERCENT,
+                        grade_points: None,
                     },
                     &schedule,
                     None,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::App;
 use crate::domain::{now, SessionRow};
+use crate::livekit::{Principal, Role};
 
 /// `?session=ID` on every `/api/sessions/{room}/…` route.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -35,6 +36,44 @@ pub async fn lesson(app: &App, room: &str, q: LessonQuery) -> Result<SessionRow,
             .await?
             .map(|(session, _)| session)
             .ok_or_else(|| no_session(room)),
+    }
+}
+
+/// Who acts on the lesson `q` names in `room`: a teacher whose token is
+/// for another room acts as this room's teacher when the lesson's roster
+/// (or its class's) lists them as a teacher; anyone else as themselves.
+/// Only for a lesson named by id (`?session=ID`).
+pub async fn acting(
+    app: &App,
+    who: Principal,
+    room: &str,
+    q: LessonQuery,
+) -> Result<Principal, ApiError> {
+    let (Role::Teacher { room: own }, Some(id)) = (&who.role, q.session) else {
+        return Ok(who);
+    };
+    if own == room || !app.store.teaches(&who.identity, id, room).await? {
+        return Ok(who);
+    }
+    Ok(Principal {
+        role: Role::Teacher {
+            room: room.to_string(),
+        },
+        ..who
+    })
+}
+
+/// [`acting`], refused unless they then belong to `room`.
+pub async fn member(
+    app: &App,
+    who: Principal,
+    room: &str,
+    q: LessonQuery,
+) -> Result<Principal, ApiError> {
+    let who = acting(app, who, room, q).await?;
+    match who.belongs_to(room) {
+        true => Ok(who),
+        false => Err(ApiError::forbidden("this token is for another room")),
     }
 }
 

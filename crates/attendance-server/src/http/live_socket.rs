@@ -194,14 +194,16 @@ struct Refusal {
     close_code: u16,
 }
 
-fn admit(app: &App, room: &str, token: &str) -> Result<Admitted, Refusal> {
+fn admit(app: &App, room: &str, token: &str, pinned: bool) -> Result<Admitted, Refusal> {
     let refused = |error: ApiError, close_code| Refusal { error, close_code };
     let (who, exp) = app
         .keys
         .principal(token)
         .and_then(|who| Ok((who, app.keys.verify(token)?.exp)))
         .map_err(|e| refused(e.into(), close_code::TOKEN))?;
-    if !who.belongs_to(room) {
+    // A lesson named by id may be taught by another room's teacher (see `lessons::member`).
+    let may_teach = pinned && matches!(who.role, crate::livekit::Role::Teacher { .. });
+    if !who.belongs_to(room) && !may_teach {
         return Err(refused(
             ApiError::forbidden("this token is for another room"),
             close_code::FORBIDDEN,
@@ -285,7 +287,7 @@ fn accept(
     // With a token, refusals are plain HTTP answers; without one, the
     // socket opens and the first message must authenticate it.
     let admitted = match token {
-        Some(token) => match admit(&app, &room, &token) {
+        Some(token) => match admit(&app, &room, &token, lesson.session.is_some()) {
             Ok(admitted) => Some(admitted),
             Err(refusal) => return refusal.error.into_response(),
         },
@@ -315,10 +317,12 @@ fn accept(
         .await;
         let admitted = match admitted {
             Some(admitted) => admitted,
-            None => match first_message_auth(&app, &room, &mut socket).await {
-                Ok(admitted) => admitted,
-                Err(stop) => return finish(socket, stop).await,
-            },
+            None => {
+                match first_message_auth(&app, &room, lesson.session.is_some(), &mut socket).await {
+                    Ok(admitted) => admitted,
+                    Err(stop) => return finish(socket, stop).await,
+                }
+            }
         };
         // A socket opened for one lesson (`?session=ID`) follows that lesson.
         let pinned = match lesson.session {
@@ -329,6 +333,10 @@ fn accept(
             None => None,
         };
         let Admitted { who, expires, slot } = admitted;
+        let who = match lessons::member(&app, who, &room, lesson).await {
+            Ok(who) => who,
+            Err(e) => return finish(socket, Stop::close(close_code::FORBIDDEN, e.message)).await,
+        };
         let stop = serve(&app, &room, who, expires, pinned.as_ref(), &mut socket).await;
         finish(socket, stop).await;
         drop(slot);
@@ -425,7 +433,12 @@ async fn send(socket: &mut Socket, ids: &mut u64, text: &str) -> Result<(), Stop
 
 /// Waits for `{"type":"auth","token":…}`, the first message of a socket
 /// opened without a token.
-async fn first_message_auth(app: &App, room: &str, socket: &mut Socket) -> Result<Admitted, Stop> {
+async fn first_message_auth(
+    app: &App,
+    room: &str,
+    pinned: bool,
+    socket: &mut Socket,
+) -> Result<Admitted, Stop> {
     let deadline = Instant::now() + AUTH_WITHIN;
     loop {
         let message = match timeout_at(deadline, socket.next()).await {
@@ -449,7 +462,7 @@ async fn first_message_auth(app: &App, room: &str, socket: &mut Socket) -> Resul
             Ok(ClientMessage {
                 kind,
                 token: Some(token),
-            }) if kind == "auth" => admit(app, room, &token)
+            }) if kind == "auth" => admit(app, room, &token, pinned)
                 .map_err(|refusal| Stop::close(refusal.close_code, refusal.error.message)),
             _ => Err(Stop::close(
                 CloseCode::Policy,

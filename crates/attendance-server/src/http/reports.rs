@@ -1,16 +1,17 @@
 //! Attendance reports: a session's (JSON or CSV, any time zone), one
 //! participant's, and one student's history across sessions.
 
+use attendance_rules::{EffectiveStatus, GradePoints};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
-use super::lessons::{lesson, LessonQuery};
+use super::lessons::{acting, lesson, LessonQuery};
 use super::params::{csv_reply, range, requested_zone, wants_csv};
 use super::App;
-use crate::domain::now;
+use crate::domain::{now, SessionRow};
 use crate::livekit::Principal;
 use crate::report::{self, count_statuses, SessionView};
 
@@ -32,6 +33,7 @@ pub async fn session_report(
     q: ReportQuery,
     accept: Option<String>,
 ) -> ApiResult {
+    let who = acting(&app, who, &room, lesson_q).await?;
     if !who.manages(&room) {
         return Err(ApiError::forbidden(
             "only the room's teacher or an administrator may read the whole class",
@@ -91,21 +93,26 @@ pub struct HistoryQuery {
     bom: Option<String>,
 }
 
-/// One student's attendance across lessons (administrators): one row per
-/// lesson they joined, were rostered in, or were corrected in.
+/// One student's attendance across lessons: one row per lesson they
+/// joined, were rostered in, or were corrected in, with totals and their
+/// grade from attendance. Administrators read anyone's; anyone else only
+/// their own (the identity of their token, the default).
 pub async fn history(
     app: App,
     who: Principal,
     q: HistoryQuery,
     accept: Option<String>,
 ) -> ApiResult {
-    if !who.is_admin() {
-        return Err(ApiError::forbidden("administrators only"));
+    let identity = match q.identity.filter(|i| !i.is_empty()) {
+        Some(identity) => identity,
+        None if !who.is_admin() && !who.identity.is_empty() => who.identity.clone(),
+        None => return Err(ApiError::bad_request("identity is required")),
+    };
+    if !who.is_admin() && who.identity != identity {
+        return Err(ApiError::forbidden(
+            "a student may read only their own history; administrators anyone's",
+        ));
     }
-    let identity = q
-        .identity
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| ApiError::bad_request("identity is required"))?;
     let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
     let zone = requested_zone(q.tz.as_deref())?;
     let csv = wants_csv(q.format.as_deref(), accept.as_deref())?;
@@ -126,9 +133,21 @@ pub async fn history(
         }
     }
     rows.sort_by_key(|(s, _)| (s.start(), s.id));
+    let school = app.settings.grade_points;
+    let graded: Vec<_> = rows.iter().map(|(s, p)| graded(s, p, school)).collect();
+    let grade = attendance_rules::grade(
+        graded
+            .iter()
+            .flatten()
+            .map(|(status, points)| (*status, points)),
+    );
     if csv {
-        let text =
-            report::history_csv(&rows, zone, at).map_err(|e| ApiError::internal(e.to_string()))?;
+        let grades: Vec<_> = graded
+            .iter()
+            .map(|g| g.map(|(status, points)| (points.points(status), points.maximum())))
+            .collect();
+        let text = report::history_csv(&rows, &grades, &grade, zone, at)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         return Ok(csv_reply(
             with_bom(text, q.bom.as_deref()),
             &format!("attendance-{identity}"),
@@ -138,13 +157,37 @@ pub async fn history(
     let counts = count_statuses(&reports);
     let sessions: Vec<_> = rows
         .iter()
-        .map(|(s, p)| json!({ "session": SessionView::at(s, report::Clock::for_session(s, zone), at), "attendance": p }))
+        .zip(&graded)
+        .map(|((s, p), g)| {
+            let grade = g.map(|(status, points)| {
+                json!({ "points": points.points(status), "max_points": points.maximum(), "grade_points": points })
+            });
+            json!({ "session": SessionView::at(s, report::Clock::for_session(s, zone), at), "attendance": p, "grade": grade })
+        })
         .collect();
     let total: i64 = reports.iter().map(|p| p.attended_seconds).sum();
+    let mut totals = serde_json::to_value(counts).expect("serializable");
+    totals["sessions"] = json!(rows.len());
+    totals["attended_seconds"] = json!(total);
     Ok(json_reply(
-        &json!({ "identity": identity, "counts": counts, "attended_seconds": total, "sessions": sessions,
+        &json!({ "identity": identity, "counts": counts, "attended_seconds": total, "totals": totals,
+                 "grade": grade, "grade_points": school, "sessions": sessions,
                  "from": (from > DateTime::<Utc>::MIN_UTC).then_some(from),
                  "to": (to < DateTime::<Utc>::MAX_UTC - TimeDelta::days(1)).then_some(to) }),
         StatusCode::OK,
     ))
+}
+
+/// The status a lesson is graded by and the points it gives: only final
+/// results, and only as a student (not a lesson they taught).
+fn graded(
+    session: &SessionRow,
+    p: &report::ParticipantReport,
+    school: GradePoints,
+) -> Option<(EffectiveStatus, GradePoints)> {
+    if !p.is_final || p.role != report::Role::Student {
+        return None;
+    }
+    let status = EffectiveStatus::parse(&p.status)?;
+    Some((status, session.grade_points.unwrap_or(school)))
 }

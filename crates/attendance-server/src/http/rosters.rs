@@ -109,6 +109,7 @@ pub async fn put_roster(
 }
 
 pub async fn get_roster(app: App, who: Principal, room: String, q: LessonQuery) -> ApiResult {
+    let who = super::lessons::acting(&app, who, &room, q).await?;
     if !who.manages(&room) {
         return Err(ApiError::forbidden(
             "only the room's teacher or an administrator may read its roster",

@@ -1,6 +1,8 @@
 //! Sessions (lessons): scheduling one (`PUT`), reading it, and listing them.
 
-use attendance_rules::DEFAULT_TEACHER_PRESENT_PERCENT;
+use std::collections::BTreeSet;
+
+use attendance_rules::{GradePointsChange, DEFAULT_TEACHER_PRESENT_PERCENT};
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
@@ -8,13 +10,13 @@ use serde_json::json;
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
-use super::lessons::{lesson, LessonQuery};
+use super::lessons::{acting, lesson, LessonQuery};
 use super::params::{check_room, field, parse_zone, percent, range};
 use super::rosters::{roster_entries, RosterBodyEntry};
 use super::App;
 use crate::domain::lessons::place;
 use crate::domain::{now, SessionDetails};
-use crate::livekit::Principal;
+use crate::livekit::{Principal, Role};
 use crate::outbound::events;
 use crate::report::{self, SessionView};
 
@@ -33,6 +35,9 @@ struct SessionBody {
     title: Option<String>,
     timezone: Option<String>,
     roster: Option<Vec<RosterBodyEntry>>,
+    /// What each status is worth in this lesson, over the school's
+    /// (`--grade-points`): `{"present": 2, "late": 1, …}`.
+    grade_points: Option<GradePointsChange>,
 }
 
 /// `PUT /api/sessions/{room}`: a window over the room's current session
@@ -87,6 +92,11 @@ pub async fn put_session(
             .map_or(Ok(DEFAULT_TEACHER_PRESENT_PERCENT), |v| {
                 percent("teacher_present_percent", v)
             })?,
+        grade_points: body
+            .grade_points
+            .map(|change| app.settings.grade_points.with(&change))
+            .transpose()
+            .map_err(ApiError::bad_request)?,
     };
     if details.title.len() > 500 {
         return Err(ApiError::bad_request("title must be at most 500 bytes"));
@@ -143,6 +153,7 @@ fn overlap(ids: &[i64]) -> ApiError {
 }
 
 pub async fn get_session(app: App, who: Principal, room: String, q: LessonQuery) -> ApiResult {
+    let who = acting(&app, who, &room, q).await?;
     if !who.belongs_to(&room) {
         return Err(ApiError::forbidden("this token is for another room"));
     }
@@ -162,8 +173,18 @@ pub struct RangeQuery {
 }
 
 /// `GET /api/sessions`: one row per lesson starting in the range, with its
-/// counts; a teacher sees their room's, an administrator everyone's.
+/// counts; a teacher sees their room's and those they teach by a roster
+/// (the lesson's or its class's), an administrator everyone's.
 pub async fn list_sessions(app: App, who: Principal, q: RangeQuery) -> ApiResult {
+    let taught = match &who.role {
+        Role::Admin => BTreeSet::new(),
+        Role::Teacher { .. } => app.store.lessons_taught_by(&who.identity).await?,
+        Role::Participant { .. } => {
+            return Err(ApiError::forbidden(
+                "only teachers and administrators list lessons",
+            ))
+        }
+    };
     let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
     let at = now();
     let mut sessions = Vec::new();
@@ -182,7 +203,7 @@ pub async fn list_sessions(app: App, who: Principal, q: RangeQuery) -> ApiResult
         }
     };
     for session in rows {
-        if !who.manages(&session.room) {
+        if !who.manages(&session.room) && !taught.contains(&session.id) {
             continue;
         }
         let facts = app.store.session_facts(&session, None).await?;

@@ -1,5 +1,6 @@
 //! Reports as spreadsheet-friendly CSV.
 
+use attendance_rules::Grade;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
@@ -89,6 +90,7 @@ fn csv_row(
     lesson: &Lesson<'_>,
     p: &ParticipantReport,
     clock: Clock,
+    extra: &[String],
 ) -> Result<(), csv::Error> {
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let role = match p.role {
@@ -96,7 +98,7 @@ fn csv_row(
         Role::Teacher => "teacher",
         Role::Excluded => "excluded",
     };
-    out.write_record([
+    let fields = [
         &*spreadsheet_safe(lesson.room),
         &lesson.id.to_string(),
         &*spreadsheet_safe(lesson.title),
@@ -120,7 +122,13 @@ fn csv_row(
         yes_no(p.in_meeting),
         yes_no(p.is_final),
         clock.zone.map_or("UTC", |z| z.name()),
-    ])
+    ];
+    out.write_record(
+        fields
+            .iter()
+            .copied()
+            .chain(extra.iter().map(String::as_str)),
+    )
 }
 
 /// The report as a spreadsheet-friendly CSV: one row per student, then
@@ -138,20 +146,28 @@ pub fn csv(report: &SessionReport, zone: Option<Tz>) -> Result<String, csv::Erro
         unscheduled: report.unscheduled,
     };
     for p in report.participants.iter().chain(&report.teachers) {
-        csv_row(&mut out, &lesson, p, clock)?;
+        csv_row(&mut out, &lesson, p, clock, &[])?;
     }
     finish(out)
 }
 
-/// One student's history across lessons, as CSV: one row per lesson.
+/// Columns a history adds: each lesson's points and the most it gives
+/// (empty while not graded), and on the last row the grade over them all.
+const GRADE_HEADER: [&str; 3] = ["points", "max_points", "grade_percent"];
+
+/// One student's history across lessons, as CSV: one row per lesson with
+/// its points (`grades`, one per row: points and the most possible, `None`
+/// when not graded), then a `total` row with the grade over the range.
 pub fn history_csv(
     rows: &[(SessionRow, ParticipantReport)],
+    grades: &[Option<(u32, u32)>],
+    grade: &Grade,
     zone: Option<Tz>,
     now: DateTime<Utc>,
 ) -> Result<String, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(CSV_HEADER)?;
-    for (session, p) in rows {
+    out.write_record(CSV_HEADER.iter().chain(&GRADE_HEADER))?;
+    for ((session, p), points) in rows.iter().zip(grades) {
         let clock = Clock::for_session(session, zone);
         let lesson = Lesson {
             room: &session.room,
@@ -161,7 +177,34 @@ pub fn history_csv(
             minutes: session.schedule_at(now).duration_minutes,
             unscheduled: session.is_unscheduled(),
         };
-        csv_row(&mut out, &lesson, p, clock)?;
+        let extra = match points {
+            Some((points, max)) => [points.to_string(), max.to_string(), String::new()],
+            None => Default::default(),
+        };
+        csv_row(&mut out, &lesson, p, clock, &extra)?;
+    }
+    if let Some((_, first)) = rows.first() {
+        // The total: the student, their time, and the grade over the range.
+        let mut total = vec![String::new(); CSV_HEADER.len()];
+        let mut put = |column: &str, value: String| {
+            if let Some(i) = CSV_HEADER.iter().position(|c| *c == column) {
+                total[i] = value;
+            }
+        };
+        put("title", "total".into());
+        put("identity", spreadsheet_safe(&first.identity).into_owned());
+        put("name", spreadsheet_safe(&first.name).into_owned());
+        let seconds: i64 = rows.iter().map(|(_, p)| p.attended_seconds).sum();
+        put("attended_seconds", seconds.to_string());
+        put("attended_minutes", (seconds / 60).to_string());
+        total.extend([
+            grade.points.to_string(),
+            grade.max_points.to_string(),
+            grade
+                .percent
+                .map_or_else(String::new, |p| format!("{p:.1}")),
+        ]);
+        out.write_record(&total)?;
     }
     finish(out)
 }

@@ -2,7 +2,7 @@
 //! instants in UTC and, when a zone is known, local time.
 
 use attendance_rules::{
-    EffectiveStatus, MediaTime, Phase, Schedule, Status, StatusCounts, StayUntil,
+    EffectiveStatus, GradePoints, MediaTime, Phase, Schedule, Status, StatusCounts, StayUntil,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -72,6 +72,9 @@ pub struct SessionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_end_local: Option<String>,
     pub has_roster: bool,
+    /// What each status is worth in this lesson's grades; null: the
+    /// school's (`--grade-points`).
+    pub grade_points: Option<GradePoints>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -99,6 +102,7 @@ impl SessionView {
             scheduled_at_local: clock.local(Some(row.start())),
             window_end_local: clock.local(Some(end)),
             has_roster: row.has_roster,
+            grade_points: row.grade_points,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::outbox::enqueue;
-use super::sql::{session_from_row, SESSION_SELECT};
+use super::sql::{grade_points_text, session_from_row, SESSION_SELECT};
 use super::{Store, StoreResult};
 use crate::domain::lessons::{current, current_until, Placement};
 use crate::domain::{ms_to_time, OutboundEvent, RosterEntry, SessionDetails, SessionRow};
@@ -128,7 +128,7 @@ impl Store {
                     "UPDATE sessions SET room = $2, kind = 'lesson', title = $3, scheduled_at_ms = $4, \
                      duration_minutes = $5, grace_minutes = $6, late_after_minutes = $7, present_percent = $8, \
                      heartbeat_stale_seconds = $9, window_end_ms = $10, timezone = $11, \
-                     teacher_present_percent = $12, updated_at_ms = $13, \
+                     teacher_present_percent = $12, updated_at_ms = $13, grade_points = $14, \
                      customized = CASE WHEN class_id IS NULL THEN 0 ELSE 1 END WHERE id = $1",
                 )
                 .bind(id)
@@ -144,6 +144,7 @@ impl Store {
                 .bind(&details.timezone)
                 .bind(i64::from(details.teacher_present_percent))
                 .bind(now_ms)
+                .bind(grade_points_text(details.grade_points.as_ref()))
                 .execute(&mut *tx)
                 .await?;
                 id
@@ -231,6 +232,38 @@ impl Store {
         rows.iter().map(|r| r.try_get("room")).collect()
     }
 
+    /// The lessons `identity` teaches by a roster: on the lesson's roster as
+    /// a teacher, or on its class's.
+    pub async fn lessons_taught_by(&self, identity: &str) -> StoreResult<BTreeSet<i64>> {
+        let rows = sqlx::query(
+            "SELECT r.session_id AS id FROM roster r WHERE r.identity = $1 AND r.role = 'teacher' \
+             UNION SELECT s.id AS id FROM sessions s JOIN class_roster c ON c.class_id = s.class_id \
+             WHERE c.identity = $1 AND c.role = 'teacher'",
+        )
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.try_get("id")).collect()
+    }
+
+    /// Whether `identity` teaches lesson `session_id` of `room` by a roster
+    /// (see [`Store::lessons_taught_by`]).
+    pub async fn teaches(&self, identity: &str, session_id: i64, room: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM sessions s WHERE s.id = $2 AND s.room = $3 AND (\
+             EXISTS (SELECT 1 FROM roster r WHERE r.session_id = s.id AND r.identity = $1 AND r.role = 'teacher') \
+             OR EXISTS (SELECT 1 FROM class_roster c WHERE c.class_id = s.class_id AND c.identity = $1 \
+             AND c.role = 'teacher'))",
+        )
+        .bind(identity)
+        .bind(session_id)
+        .bind(room)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(n > 0)
+    }
+
     /// Fills in where each unscheduled session's instance ended (LiveKit's
     /// `room_finished`, else the last leave once nobody is connected) and
     /// where the room's next lesson cuts it.
@@ -289,8 +322,8 @@ pub(super) async fn insert_lesson(
     let row = sqlx::query(
         "INSERT INTO sessions (room, kind, title, scheduled_at_ms, duration_minutes, grace_minutes, \
          late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, timezone, \
-         teacher_present_percent, created_at_ms, updated_at_ms, class_id, occurrence_ms) \
-         VALUES ($1, 'lesson', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) RETURNING id",
+         teacher_present_percent, created_at_ms, updated_at_ms, class_id, occurrence_ms, grade_points) \
+         VALUES ($1, 'lesson', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15) RETURNING id",
     )
     .bind(room)
     .bind(&details.title)
@@ -306,6 +339,7 @@ pub(super) async fn insert_lesson(
     .bind(now_ms)
     .bind(class.map(|c| c.0))
     .bind(class.map(|c| c.1))
+    .bind(grade_points_text(details.grade_points.as_ref()))
     .fetch_one(&mut **tx)
     .await?;
     row.try_get("id")

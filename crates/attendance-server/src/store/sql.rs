@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::StoreResult;
 use crate::domain::{ms_to_time, CycleRow, SessionKind, SessionRow, StoredEvent};
-use attendance_rules::Schedule;
+use attendance_rules::{GradePoints, Schedule};
 
 /// The close reasons that are our own estimates (the sweeper's, and
 /// reconciliation's last-seen instant). LiveKit's own word about a
@@ -18,7 +18,7 @@ pub(super) const SWEEPER_REASONS: &str = "('stale_heartbeat', 'session_ended', '
 pub(super) const SESSION_SELECT: &str =
     "SELECT id, room, kind, room_sid, class_id, title, scheduled_at_ms, duration_minutes, grace_minutes, \
      late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms, \
-     timezone, teacher_present_percent, has_roster FROM sessions";
+     timezone, teacher_present_percent, has_roster, grade_points FROM sessions";
 
 pub(super) const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
@@ -80,6 +80,24 @@ pub(super) fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
         room_sid: row.try_get("room_sid")?,
         ended_at: None,
         cut_at: None,
+        grade_points: grade_points(&row.try_get::<String, _>("grade_points")?)?,
+    })
+}
+
+/// A lesson's stored grade points: empty for the school's.
+fn grade_points(text: &str) -> StoreResult<Option<GradePoints>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A lesson's grade points as stored.
+pub(super) fn grade_points_text(points: Option<&GradePoints>) -> String {
+    points.map_or_else(String::new, |p| {
+        serde_json::to_string(p).expect("serializable")
     })
 }
 
