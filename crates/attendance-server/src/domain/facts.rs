@@ -37,6 +37,9 @@ pub struct SessionRow {
     pub ended_at: Option<DateTime<Utc>>,
     /// Unscheduled: the start of the room's next lesson, where it stops.
     pub cut_at: Option<DateTime<Utc>>,
+    /// Camera, microphone and screen-share time kept and shown for this
+    /// lesson (`"engagement": false` turns it off).
+    pub engagement: bool,
 }
 
 /// What a teacher or admin sets besides the schedule.

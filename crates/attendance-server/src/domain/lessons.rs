@@ -206,6 +206,7 @@ pub(crate) mod tests {
             room_sid: String::new(),
             ended_at: None,
             cut_at: None,
+            engagement: true,
         }
     }
 

@@ -197,6 +197,7 @@ mod tests {
             room_sid: String::new(),
             ended_at: None,
             cut_at: None,
+            engagement: true,
         }
     }
 

@@ -72,6 +72,9 @@ pub struct SessionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_end_local: Option<String>,
     pub has_roster: bool,
+    /// Camera, microphone and screen-share time kept and shown for this
+    /// lesson (the service's `--engagement off` hides them everywhere).
+    pub engagement: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -99,6 +102,7 @@ impl SessionView {
             scheduled_at_local: clock.local(Some(row.start())),
             window_end_local: clock.local(Some(end)),
             has_roster: row.has_roster,
+            engagement: row.engagement,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

@@ -18,7 +18,7 @@ pub(super) const SWEEPER_REASONS: &str = "('stale_heartbeat', 'session_ended', '
 pub(super) const SESSION_SELECT: &str =
     "SELECT id, room, kind, room_sid, class_id, title, scheduled_at_ms, duration_minutes, grace_minutes, \
      late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms, \
-     timezone, teacher_present_percent, has_roster FROM sessions";
+     timezone, teacher_present_percent, has_roster, engagement FROM sessions";
 
 pub(super) const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
@@ -80,6 +80,7 @@ pub(super) fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
         room_sid: row.try_get("room_sid")?,
         ended_at: None,
         cut_at: None,
+        engagement: row.try_get::<i64, _>("engagement")? != 0,
     })
 }
 
