@@ -492,7 +492,12 @@ fn open_socket(shared: &Shared) {
         let opened = {
             let mut inner = s.borrow_mut();
             inner.parts = None;
-            inner.socket.take().is_some_and(|socket| socket.opened)
+            let opened = inner.socket.take().is_some_and(|socket| socket.opened);
+            // An open socket kept the numbers current until this moment.
+            if opened {
+                inner.last_contact_ms = Some(Date::now());
+            }
+            opened
         };
         if get(&event, "code").as_f64() == Some(f64::from(CLOSE_TOKEN_EXPIRED)) {
             token_expired(&s);
