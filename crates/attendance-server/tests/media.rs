@@ -294,7 +294,8 @@ async fn a_lesson_with_engagement_off_keeps_and_shows_nothing(db: Db) {
         ))
         .await
         .unwrap();
-    next_of_type(&mut socket, "media.ack", Duration::from_secs(5)).await;
+    let ack = next_of_type(&mut socket, "media.ack", Duration::from_secs(5)).await;
+    assert_eq!(ack["kept"], 0, "{ack}");
     assert_eq!(media_rows(&server, "webhook").await, 0);
     assert_eq!(media_rows(&server, "tracker").await, 0);
     let report = server.report("quiet").await;

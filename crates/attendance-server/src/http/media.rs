@@ -45,8 +45,7 @@ fn source(name: &str) -> Option<&'static str> {
 }
 
 /// Keeps what the page reported; returns how many track states were kept
-/// (0 with engagement off for the service; the store keeps none inside a
-/// lesson with engagement off).
+/// (none with engagement off, for the service or for the lesson).
 pub async fn record(
     app: &App,
     room: &str,
@@ -88,9 +87,11 @@ pub async fn record(
     if facts.is_empty() {
         return Ok(0);
     }
-    app.store.record_media(&facts).await?;
-    app.live.changed(room, Some(&who.identity));
-    Ok(facts.len())
+    let kept = app.store.record_media(&facts).await?;
+    if kept > 0 {
+        app.live.changed(room, Some(&who.identity));
+    }
+    Ok(kept)
 }
 
 #[cfg(test)]

@@ -10,19 +10,20 @@ use crate::domain::MediaFact;
 const ROWS_PER_STATEMENT: usize = 100;
 
 impl Store {
-    /// Records what a participant's page reported (mute, unmute).
-    pub async fn record_media(&self, facts: &[MediaFact]) -> StoreResult<()> {
+    /// Records what a participant's page reported (mute, unmute); returns
+    /// how many facts were kept (none inside a lesson with engagement off).
+    pub async fn record_media(&self, facts: &[MediaFact]) -> StoreResult<usize> {
         if facts.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        insert_media(&mut tx, facts).await?;
+        let kept = insert_media(&mut tx, facts).await?;
         tx.commit().await?;
         for fact in facts {
             self.facts_cache.invalidate(&fact.room, &fact.identity);
         }
-        Ok(())
+        Ok(kept)
     }
 
     /// A room's media facts (or one identity's), in time order.
@@ -146,11 +147,11 @@ async fn engagement_off_windows(
 
 /// Inserts media facts inside a transaction (a processed webhook batch, or a
 /// page's report), except those inside the window of a lesson with
-/// engagement off: of those nothing is kept.
+/// engagement off: of those nothing is kept. Returns how many were kept.
 pub(super) async fn insert_media(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     facts: &[MediaFact],
-) -> StoreResult<()> {
+) -> StoreResult<usize> {
     let mut rooms: Vec<&str> = facts.iter().map(|f| f.room.as_str()).collect();
     rooms.sort_unstable();
     rooms.dedup();
@@ -186,5 +187,5 @@ pub(super) async fn insert_media(
         }
         query.execute(&mut **tx).await?;
     }
-    Ok(())
+    Ok(kept.len())
 }
