@@ -90,6 +90,11 @@ fi
 
 wasm_gz=$(gzip -9c "$OUT/attendance_tracker_bg.wasm" | wc -c)
 js_gz=$(gzip -9c "$OUT/attendance_tracker.js" | wc -c)
+# The JS snippets wasm-bindgen writes beside the glue ship with it: counted too.
+snippets_gz=0
+while IFS= read -r -d '' snippet; do
+  snippets_gz=$((snippets_gz + $(gzip -9c "$snippet" | wc -c)))
+done < <(find "$OUT/snippets" -type f -name '*.js' -print0 2>/dev/null)
 echo "build-tracker: $OUT/attendance_tracker_bg.wasm $(wc -c <"$OUT/attendance_tracker_bg.wasm") B ($wasm_gz B gzip)," \
-  "attendance_tracker.js $(wc -c <"$OUT/attendance_tracker.js") B ($js_gz B gzip);" \
-  "total $((wasm_gz + js_gz)) B gzip"
+  "attendance_tracker.js $(wc -c <"$OUT/attendance_tracker.js") B ($js_gz B gzip)," \
+  "snippets $snippets_gz B gzip; total $((wasm_gz + js_gz + snippets_gz)) B gzip"

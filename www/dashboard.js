@@ -228,6 +228,7 @@ function makeRow(identity) {
   cell(tr, 'status').append(status, ' ', marker, reach, detail, remove);
   const joins = cell(tr, 'num');
   joins.dataset.field = 'join-count';
+  const media = mediaCells(tr);
   const timeline = cell(tr, 'timeline');
   const correct = element('button', 'small secondary', t('row.correct'));
   correct.type = 'button';
@@ -236,7 +237,7 @@ function makeRow(identity) {
   correct.addEventListener('click', () => openCorrection(identity, 'set', correct));
   remove.addEventListener('click', () => openCorrection(identity, 'remove', remove));
   const row = {
-    tr, name, guest, id, inMeeting, attended, pct, status, marker, reach, detail, joins, timeline, correct, remove,
+    tr, name, guest, id, inMeeting, attended, pct, status, marker, reach, detail, joins, media, timeline, correct, remove,
     timelineKey: '',
   };
   state.rows.set(identity, row);
@@ -351,6 +352,7 @@ function renderRow(p, a, w) {
     row.remove.setAttribute('aria-label', t('remove.aria', { name }));
   }
   put(row.joins, count(a.join_count ?? (p.cycles || []).length));
+  renderMedia(row, a);
   const reach = reachNote(p, a);
   row.reach.hidden = !reach[0];
   put(row.reach, reach[1], reach[0]);
@@ -377,6 +379,51 @@ function place(id, list) {
     else tbody.insertBefore(tr, at);
   }
   if (focused && focused !== document.activeElement && focused.isConnected) focused.focus({ preventScroll: true });
+}
+
+// ---- camera, microphone and screen-share time: columns a teacher may hide ----
+const MEDIA = [['camera_seconds', 'col.camera'], ['microphone_seconds', 'col.microphone'], ['screen_share_seconds', 'col.screen']];
+const MEDIA_KEY = 'attendance-media-columns';
+
+/** The three media cells of a row; each names itself where the headers are hidden (phones). */
+function mediaCells(tr) {
+  return MEDIA.map(([field, label]) => {
+    const td = cell(tr, 'num media-col');
+    td.dataset.field = field.replace(/_/g, '-');
+    const name = element('span', 'cell-label', t(label));
+    const value = element('span', 'cell-value');
+    td.append(name, ' ', value);
+    return value;
+  });
+}
+
+function renderMedia(row, a) {
+  MEDIA.forEach(([field], i) => put(row.media[i], Number.isFinite(a[field]) ? clock(a[field]) : '–'));
+}
+
+/** The teacher's choice (kept in this browser), else shown from laptop width up and hidden on a phone. */
+function mediaWanted() {
+  let saved = null;
+  try { saved = localStorage.getItem(MEDIA_KEY); } catch { /* private mode */ }
+  if (saved === 'on' || saved === 'off') return saved === 'on';
+  return !matchMedia('(max-width: 40rem)').matches;
+}
+
+/** Columns only where the service reports media time for this lesson (engagement on), and wanted. */
+function showMediaColumns(all) {
+  const reported = state.session?.engagement !== false && all.some((p) => Number.isFinite(p.camera_seconds));
+  $('media-toggle').hidden = !reported;
+  const box = $('media-columns');
+  if (!showMediaColumns.bound) {
+    showMediaColumns.bound = true;
+    box.checked = mediaWanted();
+    box.addEventListener('change', () => {
+      try { localStorage.setItem(MEDIA_KEY, box.checked ? 'on' : 'off'); } catch { /* this page only */ }
+      render();
+    });
+  }
+  const shown = reported && box.checked;
+  for (const id of ['students', 'teachers']) $(id).classList.toggle('with-media', shown);
 }
 
 // ---- sorting, filtering, search ----
@@ -502,6 +549,7 @@ function render() {
   $('teachers-wrap').hidden = teachers.length === 0;
   renderExcluded(excluded);
   $('toolbar').hidden = students.length === 0;
+  showMediaColumns(all);
   put($('shown-count'), shown.length === students.length
     ? t('shown.all', { count: count(students.length) })
     : t('shown.some', { shown: count(shown.length), total: count(students.length) }));

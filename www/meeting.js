@@ -1,7 +1,8 @@
 // The student page: the wasm tracker, driven by a LiveKit room (?livekit=&token=)
 // or by the demo endpoints of a server started with --demo.
 import {
-  api, baseUrl, count, jwtClaims, keepToken, loadTracker, pageLink, pageToken, params, put, showMessage, dateLabel, hhmm, t,
+  api, baseUrl, clock, count, jwtClaims, keepToken, loadTracker, pageLink, pageToken, params, percent, put, showMessage,
+  dateLabel, hhmm, t,
 } from './common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -42,6 +43,9 @@ async function startTracker(wasm, room, token, name) {
     token,
     element: $('tracker'),
     heartbeatSeconds: Number(params.get('heartbeat')) || undefined,
+    // The card's words from www/i18n, its numbers and times for the locale.
+    text: t,
+    format: { clock, percent, time: (ms) => hhmm(new Date(ms).toISOString()) },
   });
   window.attendanceTracker = tracker; // handy for debugging and browser tests
   watchConnection();

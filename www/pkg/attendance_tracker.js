@@ -1,4 +1,7 @@
-import { request } from './snippets/attendance-tracker-ccceb95f1b20b333/inline0.js';
+import { formatted, label, show } from './snippets/attendance-tracker-ccceb95f1b20b333/inline0.js';
+import { request } from './snippets/attendance-tracker-ccceb95f1b20b333/inline1.js';
+import { media_state } from './snippets/attendance-tracker-ccceb95f1b20b333/inline2.js';
+import * as import1 from "./snippets/attendance-tracker-ccceb95f1b20b333/inline2.js"
 
 
 /**
@@ -20,7 +23,10 @@ export class AttendanceTracker {
     }
     /**
      * Follows a livekit-client `Room`: its `connected`, `disconnected`,
-     * `reconnecting` and `reconnected` events drive the heartbeats.
+     * `reconnecting` and `reconnected` events drive the heartbeats; its
+     * local tracks' mute and unmute (`trackMuted`, `trackUnmuted`,
+     * `localTrackPublished`, `localTrackUnpublished`), and their state now,
+     * are reported to the server over the live socket.
      * @param {any} room
      */
     attach(room) {
@@ -75,8 +81,11 @@ export class AttendanceTracker {
     }
     /**
      * `options`: `{ serverUrl, room, token, element?, onUpdate?,
-     * heartbeatSeconds? (60), pollSeconds? (15) }`. `element` may be an
-     * element or a CSS selector; `serverUrl` defaults to the page's origin.
+     * heartbeatSeconds? (60), pollSeconds? (15), text?, format? }`.
+     * `element` may be an element or a CSS selector; `serverUrl` defaults
+     * to the page's origin. `text` and `format` give the card's words and
+     * number formats (see `labels.rs`): `text(key, vars)` or an object of
+     * templates, `format: { clock(seconds), percent(value), time(ms) }`.
      * @param {any} options
      */
     constructor(options) {
@@ -273,20 +282,12 @@ function __wbg_get_imports() {
             const ret = encodeURIComponent(getStringFromWasm0(arg0, arg1));
             return ret;
         },
-        __wbg_getAttribute_c7b80d4010284561: function(arg0, arg1, arg2, arg3) {
-            const ret = arg1.getAttribute(getStringFromWasm0(arg2, arg3));
-            var ptr1 = isLikeNone(ret) ? 0 : passStringToWasm0(ret, wasm.__wbindgen_export, wasm.__wbindgen_export2);
-            var len1 = WASM_VECTOR_LEN;
+        __wbg_formatted_37d72592857e405c: function(arg0, arg1, arg2, arg3, arg4) {
+            const ret = formatted(arg1, getStringFromWasm0(arg2, arg3), arg4);
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            const len1 = WASM_VECTOR_LEN;
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
-        },
-        __wbg_getHours_d55d13f9f95415bb: function(arg0) {
-            const ret = arg0.getHours();
-            return ret;
-        },
-        __wbg_getMinutes_d0d71c490ef83b47: function(arg0) {
-            const ret = arg0.getMinutes();
-            return ret;
         },
         __wbg_get_2080c49015e35254: function() { return handleError(function (arg0, arg1) {
             const ret = Reflect.get(arg0, arg1);
@@ -324,6 +325,13 @@ function __wbg_get_imports() {
             const ret = Array.isArray(arg0);
             return ret;
         },
+        __wbg_label_39cd73cdcab8587c: function(arg0, arg1, arg2, arg3, arg4, arg5, arg6, arg7, arg8, arg9) {
+            const ret = label(arg1, getStringFromWasm0(arg2, arg3), getStringFromWasm0(arg4, arg5), getStringFromWasm0(arg6, arg7), getStringFromWasm0(arg8, arg9));
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            const len1 = WASM_VECTOR_LEN;
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
         __wbg_length_b03a0fabb109b1e9: function(arg0) {
             const ret = arg0.length;
             return ret;
@@ -331,6 +339,13 @@ function __wbg_get_imports() {
         __wbg_location_7320782274fc691b: function(arg0) {
             const ret = arg0.location;
             return ret;
+        },
+        __wbg_media_state_09c43885488be519: function(arg0, arg1) {
+            const ret = media_state(arg1);
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            const len1 = WASM_VECTOR_LEN;
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
         },
         __wbg_new_37eb45aaf5eeb820: function() {
             const ret = new Array();
@@ -430,6 +445,9 @@ function __wbg_get_imports() {
         __wbg_set_textContent_0177b2a6d9293c2c: function(arg0, arg1, arg2) {
             arg0.textContent = arg1 === 0 ? undefined : getStringFromWasm0(arg1, arg2);
         },
+        __wbg_show_b8479359818fb3cf: function(arg0, arg1, arg2, arg3, arg4, arg5, arg6, arg7, arg8, arg9, arg10, arg11) {
+            show(arg0, arg1, getStringFromWasm0(arg2, arg3), getStringFromWasm0(arg4, arg5), getStringFromWasm0(arg6, arg7), getStringFromWasm0(arg8, arg9), getStringFromWasm0(arg10, arg11));
+        },
         __wbg_static_accessor_GLOBAL_THIS_003ee833af9699fc: function() {
             const ret = typeof globalThis === 'undefined' ? undefined : globalThis;
             return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
@@ -507,6 +525,7 @@ function __wbg_get_imports() {
     return {
         __proto__: null,
         "./attendance_tracker_bg.js": import0,
+        "./snippets/attendance-tracker-ccceb95f1b20b333/inline2.js": import1,
     };
 }
 

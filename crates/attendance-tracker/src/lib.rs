@@ -6,8 +6,17 @@
 //! [`attendance_rules`], the very code the server reports with.
 //!
 //! JS API (ES module built by `wasm-bindgen --target web`):
-//! - `new AttendanceTracker({ serverUrl, room, token, element?, onUpdate?, heartbeatSeconds?, pollSeconds? })`
-//! - `.connected()`, `.disconnected()`, `.attach(room)`, `.stop()`, `.attendance()`
+//! - `new AttendanceTracker({ serverUrl, room, token, element?, onUpdate?, heartbeatSeconds?, pollSeconds?, text?, format? })`:
+//!   the card's words come from the page (`text(key, vars)`, e.g. `t` from
+//!   `www/i18n.js`, or an object of templates) and its numbers and times
+//!   are written by the page's `format: { clock, percent, time }`; English
+//!   and ASCII digits for anything left out
+//! - `.connected()`, `.disconnected()`, `.stop()`, `.attendance()`
+//! - `.attach(room)`: follows a livekit-client `Room` (in the call or not,
+//!   and the local camera, microphone and screen share muted or not, which
+//!   it reports over the live socket)
+//! - while the service cannot be reached the numbers freeze at the last
+//!   contact and the card says since when (`data-stale` on the card)
 //! - for dashboards, every figure a page shows, from the server's session and
 //!   participant objects at `nowMs` (server clock): `computeAttendance` and
 //!   `timeline` (the window, its phase and thresholds, and the cycles clipped
@@ -34,7 +43,7 @@ use js::{bad_field, get, iso, time_field, Out};
 
 mod js;
 mod jwt;
-mod text;
+mod labels;
 mod time;
 mod tracker;
 mod view;

@@ -16,8 +16,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, Event, EventTarget, MessageEvent, WebSocket};
 
-use crate::js::get;
-use crate::view::{Link, View};
+use crate::js::{get, Out};
+use crate::labels::Labels;
+use crate::view::{Link, Shown, View};
 use crate::{at_ms, jwt, time, Facts, Session};
 
 const HEARTBEAT: &str = "{\"type\":\"heartbeat\"}";
@@ -56,6 +57,32 @@ extern "C" {
     );
 }
 
+// The attached livekit-client room's local tracks: the `media` message
+// telling their state (empty before the room has a participant sid), and
+// which sources are on. `trackPublications` is a Map (or a plain object).
+#[wasm_bindgen(inline_js = "
+const SOURCES = ['camera', 'microphone', 'screen_share'];
+function publications(room) {
+  const pubs = room && room.localParticipant && room.localParticipant.trackPublications;
+  if (!pubs) return [];
+  const list = pubs instanceof Map ? [...pubs.values()] : Object.values(pubs);
+  return list.filter((p) => p && p.trackSid && SOURCES.includes(p.source));
+}
+export function media_state(room) {
+  const sid = room && room.localParticipant && room.localParticipant.sid;
+  if (!sid) return '';
+  const tracks = publications(room).map((p) => ({ sid: p.trackSid, source: p.source, muted: !!p.isMuted }));
+  return JSON.stringify({ type: 'media', participant_sid: sid, tracks });
+}
+export function media_on(room) {
+  return publications(room).reduce((on, p) => (p.isMuted ? on : on | (1 << SOURCES.indexOf(p.source))), 0);
+}
+")]
+extern "C" {
+    fn media_state(room: &JsValue) -> String;
+    fn media_on(room: &JsValue) -> u32;
+}
+
 /// What a reply to [`request`] answers.
 const REPLY_HEARTBEAT: u32 = 0;
 const REPLY_SESSION: u32 = 1;
@@ -68,8 +95,15 @@ extern "C" {
 }
 
 type Shared = Rc<RefCell<Inner>>;
-type Callback = Closure<dyn FnMut()>;
 type ReplyCallback = Closure<dyn FnMut(u32, JsValue, bool)>;
+/// Room event handlers ignore the event's arguments (JS allows it).
+type RoomCallback = Closure<dyn FnMut()>;
+
+const MEDIA_FIELDS: [&str; 3] = [
+    "camera_seconds",
+    "microphone_seconds",
+    "screen_share_seconds",
+];
 
 struct Socket {
     ws: WebSocket,
@@ -101,7 +135,7 @@ struct Listener {
 
 struct RoomBinding {
     room: JsValue,
-    handlers: Vec<(&'static str, Callback)>,
+    handlers: Vec<(&'static str, RoomCallback)>,
 }
 
 struct Inner {
@@ -112,6 +146,7 @@ struct Inner {
     heartbeat_ms: u32,
     poll_ms: u32,
     view: Option<View>,
+    labels: Labels,
     on_update: Option<Function>,
 
     /// The session the server sent, as the rules see it.
@@ -121,6 +156,19 @@ struct Inner {
     facts: Facts,
     /// Server clock minus browser clock, in milliseconds.
     offset_ms: f64,
+    /// Browser time (ms) of the last message or poll reply from the server.
+    last_contact_ms: Option<f64>,
+    /// Polling runs and its last request failed.
+    poll_failed: bool,
+    /// Camera, microphone and screen-share seconds as the server last said
+    /// them, and the browser time (ms) they arrived; `None`: not reported
+    /// (engagement off).
+    media: Option<([i64; 3], f64)>,
+    /// Which of camera, microphone, screen share (bits 0, 1, 2) the
+    /// attached room has published and unmuted.
+    media_on: u32,
+    /// The `media` message last sent over this socket.
+    media_sent: String,
 
     socket: Option<Socket>,
     /// A message arriving in `attendance.part`s: its id, the next part
@@ -152,6 +200,8 @@ impl Inner {
             Link::Expired
         } else if self.socket.as_ref().is_some_and(|s| s.opened) {
             Link::Live
+        } else if self.poll.is_some() && self.poll_failed {
+            Link::Offline
         } else if self.poll.is_some() {
             Link::Polling
         } else if self.attempt == 0 {
@@ -161,8 +211,35 @@ impl Inner {
         }
     }
 
+    /// Browser time now or, while the numbers are not current, when they
+    /// last were: counters freeze while offline.
+    fn browser_now(&self) -> f64 {
+        match self.last_contact_ms {
+            Some(contact) if self.link().stale() => Date::now().min(contact),
+            _ => Date::now(),
+        }
+    }
+
+    /// Server time of the numbers shown (see [`Inner::browser_now`]).
     fn now_ms(&self) -> f64 {
-        Date::now() + self.offset_ms
+        self.browser_now() + self.offset_ms
+    }
+
+    /// Media seconds as of now: the server's figures, plus the time since
+    /// they arrived for a source the page's own room has on, while in the
+    /// meeting and live.
+    fn media_now(&self, a: &Assessment) -> Option<[i64; 3]> {
+        let (base, at) = self.media?;
+        let counting =
+            a.attendance.in_meeting && a.attendance.phase == attendance_rules::Phase::Live;
+        let extra = ((self.browser_now() - at) / 1000.0).max(0.0) as i64;
+        let mut out = base;
+        for (i, seconds) in out.iter_mut().enumerate() {
+            if counting && self.media_on & (1 << i) != 0 {
+                *seconds += extra;
+            }
+        }
+        Some(out)
     }
 
     fn assess(&self) -> Option<Assessment> {
@@ -174,7 +251,13 @@ impl Inner {
         let Some(a) = self.assess() else {
             return JsValue::NULL;
         };
-        self.facts.shown(&a, &self.participant).into()
+        let shown = self.facts.shown(&a, &self.participant);
+        if let Some(media) = self.media_now(&a) {
+            for (field, seconds) in MEDIA_FIELDS.iter().zip(media) {
+                Out(&shown).set(field, (seconds as f64).into());
+            }
+        }
+        shown.into()
     }
 
     fn set_session(&mut self, session: &JsValue) {
@@ -191,6 +274,13 @@ impl Inner {
     fn set_participant(&mut self, participant: JsValue) {
         match Facts::from_js(&participant) {
             Ok(facts) => {
+                let seconds = |field: &str| get(&participant, field).as_f64();
+                self.media = match MEDIA_FIELDS.map(seconds) {
+                    [Some(c), Some(m), Some(s)] => {
+                        Some(([c as i64, m as i64, s as i64], Date::now()))
+                    }
+                    _ => None,
+                };
                 self.facts = facts;
                 self.participant = participant;
             }
@@ -244,9 +334,18 @@ fn emit(shared: &Shared) {
                 let a = facts.assess(session, now);
                 (&session.schedule, a, facts.stay_until(session, now))
             });
-            let corrected = inner.facts.person.correction.is_some();
-            let state = state.as_ref().map(|(s, a, stay)| (*s, a, stay));
-            view.render(state, corrected, inner.link());
+            let link = inner.link();
+            let shown = Shown {
+                state: state.as_ref().map(|(s, a, stay)| (*s, a, stay)),
+                corrected: inner.facts.person.correction.is_some(),
+                link,
+                since_ms: inner
+                    .last_contact_ms
+                    .filter(|_| link.stale())
+                    .map(|ms| ms as i64),
+                media: state.as_ref().and_then(|(_, a, _)| inner.media_now(a)),
+            };
+            view.render(&inner.labels, &shown);
         }
         match &inner.on_update {
             Some(cb) => (inner.state(), cb.clone()),
@@ -300,6 +399,7 @@ fn handle_message(shared: &Shared, text: &str) {
     };
     {
         let mut inner = shared.borrow_mut();
+        inner.last_contact_ms = Some(Date::now());
         inner.set_server_time(&get(&message, "server_time"));
         match get(&message, "type").as_string().as_deref() {
             Some("attendance.snapshot") => {
@@ -374,7 +474,11 @@ fn open_socket(shared: &Shared) {
             inner.attempt = 0;
             inner.failures = 0;
             inner.poll = None;
+            inner.poll_failed = false;
+            // A new socket is told the room's media state afresh.
+            inner.media_sent.clear();
         }
+        report_media(&s);
         emit(&s);
     });
     let s = shared.clone();
@@ -388,7 +492,12 @@ fn open_socket(shared: &Shared) {
         let opened = {
             let mut inner = s.borrow_mut();
             inner.parts = None;
-            inner.socket.take().is_some_and(|socket| socket.opened)
+            let opened = inner.socket.take().is_some_and(|socket| socket.opened);
+            // An open socket kept the numbers current until this moment.
+            if opened {
+                inner.last_contact_ms = Some(Date::now());
+            }
+            opened
         };
         if get(&event, "code").as_f64() == Some(f64::from(CLOSE_TOKEN_EXPIRED)) {
             token_expired(&s);
@@ -501,6 +610,17 @@ fn poll_once(shared: &Shared) {
 fn on_reply(shared: &Shared, kind: u32, value: JsValue, ok: bool) {
     if !ok {
         warn("attendance: request failed", &value);
+        let offline = {
+            let mut inner = shared.borrow_mut();
+            let polling = kind != REPLY_HEARTBEAT && inner.poll.is_some();
+            if polling {
+                inner.poll_failed = true;
+            }
+            polling
+        };
+        if offline {
+            emit(shared);
+        }
         return;
     }
     {
@@ -509,6 +629,10 @@ fn on_reply(shared: &Shared, kind: u32, value: JsValue, ok: bool) {
             return;
         }
         let live = inner.socket.as_ref().is_some_and(|s| s.opened);
+        if kind != REPLY_HEARTBEAT && !live {
+            inner.last_contact_ms = Some(Date::now());
+            inner.poll_failed = false;
+        }
         match kind {
             // The socket is the better source once it works again.
             REPLY_SESSION if !live => inner.set_session(&value),
@@ -618,6 +742,44 @@ fn stop(shared: &Shared) {
     drop(listeners);
 }
 
+fn on_room_connected(shared: &Shared) {
+    connected(shared);
+    report_media(shared);
+}
+
+/// Reads the attached room's local tracks and, over an open live socket,
+/// tells the server their state whenever it changed (a new socket hears it
+/// afresh).
+fn report_media(shared: &Shared) {
+    let changed = {
+        let mut inner = shared.borrow_mut();
+        let Some(binding) = inner.room_binding.as_ref() else {
+            return;
+        };
+        let on = media_on(&binding.room);
+        let state = media_state(&binding.room);
+        let changed = on != inner.media_on;
+        inner.media_on = on;
+        let open = inner
+            .socket
+            .as_ref()
+            .is_some_and(|s| s.opened && s.is_open());
+        if open && !state.is_empty() && state != inner.media_sent {
+            let sent = inner
+                .socket
+                .as_ref()
+                .is_some_and(|s| s.ws.send_with_str(&state).is_ok());
+            if sent {
+                inner.media_sent = state;
+            }
+        }
+        changed
+    };
+    if changed {
+        emit(shared);
+    }
+}
+
 fn unbind_room(binding: &RoomBinding) {
     let off = get(&binding.room, "off");
     if let Some(off) = off.dyn_ref::<Function>() {
@@ -684,8 +846,11 @@ pub struct AttendanceTracker {
 #[wasm_bindgen]
 impl AttendanceTracker {
     /// `options`: `{ serverUrl, room, token, element?, onUpdate?,
-    /// heartbeatSeconds? (60), pollSeconds? (15) }`. `element` may be an
-    /// element or a CSS selector; `serverUrl` defaults to the page's origin.
+    /// heartbeatSeconds? (60), pollSeconds? (15), text?, format? }`.
+    /// `element` may be an element or a CSS selector; `serverUrl` defaults
+    /// to the page's origin. `text` and `format` give the card's words and
+    /// number formats (see `labels.rs`): `text(key, vars)` or an object of
+    /// templates, `format: { clock(seconds), percent(value), time(ms) }`.
     #[wasm_bindgen(constructor)]
     pub fn new(options: &JsValue) -> Result<AttendanceTracker, JsValue> {
         let window = web_sys::window();
@@ -713,7 +878,11 @@ impl AttendanceTracker {
         } else {
             element.dyn_into::<Element>().ok()
         };
-        let view = host.as_ref().map(View::new).transpose()?;
+        let labels = Labels::from_options(options);
+        let view = host
+            .as_ref()
+            .map(|host| View::new(host, &labels))
+            .transpose()?;
         let on_update = get(options, "onUpdate").dyn_into::<Function>().ok();
 
         let shared: Shared = Rc::new(RefCell::new(Inner {
@@ -724,11 +893,17 @@ impl AttendanceTracker {
             heartbeat_ms: seconds("heartbeatSeconds", 60.0),
             poll_ms: seconds("pollSeconds", 15.0),
             view,
+            labels,
             on_update,
             session: None,
             participant: JsValue::NULL,
             facts: Facts::default(),
             offset_ms: 0.0,
+            last_contact_ms: None,
+            poll_failed: false,
+            media: None,
+            media_on: 0,
+            media_sent: String::new(),
             socket: None,
             parts: None,
             token_expired: false,
@@ -776,7 +951,10 @@ impl AttendanceTracker {
     }
 
     /// Follows a livekit-client `Room`: its `connected`, `disconnected`,
-    /// `reconnecting` and `reconnected` events drive the heartbeats.
+    /// `reconnecting` and `reconnected` events drive the heartbeats; its
+    /// local tracks' mute and unmute (`trackMuted`, `trackUnmuted`,
+    /// `localTrackPublished`, `localTrackUnpublished`), and their state now,
+    /// are reported to the server over the live socket.
     pub fn attach(&self, room: &JsValue) -> Result<(), JsValue> {
         let on = get(room, "on")
             .dyn_into::<Function>()
@@ -784,16 +962,20 @@ impl AttendanceTracker {
         if let Some(old) = self.inner.borrow_mut().room_binding.take() {
             unbind_room(&old);
         }
-        let mut handlers: Vec<(&'static str, Callback)> = Vec::new();
+        let mut handlers: Vec<(&'static str, RoomCallback)> = Vec::new();
         for (name, f) in [
-            ("connected", connected as fn(&Shared)),
-            ("reconnected", connected),
+            ("connected", on_room_connected as fn(&Shared)),
+            ("reconnected", on_room_connected),
             ("disconnected", disconnected),
             // Still in the room while LiveKit reconnects: keep heartbeating.
             ("reconnecting", emit),
+            ("trackMuted", report_media),
+            ("trackUnmuted", report_media),
+            ("localTrackPublished", report_media),
+            ("localTrackUnpublished", report_media),
         ] {
             let s = self.inner.clone();
-            let handler = Callback::new(move || f(&s));
+            let handler = RoomCallback::new(move || f(&s));
             on.call2(room, &JsValue::from_str(name), handler.as_ref())?;
             handlers.push((name, handler));
         }
@@ -802,7 +984,9 @@ impl AttendanceTracker {
             handlers,
         });
         if get(room, "state").as_string().as_deref() == Some("connected") {
-            connected(&self.inner);
+            on_room_connected(&self.inner);
+        } else {
+            report_media(&self.inner);
         }
         Ok(())
     }

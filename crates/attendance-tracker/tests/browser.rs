@@ -626,3 +626,84 @@ fn count_statuses_counts_what_is_shown() {
         [2.0, 1.0, 0.0, 1.0, 1.0]
     );
 }
+
+/// The card's words and formats come from the page: a template object (or a
+/// `t(key, vars)` function) and `format` functions; media time is shown from
+/// the participant's figures, and a stand-in livekit-client room attaches.
+#[wasm_bindgen_test]
+fn tracker_takes_its_words_and_formats_from_the_page() {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let host = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&host).unwrap();
+    let options = Object::new();
+    Reflect::set(&options, &"serverUrl".into(), &"http://127.0.0.1:9".into()).unwrap();
+    Reflect::set(&options, &"room".into(), &"math-101".into()).unwrap();
+    Reflect::set(&options, &"token".into(), &TOKEN.into()).unwrap();
+    Reflect::set(&options, &"element".into(), &host).unwrap();
+    let text = JSON::parse(
+        r#"{"status.partial": "جزئي", "card.attended": "مدة الحضور",
+            "card.media.camera": "الكاميرا {time}", "card.note.ended": "نهائي {time}"}"#,
+    )
+    .unwrap();
+    Reflect::set(&options, &"text".into(), &text).unwrap();
+    let format = Object::new();
+    let clock = js_sys::Function::new_with_args("s", "return 'c' + s;");
+    let time = js_sys::Function::new_with_args("ms", "return 't';");
+    Reflect::set(&format, &"clock".into(), &clock).unwrap();
+    Reflect::set(&format, &"time".into(), &time).unwrap();
+    Reflect::set(&options, &"format".into(), &format).unwrap();
+    let tracker = AttendanceTracker::new(&options).unwrap();
+    let label = host.query_selector(".att-label").unwrap().unwrap();
+    assert_eq!(label.text_content().unwrap(), "مدة الحضور");
+
+    let now = Date::now();
+    let iso = |ms: f64| String::from(Date::new(&JsValue::from_f64(ms)).to_iso_string());
+    let start = now - 2.0 * 3_600_000.0;
+    tracker.handle_message(&format!(
+        r#"{{"type":"attendance.snapshot","server_time":"{now}",
+        "session":{{"scheduled_at":"{start}","duration_minutes":60,"grace_minutes":0}},
+        "participants":[{{"identity":"student-17","camera_seconds":750,"microphone_seconds":490,
+          "screen_share_seconds":0,"cycles":[{{"joined_at":"{start}","left_at":"{left}"}}]}}]}}"#,
+        now = iso(now),
+        start = iso(start),
+        left = iso(start + 600_000.0),
+    ));
+    assert_eq!(field(&host, "status"), "جزئي");
+    assert_eq!(field(&host, "attended"), "c600");
+    assert_eq!(field(&host, "note"), "نهائي t");
+    // Untranslated keys fall back to English.
+    assert_eq!(
+        field(&host, "media"),
+        "الكاميرا c750 · Microphone on c490 · Screen shared c0"
+    );
+    assert_eq!(
+        get(&tracker.attendance(), "camera_seconds").as_f64(),
+        Some(750.0)
+    );
+
+    // A stand-in for livekit-client's Room: `on`/`off` and the local tracks.
+    let room = js_sys::Function::new_no_args(
+        "const handlers = {};
+         return {
+           state: 'disconnected', handlers,
+           on(name, f) { handlers[name] = f; return this; },
+           off(name) { delete handlers[name]; return this; },
+           localParticipant: { sid: 'PA_1', trackPublications: new Map([
+             ['TR_c', { trackSid: 'TR_c', source: 'camera', isMuted: false }]]) },
+         };",
+    )
+    .call0(&JsValue::NULL)
+    .unwrap();
+    tracker.attach(&room).unwrap();
+    let handlers = get(&room, "handlers");
+    for name in [
+        "trackMuted",
+        "trackUnmuted",
+        "localTrackPublished",
+        "connected",
+    ] {
+        assert!(get(&handlers, name).is_function(), "{name}");
+    }
+    tracker.stop();
+    assert!(get(&handlers, "trackMuted").is_undefined());
+}

@@ -39,6 +39,9 @@ pub struct SessionRow {
     pub cut_at: Option<DateTime<Utc>>,
     /// What each status is worth in this lesson; `None`: the school's.
     pub grade_points: Option<attendance_rules::GradePoints>,
+    /// Camera, microphone and screen-share time kept and shown for this
+    /// lesson (`"engagement": false` turns it off).
+    pub engagement: bool,
 }
 
 /// What a teacher or admin sets besides the schedule.

@@ -207,6 +207,7 @@ pub(crate) mod tests {
             ended_at: None,
             cut_at: None,
             grade_points: None,
+            engagement: true,
         }
     }
 

@@ -1,5 +1,6 @@
 //! `GET /api/sessions/{room}/live`: a snapshot on connect, then every change
-//! the token may see; heartbeats may come back over the same socket.
+//! the token may see; heartbeats, and a page's mute and unmute reports
+//! (`{"type":"media",…}`, see [`super::media`]), may come back over it.
 //!
 //! The token comes in the `Sec-WebSocket-Protocol` header (subprotocols
 //! `attendance.v1` and `access_token.<jwt>`, answered with `attendance.v1`),
@@ -33,7 +34,7 @@ use warp::Filter;
 use super::error::ApiError;
 use super::lessons::{self, LessonQuery};
 use super::params::Name;
-use super::{heartbeats, App};
+use super::{heartbeats, media, App};
 use crate::domain::{now, SessionRow};
 use crate::live::delivery;
 use crate::live::hub::{Change, ConnectionSlot};
@@ -530,6 +531,16 @@ async fn serve(
                                         Ok(at) => json!({ "type": "heartbeat.ack", "last_heartbeat_at": at, "server_time": at }),
                                         Err(e) => json!({ "type": "error", "message": e.message }),
                                     }
+                                }
+                            }
+                            // Mute and unmute from the participant's own page.
+                            Ok(m) if m.kind == "media" => {
+                                match serde_json::from_str::<media::MediaReport>(text.as_str()) {
+                                    Ok(report) => match media::record(app, room, &who, &report).await {
+                                        Ok(kept) => json!({ "type": "media.ack", "kept": kept, "server_time": now() }),
+                                        Err(e) => json!({ "type": "error", "message": e.message }),
+                                    },
+                                    Err(e) => json!({ "type": "error", "message": format!("malformed media message: {e}") }),
                                 }
                             }
                             Ok(m) if m.kind == "resync" => {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod heartbeats;
 pub mod lessons;
 pub mod live_socket;
+pub mod media;
 pub mod ops;
 pub mod params;
 pub mod reports;

@@ -38,6 +38,9 @@ struct SessionBody {
     /// What each status is worth in this lesson, over the school's
     /// (`--grade-points`): `{"present": 2, "late": 1, …}`.
     grade_points: Option<GradePointsChange>,
+    /// `false`: nothing about cameras, microphones or screen shares is kept
+    /// or shown for this lesson; absent: as it was (on for a new lesson).
+    engagement: Option<bool>,
 }
 
 /// `PUT /api/sessions/{room}`: a window over the room's current session
@@ -116,7 +119,7 @@ pub async fn put_session(
         _ => Vec::new(),
     };
     let roster_change = roster.as_deref().map(|r| (roster_before.as_slice(), r));
-    let (session, created) = app
+    let (mut session, created) = app
         .store
         .schedule_lesson(
             &room,
@@ -128,6 +131,10 @@ pub async fn put_session(
             |before, after| events::session_updated(before, after, roster_change, at),
         )
         .await?;
+    if let Some(on) = body.engagement.filter(|&on| on != session.engagement) {
+        app.store.set_engagement(session.id, on).await?;
+        session.engagement = on;
+    }
     tracing::info!(room = %room, session = session.id, by = %who.identity, created, "session scheduled");
     app.live.changed(&room, None);
     app.outbound.kick();

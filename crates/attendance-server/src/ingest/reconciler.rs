@@ -243,7 +243,7 @@ impl Reconciler {
                 }
             }
         }
-        self.ingest.store.record_media(&facts).await
+        self.ingest.store.record_media(&facts).await.map(drop)
     }
 
     /// Records a failure; returns how long to wait before asking again.

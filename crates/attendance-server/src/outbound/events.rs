@@ -198,6 +198,7 @@ mod tests {
             ended_at: None,
             cut_at: None,
             grade_points: None,
+            engagement: true,
         }
     }
 

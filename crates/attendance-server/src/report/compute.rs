@@ -73,8 +73,7 @@ fn participant(
         now,
         assessed.present_percent,
     );
-    let media = classifier
-        .engagement
+    let media = (classifier.engagement && session.engagement)
         .then(|| media_seconds(&schedule, subject, person.last_heartbeat_at, now));
     let a = assessed.attendance;
     // The newest name LiveKit told us (people fix typos between joins),

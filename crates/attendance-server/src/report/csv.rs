@@ -48,8 +48,9 @@ fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// One column means one thing: `attended_minutes` is the time the person
-/// attended, `lesson_minutes` the lesson's length.
-const CSV_HEADER: [&str; 23] = [
+/// attended, `lesson_minutes` the lesson's length. The media columns are
+/// seconds each was on, empty when engagement is off.
+const CSV_HEADER: [&str; 26] = [
     "room",
     "session_id",
     "title",
@@ -73,6 +74,9 @@ const CSV_HEADER: [&str; 23] = [
     "in_meeting",
     "final",
     "timezone",
+    "camera_seconds",
+    "microphone_seconds",
+    "screen_share_seconds",
 ];
 
 /// The lesson a row is about.
@@ -93,6 +97,11 @@ fn csv_row(
     extra: &[String],
 ) -> Result<(), csv::Error> {
     let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let media = |seconds: fn(&attendance_rules::MediaTime) -> i64| {
+        p.media
+            .as_ref()
+            .map_or(String::new(), |m| seconds(m).to_string())
+    };
     let role = match p.role {
         Role::Student => "student",
         Role::Teacher => "teacher",
@@ -122,6 +131,9 @@ fn csv_row(
         yes_no(p.in_meeting),
         yes_no(p.is_final),
         clock.zone.map_or("UTC", |z| z.name()),
+        &media(|m| m.camera_seconds),
+        &media(|m| m.microphone_seconds),
+        &media(|m| m.screen_share_seconds),
     ];
     out.write_record(
         fields

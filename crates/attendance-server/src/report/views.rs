@@ -75,6 +75,9 @@ pub struct SessionView {
     /// What each status is worth in this lesson's grades; null: the
     /// school's (`--grade-points`).
     pub grade_points: Option<GradePoints>,
+    /// Camera, microphone and screen-share time kept and shown for this
+    /// lesson (the service's `--engagement off` hides them everywhere).
+    pub engagement: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -103,6 +106,7 @@ impl SessionView {
             window_end_local: clock.local(Some(end)),
             has_roster: row.has_roster,
             grade_points: row.grade_points,
+            engagement: row.engagement,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

@@ -10,19 +10,20 @@ use crate::domain::MediaFact;
 const ROWS_PER_STATEMENT: usize = 100;
 
 impl Store {
-    /// Records what a participant's page reported (mute, unmute).
-    pub async fn record_media(&self, facts: &[MediaFact]) -> StoreResult<()> {
+    /// Records what a participant's page reported (mute, unmute); returns
+    /// how many facts were kept (none inside a lesson with engagement off).
+    pub async fn record_media(&self, facts: &[MediaFact]) -> StoreResult<usize> {
         if facts.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        insert_media(&mut tx, facts).await?;
+        let kept = insert_media(&mut tx, facts).await?;
         tx.commit().await?;
         for fact in facts {
             self.facts_cache.invalidate(&fact.room, &fact.identity);
         }
-        Ok(())
+        Ok(kept)
     }
 
     /// A room's media facts (or one identity's), in time order.
@@ -92,20 +93,88 @@ pub struct TrackState {
     pub muted: bool,
 }
 
+impl Store {
+    /// Turns a lesson's engagement on or off; off also forgets every media
+    /// fact already kept inside its window. `false` if there is no such
+    /// session.
+    pub async fn set_engagement(&self, session_id: i64, on: bool) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let row =
+            sqlx::query("SELECT room, scheduled_at_ms, window_end_ms FROM sessions WHERE id = $1")
+                .bind(session_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let room: String = row.try_get("room")?;
+        sqlx::query("UPDATE sessions SET engagement = $2 WHERE id = $1")
+            .bind(session_id)
+            .bind(i64::from(on))
+            .execute(&mut *tx)
+            .await?;
+        if !on {
+            sqlx::query("DELETE FROM media_facts WHERE room = $1 AND at_ms >= $2 AND at_ms <= $3")
+                .bind(&room)
+                .bind(row.try_get::<i64, _>("scheduled_at_ms")?)
+                .bind(row.try_get::<i64, _>("window_end_ms")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.facts_cache.invalidate_room(&room);
+        Ok(true)
+    }
+}
+
+/// The windows `[start, end]` (unix ms) of `room`'s lessons with engagement
+/// off.
+async fn engagement_off_windows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    room: &str,
+) -> StoreResult<Vec<(i64, i64)>> {
+    sqlx::query(
+        "SELECT scheduled_at_ms, window_end_ms FROM sessions WHERE room = $1 AND engagement = 0",
+    )
+    .bind(room)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("scheduled_at_ms")?, r.try_get("window_end_ms")?)))
+    .collect()
+}
+
 /// Inserts media facts inside a transaction (a processed webhook batch, or a
-/// page's report).
+/// page's report), except those inside the window of a lesson with
+/// engagement off: of those nothing is kept. Returns how many were kept.
 pub(super) async fn insert_media(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     facts: &[MediaFact],
-) -> StoreResult<()> {
-    for chunk in facts.chunks(ROWS_PER_STATEMENT) {
+) -> StoreResult<usize> {
+    let mut rooms: Vec<&str> = facts.iter().map(|f| f.room.as_str()).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    let mut off = std::collections::HashMap::new();
+    for room in rooms {
+        off.insert(room, engagement_off_windows(tx, room).await?);
+    }
+    let kept: Vec<&MediaFact> = facts
+        .iter()
+        .filter(|f| {
+            !off[f.room.as_str()]
+                .iter()
+                .any(|&(start, end)| (start..=end).contains(&f.at_ms))
+        })
+        .collect();
+    for chunk in kept.chunks(ROWS_PER_STATEMENT) {
         let rows = numbered_rows("(?, ?, ?, ?, ?, ?, ?, ?)", chunk.len(), 1);
         let sql = format!(
             "INSERT INTO media_facts (room, participant_sid, identity, track_sid, source, change, \
              at_ms, origin) VALUES {rows}"
         );
         let mut query = sqlx::query(&sql);
-        for fact in chunk {
+        for fact in chunk.iter().copied() {
             query = query
                 .bind(&fact.room)
                 .bind(&fact.participant_sid)
@@ -118,5 +187,5 @@ pub(super) async fn insert_media(
         }
         query.execute(&mut **tx).await?;
     }
-    Ok(())
+    Ok(kept.len())
 }

@@ -18,7 +18,7 @@ pub(super) const SWEEPER_REASONS: &str = "('stale_heartbeat', 'session_ended', '
 pub(super) const SESSION_SELECT: &str =
     "SELECT id, room, kind, room_sid, class_id, title, scheduled_at_ms, duration_minutes, grace_minutes, \
      late_after_minutes, present_percent, heartbeat_stale_seconds, created_at_ms, updated_at_ms, \
-     timezone, teacher_present_percent, has_roster, grade_points FROM sessions";
+     timezone, teacher_present_percent, has_roster, grade_points, engagement FROM sessions";
 
 pub(super) const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
@@ -81,6 +81,7 @@ pub(super) fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
         ended_at: None,
         cut_at: None,
         grade_points: grade_points(&row.try_get::<String, _>("grade_points")?)?,
+        engagement: row.try_get::<i64, _>("engagement")? != 0,
     })
 }
 
