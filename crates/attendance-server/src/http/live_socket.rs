@@ -14,10 +14,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use headers::{
-    Connection, HeaderMapExt, SecWebsocketAccept, SecWebsocketKey, SecWebsocketVersion, Upgrade,
-};
-use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
@@ -27,12 +24,15 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
-use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
+use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use super::error::ApiError;
 use super::lessons::{self, LessonQuery};
+use super::live_upgrade::{
+    offered, switching_protocols, upgrade_request, UpgradeRequest, PROTOCOL, TOKEN_PROTOCOL,
+};
 use super::params::Name;
 use super::{heartbeats, media, App};
 use crate::domain::{now, SessionRow};
@@ -65,11 +65,6 @@ const MESSAGE_WINDOW: Duration = Duration::from_secs(10);
 /// Client messages are at most [`MAX_MESSAGE_BYTES`], so a small buffer suffices.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// The subprotocol this service speaks, and the prefix of the one that
-/// carries a token.
-pub const PROTOCOL: &str = "attendance.v1";
-const TOKEN_PROTOCOL: &str = "access_token.";
-
 /// Close codes of our own (4000–4999 are the application's).
 pub mod close_code {
     /// The token expired (or is invalid): fetch a fresh one, then reconnect.
@@ -93,51 +88,6 @@ fn socket_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
-/// The parts of a WebSocket upgrade request (RFC 6455 §4.2.1) the server
-/// needs to answer it. warp's own `ws()` filter cannot size tungstenite's
-/// buffers, so the upgrade is done here with hyper's [`OnUpgrade`], checked
-/// and answered with the typed headers warp's filter uses.
-struct UpgradeRequest {
-    key: SecWebsocketKey,
-    on_upgrade: OnUpgrade,
-}
-
-fn upgrade_request(
-) -> impl Filter<Extract = (Result<UpgradeRequest, Box<Response>>,), Error = std::convert::Infallible>
-       + Clone {
-    warp::header::headers_cloned()
-        .and(warp::ext::optional::<OnUpgrade>())
-        .map(|headers: HeaderMap, on_upgrade: Option<OnUpgrade>| {
-            let is_websocket = headers
-                .typed_get::<Connection>()
-                .is_some_and(|c| c.contains("upgrade"))
-                && headers
-                    .get(header::UPGRADE)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-                && headers.typed_get::<SecWebsocketVersion>() == Some(SecWebsocketVersion::V13);
-            match (headers.typed_get::<SecWebsocketKey>(), on_upgrade) {
-                (Some(key), Some(on_upgrade)) if is_websocket => Ok(UpgradeRequest { key, on_upgrade }),
-                _ => Err(Box::new(
-                    ApiError::new(
-                        StatusCode::UPGRADE_REQUIRED,
-                        "this endpoint is a WebSocket (version 13): connect with a WebSocket client",
-                    )
-                    .into_response(),
-                )),
-            }
-        })
-}
-
-fn switching_protocols(key: SecWebsocketKey) -> Response {
-    let mut response = Response::default();
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.typed_insert(Connection::upgrade());
-    headers.typed_insert(Upgrade::websocket());
-    headers.typed_insert(SecWebsocketAccept::from(key));
-    response
-}
-
 #[derive(Deserialize)]
 struct LiveQuery {
     access_token: Option<String>,
@@ -150,34 +100,6 @@ struct ClientMessage {
     #[serde(rename = "type")]
     kind: String,
     token: Option<String>,
-}
-
-/// What `Sec-WebSocket-Protocol` offered.
-#[derive(Debug, Default, PartialEq)]
-struct Offered {
-    /// Any subprotocol at all.
-    any: bool,
-    /// [`PROTOCOL`] among them.
-    ours: bool,
-    token: Option<String>,
-}
-
-fn offered(header: Option<&str>) -> Offered {
-    let mut offered = Offered::default();
-    for protocol in header
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        offered.any = true;
-        if protocol == PROTOCOL {
-            offered.ours = true;
-        } else if let Some(token) = protocol.strip_prefix(TOKEN_PROTOCOL) {
-            offered.token = Some(token.to_string());
-        }
-    }
-    offered
 }
 
 /// An authenticated socket's place: who, until when, and its slot.
@@ -640,16 +562,6 @@ async fn send_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subprotocols_carry_the_token() {
-        assert_eq!(offered(None), Offered::default());
-        let both = offered(Some("attendance.v1, access_token.a.b-c_d"));
-        assert!(both.any && both.ours);
-        assert_eq!(both.token.as_deref(), Some("a.b-c_d"));
-        let other = offered(Some("chat"));
-        assert!(other.any && !other.ours && other.token.is_none());
-    }
 
     #[test]
     fn close_reasons_fit_a_control_frame() {

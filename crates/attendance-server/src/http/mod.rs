@@ -14,6 +14,7 @@ pub mod error;
 pub mod heartbeats;
 pub mod lessons;
 pub mod live_socket;
+mod live_upgrade;
 pub mod media;
 pub mod ops;
 pub mod params;
