@@ -7,7 +7,7 @@
 # TARGET:   sqlite | postgres | ref-fsync | ref-none
 #           (ref-* = bench/reference-node, the Node.js REFERENCE, not the product)
 # SCENARIO: ingest ingest-256 wrk-ingest wrk-ingest-256 hb-http hb-ws hb-ws-30s
-#           fan-500 fan-1room fan-10k idle   (default: all)
+#           fan-500 fan-1room fan-1room-node fan-10k idle   (default: all)
 #           wrk-*: webhooks sent by wrk (an outside tool) from unique pre-signed
 #           requests (`attendance-loadgen presign`), server CPU per webhook from
 #           /proc, then how long the inbox takes to drain
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 TARGET=${1:?usage: bench/run.sh sqlite|postgres|ref-fsync|ref-none [scenario ...]}
 shift
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(ingest ingest-256 wrk-ingest wrk-ingest-256 hb-http hb-ws fan-500 fan-1room fan-10k idle)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(ingest ingest-256 wrk-ingest wrk-ingest-256 hb-http hb-ws fan-500 fan-1room fan-1room-node fan-10k idle)
 
 BIN=${CARGO_TARGET_DIR:-$PWD/target/bench}/release
 # The server binary to measure (default: the one built beside the load generator).
@@ -144,6 +144,8 @@ for scenario in "${SCENARIOS[@]}"; do
     # One room, 10,000 teacher sockets, a participant change every 500 ms:
     # every change goes to all 10,000 (20,000 messages/s).
     fan-1room) loadgen fanout --rooms 1 --per-room 10000 --teachers 10000 --events 40 --rate 2 --concurrency 1 --source-ips 2 ;;
+    # The same room, driven by the npm `ws` client instead.
+    fan-1room-node) node bench/node-client/fanout.mjs --url "$URL" --sockets 10000 --events 40 --rate 2 | tee -a "$WORK/out" ;;
     fan-10k) loadgen fanout --rooms 100 --per-room 100 --source-ips 2 ;;
     idle) loadgen idle --connections 20000 --source-ips 2 --hold 3s ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
