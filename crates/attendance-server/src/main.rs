@@ -1,9 +1,6 @@
 //! The `attendance-server` command line: `serve` (the default), `token`,
 //! `replay`, `endpoints`, `class`. Settings live in `config`.
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod class_cli;
 mod endpoints_cli;
 
