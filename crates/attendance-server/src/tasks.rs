@@ -16,6 +16,9 @@ use crate::live::{bus, delivery};
 use crate::outbound;
 use crate::store::{Backend, Store};
 
+/// Webhook processors per instance on PostgreSQL.
+const PROCESSORS_ON_POSTGRES: i64 = 4;
+
 /// Serves until `shutdown` resolves, then stops accepting, lets the
 /// background tasks finish their current step, and returns.
 pub async fn serve(
@@ -83,10 +86,21 @@ fn start(app: &App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
             ))),
         }
     }
-    tasks.push(tokio::spawn(processor::run(
-        app.ingest.clone(),
-        stop.clone(),
-    )));
+    // On PostgreSQL several processors apply batches side by side, each for
+    // its own share of the rooms (a room's events stay in order in one of
+    // them), so applying is not one round trip after another. SQLite has
+    // one writer whatever the number.
+    let processors = match app.store.backend() {
+        Backend::Postgres => PROCESSORS_ON_POSTGRES,
+        Backend::Sqlite => 1,
+    };
+    for shard in 0..processors {
+        tasks.push(tokio::spawn(processor::run(
+            app.ingest.clone(),
+            (shard, processors),
+            stop.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(sweeper::run(app.ingest.clone(), stop.clone())));
     match app.settings.ingest.reconcile.clone() {
         Some(settings) => tasks.push(tokio::spawn(reconciler::run(

@@ -92,8 +92,15 @@ impl Ingest {
     pub async fn replay(&self, id: &str) -> Result<bool, sqlx::Error> {
         let queued = self.store.replay_event(id, crate::domain::now_ms()).await?;
         if queued {
-            self.wake.notify_one();
+            self.wake_processors();
         }
         Ok(queued)
+    }
+
+    /// Wakes every idle processor (each claims its own rooms' events), and
+    /// leaves a wake-up for one that was busy, so none sleeps on new work.
+    pub(crate) fn wake_processors(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 }

@@ -14,10 +14,11 @@ use crate::metrics::Metrics;
 const BATCH: i64 = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
-/// Runs until `shutdown` turns true.
-pub async fn run(ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
+/// Runs until `shutdown` turns true, applying the events of the rooms of
+/// `shard` (see [`crate::store::Store::claim_due_events`]).
+pub async fn run(ingest: Ingest, shard: (i64, i64), mut shutdown: watch::Receiver<bool>) {
     loop {
-        let worked = match process_due(&ingest).await {
+        let worked = match process_due(&ingest, shard).await {
             Ok(n) => n > 0,
             Err(error) => {
                 tracing::warn!(%error, "webhook processing paused: store unavailable");
@@ -39,11 +40,11 @@ pub async fn run(ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
 
 /// Processes one batch of due events in one transaction; returns how many
 /// were handled.
-pub async fn process_due(ingest: &Ingest) -> Result<usize, sqlx::Error> {
+pub async fn process_due(ingest: &Ingest, shard: (i64, i64)) -> Result<usize, sqlx::Error> {
     let lease = ingest.settings.processing_lease.as_millis() as i64;
     let due = ingest
         .store
-        .claim_due_events(now_ms(), lease, BATCH)
+        .claim_due_events(now_ms(), lease, BATCH, shard)
         .await?;
     let mut good = Vec::with_capacity(due.len());
     for stored in &due {

@@ -77,7 +77,7 @@ impl Ingest {
             })?;
         let received = if stored {
             Metrics::inc(&self.metrics.webhooks_accepted);
-            self.wake.notify_one();
+            self.wake_processors();
             Received::Accepted
         } else {
             Metrics::inc(&self.metrics.webhooks_duplicate);

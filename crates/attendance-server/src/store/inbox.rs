@@ -59,23 +59,32 @@ impl Store {
     /// Claims up to `limit` due events, oldest first, for `lease_ms`: other
     /// instances skip them until the lease runs out (so the work of an
     /// instance that died is picked up again, never lost).
+    ///
+    /// `shard` = (k, n): only events of rooms whose name hashes to k modulo
+    /// n, so that each room's events go to one of an instance's n
+    /// processors, in order (a join is never applied beside the
+    /// `room_finished` that must close it). (0, 1): every room.
     pub async fn claim_due_events(
         &self,
         now_ms: i64,
         lease_ms: i64,
         limit: i64,
+        shard: (i64, i64),
     ) -> StoreResult<Vec<StoredEvent>> {
         let rows = match self.backend {
             Backend::Postgres => {
                 sqlx::query(&format!(
                     "UPDATE webhook_events SET next_attempt_at_ms = $2 WHERE id IN (\
                      SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
+                     AND mod(abs(hashtext(room)::bigint), $5) = $4 \
                      ORDER BY created_at_ms, received_at_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
                      RETURNING {EVENT_COLUMNS}"
                 ))
                 .bind(now_ms)
                 .bind(now_ms + lease_ms)
                 .bind(limit)
+                .bind(shard.0)
+                .bind(shard.1.max(1))
                 .fetch_all(&self.pool)
                 .await?
             }
