@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::sessions::{insert_lesson, replace_roster};
-use super::sql::{session_from_row, SESSION_SELECT};
+use super::sql::{roster_entry_from_row, session_from_row, SESSION_SELECT};
 use super::{Store, StoreResult};
 use crate::domain::classes::{ClassPlan, ClassRow, Planned};
 use crate::domain::{ms_to_time, RosterEntry, SessionRow};
@@ -113,13 +113,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(RosterEntry {
-                identity: r.try_get("identity")?,
-                name: r.try_get("name")?,
-                role: r.try_get("role")?,
-            })
-        })
+        .map(roster_entry_from_row)
         .collect()
     }
 

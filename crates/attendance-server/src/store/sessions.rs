@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::outbox::enqueue;
-use super::sql::{grade_points_text, session_from_row, SESSION_SELECT};
+use super::sql::{
+    bind_schedule, grade_points_text, roster_entry_from_row, session_from_row, SESSION_SELECT,
+};
 use super::{Store, StoreResult};
 use crate::domain::lessons::{current, current_until, Placement};
 use crate::domain::{ms_to_time, OutboundEvent, RosterEntry, SessionDetails, SessionRow};
@@ -124,29 +126,20 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let id = match placement.target {
             Some(id) => {
-                sqlx::query(
+                let update = sqlx::query(
                     "UPDATE sessions SET room = $2, kind = 'lesson', title = $3, scheduled_at_ms = $4, \
                      duration_minutes = $5, grace_minutes = $6, late_after_minutes = $7, present_percent = $8, \
                      heartbeat_stale_seconds = $9, window_end_ms = $10, timezone = $11, \
                      teacher_present_percent = $12, updated_at_ms = $13, grade_points = $14, \
                      customized = CASE WHEN class_id IS NULL THEN 0 ELSE 1 END WHERE id = $1",
-                )
-                .bind(id)
-                .bind(room)
-                .bind(&details.title)
-                .bind(schedule.scheduled_at.timestamp_millis())
-                .bind(i64::from(schedule.duration_minutes))
-                .bind(i64::from(schedule.grace_minutes))
-                .bind(i64::from(schedule.late_after_minutes))
-                .bind(i64::from(schedule.present_percent))
-                .bind(i64::from(schedule.heartbeat_stale_seconds))
-                .bind(schedule.window().end.timestamp_millis())
-                .bind(&details.timezone)
-                .bind(i64::from(details.teacher_present_percent))
-                .bind(now_ms)
-                .bind(grade_points_text(details.grade_points.as_ref()))
-                .execute(&mut *tx)
-                .await?;
+                );
+                bind_schedule(update.bind(id).bind(room).bind(&details.title), schedule)
+                    .bind(&details.timezone)
+                    .bind(i64::from(details.teacher_present_percent))
+                    .bind(now_ms)
+                    .bind(grade_points_text(details.grade_points.as_ref()))
+                    .execute(&mut *tx)
+                    .await?;
                 id
             }
             None => insert_lesson(&mut tx, room, details, schedule, None, now_ms).await?,
@@ -209,13 +202,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(RosterEntry {
-                identity: r.try_get("identity")?,
-                name: r.try_get("name")?,
-                role: r.try_get("role")?,
-            })
-        })
+        .map(roster_entry_from_row)
         .collect()
     }
 
@@ -319,29 +306,21 @@ pub(super) async fn insert_lesson(
     class: Option<(i64, i64)>,
     now_ms: i64,
 ) -> StoreResult<i64> {
-    let row = sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO sessions (room, kind, title, scheduled_at_ms, duration_minutes, grace_minutes, \
          late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, timezone, \
          teacher_present_percent, created_at_ms, updated_at_ms, class_id, occurrence_ms, grade_points) \
          VALUES ($1, 'lesson', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15) RETURNING id",
-    )
-    .bind(room)
-    .bind(&details.title)
-    .bind(schedule.scheduled_at.timestamp_millis())
-    .bind(i64::from(schedule.duration_minutes))
-    .bind(i64::from(schedule.grace_minutes))
-    .bind(i64::from(schedule.late_after_minutes))
-    .bind(i64::from(schedule.present_percent))
-    .bind(i64::from(schedule.heartbeat_stale_seconds))
-    .bind(schedule.window().end.timestamp_millis())
-    .bind(&details.timezone)
-    .bind(i64::from(details.teacher_present_percent))
-    .bind(now_ms)
-    .bind(class.map(|c| c.0))
-    .bind(class.map(|c| c.1))
-    .bind(grade_points_text(details.grade_points.as_ref()))
-    .fetch_one(&mut **tx)
-    .await?;
+    );
+    let row = bind_schedule(insert.bind(room).bind(&details.title), schedule)
+        .bind(&details.timezone)
+        .bind(i64::from(details.teacher_present_percent))
+        .bind(now_ms)
+        .bind(class.map(|c| c.0))
+        .bind(class.map(|c| c.1))
+        .bind(grade_points_text(details.grade_points.as_ref()))
+        .fetch_one(&mut **tx)
+        .await?;
     row.try_get("id")
 }
 

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::StoreResult;
-use crate::domain::{ms_to_time, CycleRow, SessionKind, SessionRow, StoredEvent};
+use crate::domain::{ms_to_time, CycleRow, RosterEntry, SessionKind, SessionRow, StoredEvent};
 use attendance_rules::{GradePoints, Schedule};
 
 /// The close reasons that are our own estimates (the sweeper's, and
@@ -135,6 +135,32 @@ pub(super) fn event_from_row(row: &AnyRow) -> StoreResult<StoredEvent> {
         received_at: ms_to_time(row.try_get("received_at_ms")?),
         last_error: row.try_get("last_error")?,
     })
+}
+
+/// A roster row (a lesson's or a class's: the same columns).
+pub(super) fn roster_entry_from_row(row: &AnyRow) -> StoreResult<RosterEntry> {
+    Ok(RosterEntry {
+        identity: row.try_get("identity")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+    })
+}
+
+/// Binds a schedule's columns in their usual order: scheduled_at_ms,
+/// duration_minutes, grace_minutes, late_after_minutes, present_percent,
+/// heartbeat_stale_seconds, window_end_ms.
+pub(super) fn bind_schedule<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    schedule: &Schedule,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(schedule.scheduled_at.timestamp_millis())
+        .bind(i64::from(schedule.duration_minutes))
+        .bind(i64::from(schedule.grace_minutes))
+        .bind(i64::from(schedule.late_after_minutes))
+        .bind(i64::from(schedule.present_percent))
+        .bind(i64::from(schedule.heartbeat_stale_seconds))
+        .bind(schedule.window().end.timestamp_millis())
 }
 
 #[cfg(test)]
