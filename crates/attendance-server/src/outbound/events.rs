@@ -181,25 +181,12 @@ mod tests {
     use attendance_rules::Schedule;
 
     fn session(minutes: u32) -> SessionRow {
-        let at: DateTime<Utc> = "2026-01-15T09:00:00Z".parse().unwrap();
-        SessionRow {
-            id: 1,
-            room: "math".into(),
-            kind: crate::domain::SessionKind::Lesson,
-            title: "Algebra".into(),
-            schedule: Schedule::new(at, minutes),
-            timezone: String::new(),
-            teacher_present_percent: 90,
-            has_roster: false,
-            created_at: at,
-            updated_at: at,
-            class_id: None,
-            room_sid: String::new(),
-            ended_at: None,
-            cut_at: None,
-            grade_points: None,
-            engagement: true,
-        }
+        let mut session = crate::domain::lessons::tests::lesson(1, "2026-01-15T09:00:00Z", minutes);
+        session.room = "math".into();
+        session.title = "Algebra".into();
+        // The default grace, unlike the lesson helper's.
+        session.schedule = Schedule::new(session.schedule.scheduled_at, minutes);
+        session
     }
 
     #[test]
