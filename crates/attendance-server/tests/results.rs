@@ -14,6 +14,7 @@ on_both_backends!(
     a_teacher_lists_the_lessons_they_teach_and_opens_them,
     a_student_reads_their_own_history_with_totals_and_grade,
     the_schools_points_and_a_lessons_own_points_make_the_grade,
+    a_student_named_in_any_script_reads_their_history,
 );
 
 /// 2025-11-17 and 2025-11-24 09:00Z: past lessons, so results are final.
@@ -397,4 +398,37 @@ async fn the_schools_points_and_a_lessons_own_points_make_the_grade(db: Db) {
         let r = server.put_json("/api/sessions/art", admin(), &body).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
+}
+
+/// A room and a student named with spaces, a slash, quotes and Arabic: the
+/// student's own history, by token and by name, in JSON and in CSV.
+async fn a_student_named_in_any_script_reads_their_history(db: Db) {
+    let server = TestServer::start(db).await;
+    let room = "فنون / \"الصف\" 7";
+    let who = "ليلى / \"ب\" 2";
+    lesson(
+        &server,
+        room,
+        json!({"scheduled_at": WEEK_1, "duration_minutes": 60}),
+    )
+    .await;
+    attend(&server, room, who, on(17, 9, 0), on(17, 10, 0)).await;
+    server.settle().await;
+    let token = access_token(who, room, Grant::Student);
+    let own = json_of(server.get("/api/attendance", &token).await, 200).await;
+    assert_eq!(own["totals"]["sessions"], 1, "{own}");
+    assert_eq!(own["totals"]["present"], 1, "{own}");
+    assert_eq!(own["sessions"][0]["session"]["room"], room);
+    let path = format!("/api/attendance?identity={}", urlencoding(who));
+    let named = json_of(server.get(&path, &token).await, 200).await;
+    assert_eq!(named["totals"], own["totals"]);
+    let csv = server
+        .get("/api/attendance?format=csv", &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    // The csv crate doubles quotes inside a quoted field.
+    assert!(csv.contains("\"فنون / \"\"الصف\"\" 7\""), "{csv}");
+    assert!(csv.contains("\"ليلى / \"\"ب\"\" 2\""), "{csv}");
 }
