@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser tracker (crates/attendance-tracker) into www/pkg/:
 # wasm (size-optimised profile) + the ES-module glue from wasm-bindgen, then
-# shrinks it with wasm-opt when binaryen is installed. Also copies
+# shrinks it with wasm-opt when binaryen is installed and minifies the JS with
+# esbuild when the npm packages are installed. Also copies
 # livekit-client's ES module into www/vendor/ when node_modules has it.
 #
 # www/pkg and www/vendor are committed: the server binary embeds www/, so
@@ -62,6 +63,18 @@ else
   echo "build-tracker: wasm-opt not found; skipping (install binaryen for a smaller build)"
 fi
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir "$OUT" --out-name attendance_tracker "$INPUT"
+
+# esbuild (an npm dev dependency) minifies the glue and its snippets file by
+# file: the same ES modules, without the doc comments and long names. The
+# API is documented in the crate and the README.
+ESBUILD=node_modules/.bin/esbuild
+if [ -x "$ESBUILD" ]; then
+  while IFS= read -r -d '' js; do
+    "$ESBUILD" "$js" --minify --format=esm --target=es2022 --log-level=warning --allow-overwrite --outfile="$js"
+  done < <(find "$OUT" -type f -name '*.js' -print0)
+else
+  echo "build-tracker: esbuild not found (npm ci); the glue is left unminified"
+fi
 
 echo '{"type":"module"}' >"$OUT/package.json"
 sources_hash | sha256sum | cut -d' ' -f1 >"$OUT/SOURCES"

@@ -100,6 +100,40 @@ describe('browser', { timeout: 120000 }, () => {
     }
   });
 
+  test('a page embedding the tracker without words gets the English card of i18n/en.js', async () => {
+    const page = await newPage(browser);
+    try {
+      // Served from the service, as an embedding page loads it: no i18n.js, no `text`.
+      await page.goto(`${server.url}/`);
+      const shown = await page.evaluate(async () => {
+        const wasm = await import('./pkg/attendance_tracker.js');
+        await wasm.default();
+        const host = document.createElement('div');
+        document.body.append(host);
+        const tracker = new wasm.AttendanceTracker({
+          serverUrl: 'http://127.0.0.1:9', room: 'embedded', token: 'x.eyJzdWIiOiJzLTEifQ.y', element: host,
+        });
+        const start = new Date(Date.now() - 3 * 3600e3);
+        tracker.handleMessage(JSON.stringify({
+          type: 'attendance.snapshot', server_time: new Date().toISOString(),
+          session: { scheduled_at: start.toISOString(), duration_minutes: 60, grace_minutes: 0 },
+          participants: [{ identity: 's-1', cycles: [{ joined_at: start.toISOString(), left_at: new Date(+start + 600e3).toISOString() }] }],
+        }));
+        const field = (name) => host.querySelector(`[data-field=${name}]`).textContent;
+        const out = { status: field('status'), phase: field('phase'), inMeeting: field('in-meeting'), label: host.querySelector('.att-label').textContent };
+        tracker.stop();
+        return out;
+      });
+      const en = (await import('../www/i18n/en.js')).default;
+      assert.deepEqual(shown, {
+        status: en['status.partial'], phase: en['phase.ended'], inMeeting: en['card.out'], label: en['card.attended'],
+      });
+      assert.deepEqual(unexpected(page), []);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   test('a student joins in demo mode: the page shows it and ticks', async () => {
     student = await newPage(browser, { width: 800, height: 900 });
     await student.goto(`${server.url}/meeting.html?room=${ROOM}&heartbeat=1`);

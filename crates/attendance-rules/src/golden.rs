@@ -133,20 +133,51 @@ struct MediaVector {
     #[serde(default)]
     last_heartbeat_at: Option<DateTime<Utc>>,
     events: Vec<crate::MediaEvent>,
-    checks: Vec<Check>,
+    checks: Vec<MediaCheck>,
+}
+
+/// A check of `media.json`: media time at `now` or, with `shown_live`, as a
+/// page shows it at `now` from the figures reported at `shown_live.as_of`
+/// ([`crate::media_time_since`]).
+#[derive(Deserialize)]
+struct MediaCheck {
+    #[serde(flatten)]
+    check: Check,
+    #[serde(default)]
+    shown_live: Option<ShownLive>,
+}
+
+#[derive(Deserialize)]
+struct ShownLive {
+    as_of: DateTime<Utc>,
+    on: crate::MediaOn,
+    in_meeting: bool,
 }
 
 /// Checks every vector of `media.json`.
 pub fn run_media(vectors_json: &str) -> Result<(usize, Vec<String>), String> {
     run_with(vectors_json, |v: &MediaVector| {
-        let checks = v.checks.iter().map(|check| {
-            let got = crate::media_time(
+        let media_at = |at| {
+            crate::media_time(
                 &v.schedule,
                 &v.connections,
                 v.last_heartbeat_at,
                 &v.events,
-                check.now,
-            );
+                at,
+            )
+        };
+        let checks = v.checks.iter().map(|MediaCheck { check, shown_live }| {
+            let got = match shown_live {
+                None => media_at(check.now),
+                Some(live) => crate::media_time_since(
+                    &v.schedule,
+                    media_at(live.as_of),
+                    live.as_of,
+                    live.on,
+                    live.in_meeting,
+                    check.now,
+                ),
+            };
             (check, serde_json::to_value(got))
         });
         (v.name.clone(), checks.collect())

@@ -33,7 +33,10 @@ mod timeline;
 
 pub use grade::{grade, Grade, GradePoints, GradePointsChange, MAX_STATUS_POINTS};
 pub use interval::{union_length_ms, Interval};
-pub use media::{media_time, Connection, MediaChange, MediaEvent, MediaSource, MediaTime};
+pub use media::{
+    media_time, media_time_since, Connection, MediaChange, MediaEvent, MediaOn, MediaSource,
+    MediaTime,
+};
 pub use person::{
     assess, Assessment, EffectiveStatus, Person, Role, StatusCounts, Thresholds,
     DEFAULT_TEACHER_PRESENT_PERCENT,

@@ -128,6 +128,42 @@ pub fn media_time(
     }
 }
 
+/// Which sources the participant's own page has on (published and not
+/// muted) right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaOn {
+    #[serde(default)]
+    pub camera: bool,
+    #[serde(default)]
+    pub microphone: bool,
+    #[serde(default)]
+    pub screen_share: bool,
+}
+
+/// Media time at `now` as a page shows it between two reports: the figures
+/// [`media_time`] gave at `as_of`, plus, for each source the page has on,
+/// the time since — only while the participant is in the meeting and only
+/// inside the counting window, so a page left open after the lesson never
+/// counts on. The next report replaces the estimate.
+pub fn media_time_since(
+    schedule: &Schedule,
+    reported: MediaTime,
+    as_of: DateTime<Utc>,
+    on: MediaOn,
+    in_meeting: bool,
+    now: DateTime<Utc>,
+) -> MediaTime {
+    let window = schedule.window();
+    let since = (now.min(window.end) - as_of.max(window.start)).num_milliseconds();
+    let extra = if in_meeting { since.max(0) / 1000 } else { 0 };
+    let add = |seconds: i64, on: bool| if on { seconds + extra } else { seconds };
+    MediaTime {
+        camera_seconds: add(reported.camera_seconds, on.camera),
+        microphone_seconds: add(reported.microphone_seconds, on.microphone),
+        screen_share_seconds: add(reported.screen_share_seconds, on.screen_share),
+    }
+}
+
 /// When one track was on (published and unmuted), in unix ms, up to `until`
 /// for a span still open.
 fn on_spans(changes: &[&MediaEvent], until: DateTime<Utc>) -> Vec<Interval> {

@@ -52,7 +52,7 @@ fn the_stay_until_runner_reports_a_wrong_expectation() {
 
 #[test]
 fn media_vectors_hold() {
-    assert_hold("media", run_media(MEDIA_VECTORS), 8);
+    assert_hold("media", run_media(MEDIA_VECTORS), 13);
 }
 
 #[test]

@@ -5,8 +5,9 @@
 //! placeholders, and `format`: `{ clock(seconds), percent(value), time(ms) }`
 //! to write numbers and times for its locale. Whatever the page leaves out
 //! is written in English with ASCII digits, so a page embedding the tracker
-//! without translations still shows a readable card. The lookup and the
-//! English fallback live in JS (strings cost less there than in the wasm).
+//! without translations still shows a readable card. The English words are
+//! the pages' own (`www/i18n/en.js`), imported beside the bundle; the lookup
+//! lives in JS (strings cost less there than in the wasm).
 //! Placeholders: `{time}`, `{status}`, `{since}`.
 
 use wasm_bindgen::prelude::*;
@@ -14,47 +15,15 @@ use wasm_bindgen::prelude::*;
 use crate::js::get;
 
 #[wasm_bindgen(inline_js = "
-const EN = {
-  'card.waiting': 'Waiting',
-  'card.attended': 'Attended',
-  'card.share': 'Of the class',
-  'card.status': 'Status',
-  'card.in': 'In the meeting',
-  'card.lost': 'Connection lost',
-  'card.out': 'Not in the meeting',
-  'card.none.live': 'No class is scheduled in this room yet.',
-  'card.none.wait': 'Waiting for the attendance service…',
-  'card.note.scheduled': 'Counting starts at {time}',
-  'card.note.live': 'Time in the lesson counts until {time}',
-  'card.note.ended': 'Final: counting ended at {time}',
-  'card.corrected': 'Status set by your teacher.',
-  'card.stay.now': 'You are counted {status}',
-  'card.stay.until': 'Stay until {time} to be counted {status}',
-  'card.stay.join': 'Join by {time} to still be counted {status}',
-  'card.stay.rejoin': 'Rejoin by {time} to still be counted {status}',
-  'card.stay.out.in': 'Present is out of reach; staying keeps your time counted',
-  'card.stay.out.out': 'Present is out of reach; rejoining still adds to your time',
-  'card.as.present': 'present',
-  'card.as.late': 'late',
-  'card.media.camera': 'Camera on {time}',
-  'card.media.microphone': 'Microphone on {time}',
-  'card.media.screen': 'Screen shared {time}',
-  'card.link.connecting': 'Connecting…',
-  'card.link.live': 'Live updates',
-  'card.link.reconnecting': 'Reconnecting… numbers as of {since}',
-  'card.link.polling': 'Updating every 15 s',
-  'card.link.offline': 'Offline since {since}: numbers as of then',
-  'card.link.stopped': 'Stopped',
-  'card.link.expired': 'Sign-in expired: reload the page',
-  'phase.scheduled': 'Not started',
-  'phase.live': 'Live',
-  'phase.ended': 'Final',
-  'status.present': 'Present',
-  'status.late': 'Late',
-  'status.partial': 'Partial',
-  'status.absent': 'Absent',
-  'status.excused': 'Excused',
-};
+// English for whatever the page leaves out: the pages' own words
+// (www/i18n/en.js, beside www/pkg/), so the card's English has one source.
+// A page that imports en.js itself (www/i18n.js does) shares the very module.
+let EN = {};
+try {
+  EN = (await import(new URL('../../../i18n/en.js', import.meta.url))).default;
+} catch (e) {
+  console.warn('attendance: no English words (i18n/en.js) beside the tracker', e);
+}
 const fill = (s, vars) => s.replace(/\\{(\\w+)\\}/g, (m, k) => (vars[k] === undefined ? m : vars[k]));
 const two = (n) => String(n).padStart(2, '0');
 const DEFAULT = {

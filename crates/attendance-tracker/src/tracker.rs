@@ -225,21 +225,33 @@ impl Inner {
         self.browser_now() + self.offset_ms
     }
 
-    /// Media seconds as of now: the server's figures, plus the time since
-    /// they arrived for a source the page's own room has on, while in the
-    /// meeting and live.
+    /// Media seconds as of now, as the rules extrapolate the server's last
+    /// figures for the sources the attached room has on.
     fn media_now(&self, a: &Assessment) -> Option<[i64; 3]> {
-        let (base, at) = self.media?;
-        let counting =
-            a.attendance.in_meeting && a.attendance.phase == attendance_rules::Phase::Live;
-        let extra = ((self.browser_now() - at) / 1000.0).max(0.0) as i64;
-        let mut out = base;
-        for (i, seconds) in out.iter_mut().enumerate() {
-            if counting && self.media_on & (1 << i) != 0 {
-                *seconds += extra;
-            }
-        }
-        Some(out)
+        let (reported, arrived_ms) = self.media?;
+        let session = self.session.as_ref()?;
+        let on = |bit: u32| self.media_on & (1 << bit) != 0;
+        let m = attendance_rules::media_time_since(
+            &session.schedule,
+            attendance_rules::MediaTime {
+                camera_seconds: reported[0],
+                microphone_seconds: reported[1],
+                screen_share_seconds: reported[2],
+            },
+            at_ms(arrived_ms + self.offset_ms),
+            attendance_rules::MediaOn {
+                camera: on(0),
+                microphone: on(1),
+                screen_share: on(2),
+            },
+            a.attendance.in_meeting,
+            at_ms(self.now_ms()),
+        );
+        Some([
+            m.camera_seconds,
+            m.microphone_seconds,
+            m.screen_share_seconds,
+        ])
     }
 
     fn assess(&self) -> Option<Assessment> {
