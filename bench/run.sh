@@ -4,13 +4,24 @@
 #
 #   bench/run.sh TARGET [SCENARIO ...]
 #
-# TARGET:   sqlite | postgres | ref-fsync | ref-none
-#           (ref-* = bench/reference-node, the Node.js REFERENCE, not the product)
+# TARGET:   sqlite | postgres | postgres-2 | ref-fsync | ref-none
+#           (postgres-2 = two server instances on one fresh PostgreSQL database;
+#           scenarios other than schoolday drive the first instance only;
+#           ref-* = bench/reference-node, the Node.js REFERENCE, not the product)
 # SCENARIO: ingest ingest-256 wrk-ingest wrk-ingest-256 hb-http hb-ws hb-ws-30s
 #           fan-500 fan-1room fan-1room-node fan-10k idle   (default: all)
+#           schoolday (not in the default set: a capacity search of many minutes)
 #           wrk-*: webhooks sent by wrk (an outside tool) from unique pre-signed
 #           requests (`attendance-loadgen presign`), server CPU per webhook from
 #           /proc, then how long the inbox takes to drain
+#           schoolday: `attendance-loadgen schoolday` at SCHOOLDAY_START_ROOMS
+#           rooms (default 10), doubling while it passes, up to
+#           SCHOOLDAY_MAX_ROOMS (default 2560), then SCHOOLDAY_BISECT (default 2)
+#           halvings between the last pass and the first failure; every step on
+#           a fresh server (and database); each step's RESULT and then one
+#           `schoolday-capacity` RESULT are appended. SCHOOLDAY_ARGS adds
+#           arguments to every step, e.g. for a short run:
+#             SCHOOLDAY_ARGS="--join-spread 20s --hold 15s --heartbeat-interval 10s"
 #
 # Needs a release build first:
 #   CARGO_TARGET_DIR=target/bench cargo build --release -p attendance-server -p attendance-loadgen
@@ -20,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET=${1:?usage: bench/run.sh sqlite|postgres|ref-fsync|ref-none [scenario ...]}
+TARGET=${1:?usage: bench/run.sh sqlite|postgres|postgres-2|ref-fsync|ref-none [scenario ...]}
 shift
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(ingest ingest-256 wrk-ingest wrk-ingest-256 hb-http hb-ws fan-500 fan-1room fan-1room-node fan-10k idle)
@@ -40,14 +51,21 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 SERVER_PID=
 DB_NAME=
+# Every instance of the server under test: URLS[i], PIDS[i] (URL and
+# SERVER_PID are the first).
+URLS=()
+PIDS=()
 WORK=$(mktemp -d /tmp/attendance-bench.XXXXXX)
 
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-  fi
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+  URLS=()
+  SERVER_PID=
   if [ -n "$DB_NAME" ]; then
     psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" || true
     DB_NAME=
@@ -56,34 +74,48 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
-start_server() {
-  local fifo="$WORK/stdout"
+# Starts one server process (the command in "$@"), waits for its
+# `listening on URL` line and adds it to URLS / PIDS.
+launch() {
+  local n=${#PIDS[@]}
+  local fifo="$WORK/stdout.$n"
   mkfifo "$fifo"
-  case "$TARGET" in
-    sqlite)
-      RUST_LOG=warn "$SERVER_BIN" serve --listen 127.0.0.1:0 \
-        --database-url "sqlite://$WORK/bench.db" --www-dir www >"$fifo" 2>"$WORK/stderr" &
-      ;;
-    postgres)
-      DB_NAME="bench_$(date +%s)_$$"
-      psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $DB_NAME"
-      RUST_LOG=warn "$SERVER_BIN" serve --listen 127.0.0.1:0 \
-        --database-url "postgres://postgres@127.0.0.1:5432/$DB_NAME" --www-dir www >"$fifo" 2>"$WORK/stderr" &
-      ;;
-    ref-fsync | ref-none)
-      node bench/reference-node/server.mjs --listen 127.0.0.1:0 --store "${TARGET#ref-}" \
-        --file "$WORK/events.log" >"$fifo" 2>"$WORK/stderr" &
-      ;;
-    *) echo "unknown target $TARGET" >&2; exit 2 ;;
-  esac
-  SERVER_PID=$!
+  "$@" >"$fifo" 2>"$WORK/stderr.$n" &
+  PIDS+=("$!")
   exec 3<"$fifo"
   local line
-  read -r -t 30 line <&3 || { cat "$WORK/stderr" >&2; exit 1; }
-  URL=${line#listening on }
+  read -r -t 30 line <&3 || { cat "$WORK/stderr.$n" >&2; exit 1; }
+  URLS+=("${line#listening on }")
   # Keep draining stdout so the server never blocks on it.
   cat <&3 >/dev/null &
   exec 3<&-
+}
+
+start_server() {
+  case "$TARGET" in
+    sqlite)
+      RUST_LOG=warn launch "$SERVER_BIN" serve --listen 127.0.0.1:0 \
+        --database-url "sqlite://$WORK/bench.db" --www-dir www
+      ;;
+    postgres | postgres-2)
+      DB_NAME="bench_$(date +%s)_$$"
+      psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $DB_NAME"
+      local instances=1 i
+      [ "$TARGET" = postgres-2 ] && instances=2
+      for ((i = 0; i < instances; i++)); do
+        # The first instance migrates the fresh database before the second starts.
+        RUST_LOG=warn launch "$SERVER_BIN" serve --listen 127.0.0.1:0 \
+          --database-url "postgres://postgres@127.0.0.1:5432/$DB_NAME" --www-dir www
+      done
+      ;;
+    ref-fsync | ref-none)
+      launch node bench/reference-node/server.mjs --listen 127.0.0.1:0 --store "${TARGET#ref-}" \
+        --file "$WORK/events.log"
+      ;;
+    *) echo "unknown target $TARGET" >&2; exit 2 ;;
+  esac
+  URL=${URLS[0]}
+  SERVER_PID=${PIDS[0]}
 }
 
 loadgen() {
@@ -127,7 +159,85 @@ wrk_ingest() {
   ' "$wrk_json" "$drain" "$cpu0" "$cpu1" "$t0" "$t1" "$connections" | tee -a "$WORK/out"
 }
 
+# Appends this scenario's RESULT lines to bench/results/TARGET.jsonl.
+append_results() {
+  grep '^RESULT ' "$WORK/out" | sed "s/^RESULT /{\"target\":\"$TARGET\",\"at\":\"$(date -u +%FT%TZ)\",\"result\":/; s/\$/}/" >>"$OUT/$TARGET.jsonl" || true
+}
+
+# One school day of $1 rooms on a fresh server (every instance of the
+# target): true when it passed; its RESULT json in STEP_RESULT.
+schoolday_step() {
+  local rooms=$1 url pid
+  local args=()
+  start_server
+  INSTANCES=${#URLS[@]}
+  echo "== $TARGET schoolday, $rooms rooms (${URLS[*]}, pid ${PIDS[*]})" >&2
+  for url in "${URLS[@]}"; do args+=(--url "$url"); done
+  for pid in "${PIDS[@]}"; do args+=(--server-pid "$pid"); done
+  # shellcheck disable=SC2086 # SCHOOLDAY_ARGS: extra arguments, split on spaces
+  "$BIN/attendance-loadgen" schoolday --rooms "$rooms" "${args[@]}" ${SCHOOLDAY_ARGS:-} \
+    | tee -a "$WORK/out" || true
+  STEP_RESULT=$(sed -n 's/^RESULT //p' "$WORK/out" | tail -n 1)
+  append_results
+  stop_server
+  [[ $STEP_RESULT == *'"pass":true'* ]]
+}
+
+# The largest school day that passes: doubling from SCHOOLDAY_START_ROOMS
+# while it passes, then SCHOOLDAY_BISECT halvings of the gap to the first
+# failure. Ends with one `schoolday-capacity` RESULT.
+schoolday_search() {
+  local rooms=${SCHOOLDAY_START_ROOMS:-10} max=${SCHOOLDAY_MAX_ROOMS:-2560}
+  local bisect=${SCHOOLDAY_BISECT:-2} passed=0 failed=0 best=null steps="" mid ok
+  local started=$SECONDS
+  # The load generator holds every socket in one process: one descriptor
+  # each (students and a teacher per room), plus its HTTP connections.
+  local per_room fits
+  per_room=$(sed -n 's/.*--students[= ]\([0-9]*\).*/\1/p' <<<"${SCHOOLDAY_ARGS:-}")
+  fits=$((($(ulimit -n) - 256) / (${per_room:-30} + 1)))
+  if [ "$fits" -lt "$max" ]; then
+    echo "schoolday: $(ulimit -n) descriptors fit $fits rooms: the search stops there" >&2
+    max=$fits
+  fi
+  while [ "$rooms" -le "$max" ]; do
+    if schoolday_step "$rooms"; then ok=true; else ok=false; fi
+    steps+="${steps:+,}{\"rooms\":$rooms,\"pass\":$ok}"
+    if [ "$ok" = true ]; then
+      passed=$rooms best=$STEP_RESULT rooms=$((rooms * 2))
+      # The last doubling would not fit: the most that fits, once.
+      if [ "$rooms" -gt "$max" ] && [ "$passed" -lt "$max" ]; then rooms=$max; fi
+    else
+      failed=$rooms
+      break
+    fi
+  done
+  while [ "$failed" -gt 0 ] && [ "$bisect" -gt 0 ] && [ $((failed - passed)) -gt 1 ]; do
+    mid=$(((passed + failed) / 2)) bisect=$((bisect - 1))
+    if schoolday_step "$mid"; then ok=true; else ok=false; fi
+    steps+=",{\"rooms\":$mid,\"pass\":$ok}"
+    if [ "$ok" = true ]; then passed=$mid best=$STEP_RESULT; else failed=$mid; fi
+  done
+  local students peak
+  students=$(sed -n 's/.*"students":\([0-9]*\).*/\1/p' <<<"$best")
+  peak=$(sed -n 's/.*"concurrent_peak":\([0-9]*\).*/\1/p' <<<"$best")
+  local summary="{\"scenario\":\"schoolday-capacity\",\"instances\":${INSTANCES:-0}"
+  summary+=",\"max_rooms\":$passed,\"max_students\":${students:-0},\"concurrent_peak\":${peak:-0}"
+  summary+=",\"first_failing_rooms\":$([ "$failed" -gt 0 ] && echo "$failed" || echo null)"
+  summary+=",\"max_rooms_tried\":$max,\"fd_limit\":$(ulimit -n)"
+  summary+=",\"search_seconds\":$((SECONDS - started)),\"steps\":[$steps],\"best\":$best}"
+  echo "RESULT $summary" | tee -a "$WORK/out"
+  append_results
+  rm -f "$WORK/out"
+}
+
 for scenario in "${SCENARIOS[@]}"; do
+  if [ "$scenario" = schoolday ]; then
+    case "$TARGET" in
+      ref-*) echo "schoolday needs the attendance server (lessons, the inbox): skipped on $TARGET" >&2 ;;
+      *) schoolday_search ;;
+    esac
+    continue
+  fi
   start_server
   echo "== $TARGET $scenario ($URL, pid $SERVER_PID)" >&2
   case "$scenario" in
@@ -151,6 +261,6 @@ for scenario in "${SCENARIOS[@]}"; do
     idle) loadgen idle --connections 20000 --source-ips 2 --hold 3s ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
-  grep '^RESULT ' "$WORK/out" | sed "s/^RESULT /{\"target\":\"$TARGET\",\"at\":\"$(date -u +%FT%TZ)\",\"result\":/; s/\$/}/" >>"$OUT/$TARGET.jsonl"
+  append_results
   stop_server
 done

@@ -10,6 +10,7 @@ mod heartbeats;
 mod idle;
 mod ingest;
 mod presign;
+mod schoolday;
 mod sign;
 
 #[derive(Parser)]
@@ -33,6 +34,10 @@ enum Command {
     Presign(presign::PresignArgs),
     /// Waits until the server's webhook inbox is empty.
     Drain(presign::DrainArgs),
+    /// A school day: classes starting in waves, students joining, sending
+    /// heartbeats, reconnecting and leaving, one teacher dashboard per room;
+    /// push and heartbeat latency, the webhook backlog, and pass/fail.
+    Schoolday(schoolday::SchooldayArgs),
     /// A few seconds of each scenario at a small size (a quick check that a
     /// server and this tool agree).
     Smoke(Conn),
@@ -69,6 +74,7 @@ fn main() -> std::process::ExitCode {
             Command::Idle(a) => idle::run(a).await,
             Command::Presign(a) => presign::presign(a),
             Command::Drain(a) => presign::drain(a).await,
+            Command::Schoolday(a) => schoolday::run(a).await,
             Command::Smoke(conn) => smoke(conn).await,
         }
     });
@@ -117,6 +123,30 @@ async fn smoke(conn: Conn) -> anyhow::Result<()> {
         rate: 50,
         concurrency: 4,
         settle: Duration::from_secs(5),
+        source_ips: 1,
+    })
+    .await?;
+    schoolday::run(schoolday::SchooldayArgs {
+        urls: vec![conn.url.clone()],
+        key: conn.key.clone(),
+        secret: conn.secret.clone(),
+        server_pids: conn.server_pid.into_iter().collect(),
+        rooms: 2,
+        students: 5,
+        waves: 2,
+        wave_gap: Duration::from_secs(1),
+        join_spread: s,
+        heartbeat_interval: Duration::from_millis(1500),
+        hold: Duration::from_secs(3),
+        leave_spread: Duration::from_secs(1),
+        reconnect_share: 0.2,
+        reconnect_pause: Duration::from_millis(500),
+        backlog_every: Duration::from_secs(1),
+        backlog_bound: 50.0,
+        drain_wait: Duration::from_secs(10),
+        settle: Duration::from_secs(5),
+        push_p99_ms: 200.0,
+        ack_p99_ms: 200.0,
         source_ips: 1,
     })
     .await?;
