@@ -643,6 +643,35 @@ async fn live_sockets_take_tokens_out_of_the_url_and_end_with_them() {
     );
 }
 
+/// The socket reads in small chunks (an idle socket holds little), yet a
+/// client message up to the 4 KiB limit arrives whole; a bigger one closes
+/// the socket with 1009 and a reason (not a reset connection).
+#[tokio::test]
+async fn live_messages_up_to_4_kib_are_read_whole_and_bigger_ones_close() {
+    let server = TestServer::start(Db::Sqlite).await;
+    server
+        .schedule_live("r", chrono::TimeDelta::minutes(5), 60)
+        .await;
+    let token = access_token("ada", "r", Grant::Student);
+    let mut socket = ws_connect(&server, "r", &token).await;
+    next_whole(&mut socket, Duration::from_secs(5)).await;
+    // A heartbeat padded to 4,000 bytes: unknown fields are ignored.
+    let padded = |size: usize| {
+        let head = r#"{"type":"heartbeat","padding":""#;
+        format!("{head}{}\"}}", "x".repeat(size - head.len() - 2))
+    };
+    let message = padded(4000);
+    assert_eq!(message.len(), 4000);
+    socket.send(Message::text(message)).await.unwrap();
+    let ack = next_whole_of_type(&mut socket, "heartbeat.ack", Duration::from_secs(5)).await;
+    assert!(ack["last_heartbeat_at"].is_string(), "{ack}");
+    // 4,097 bytes: over the limit.
+    socket.send(Message::text(padded(4097))).await.unwrap();
+    let (code, why) = closed(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(code, 1009, "{why}");
+    assert!(why.contains("at most 4096 bytes"), "{why}");
+}
+
 #[tokio::test]
 async fn no_token_is_ever_logged() {
     use std::io::{BufRead, BufReader};

@@ -18,6 +18,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::io::AsyncReadExt;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{interval, sleep_until, timeout, timeout_at, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -51,6 +52,8 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Closing (the close frame out, the client's answer in) takes at most this.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+/// After a broken-off read, a client silent this long has sent all it had.
+const LINGER: Duration = Duration::from_millis(200);
 /// A socket opened without a token must authenticate within this time.
 const AUTH_WITHIN: Duration = Duration::from_secs(10);
 /// Heartbeats closer together than this are acknowledged but not stored.
@@ -62,8 +65,9 @@ const MAX_MESSAGES_PER_WINDOW: u32 = 30;
 const MESSAGE_WINDOW: Duration = Duration::from_secs(10);
 /// tungstenite allocates (and zero-fills) its read buffer up front for every
 /// socket; its 128 KiB default would make an idle student cost ~136 KiB.
-/// Client messages are at most [`MAX_MESSAGE_BYTES`], so a small buffer suffices.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Client messages are small (a heartbeat is ~30 bytes); a bigger one (up to
+/// [`MAX_MESSAGE_BYTES`]) gets its exact room once its header is read.
+const READ_BUFFER_BYTES: usize = 512;
 
 /// Close codes of our own (4000–4999 are the application's).
 pub mod close_code {
@@ -249,14 +253,14 @@ fn accept(
         };
         // A socket opened for one lesson (`?session=ID`) follows that lesson.
         let pinned = match lesson.session {
-            Some(_) => match lessons::lesson(&app, &room, lesson).await {
+            Some(_) => match Box::pin(lessons::lesson(&app, &room, lesson)).await {
                 Ok(session) => Some(session),
                 Err(e) => return finish(socket, Stop::close(CloseCode::Policy, e.message)).await,
             },
             None => None,
         };
         let Admitted { who, expires, slot } = admitted;
-        let who = match lessons::member(&app, who, &room, lesson).await {
+        let who = match Box::pin(lessons::member(&app, who, &room, lesson)).await {
             Ok(who) => who,
             Err(e) => return finish(socket, Stop::close(close_code::FORBIDDEN, e.message)).await,
         };
@@ -326,6 +330,12 @@ async fn finish(mut socket: Socket, stop: Stop) {
         }
         // The client's close (or anything else) until it hangs up.
         while let Some(Ok(_)) = socket.next().await {}
+        // A read that broke off (a message over the limit) leaves the rest
+        // of the client's bytes unread: dropping the connection then would
+        // reset it and lose the close frame on the way. They are read and
+        // discarded until the client falls silent.
+        let mut discard = [0u8; 1024];
+        while let Ok(Ok(1..)) = timeout(LINGER, socket.get_mut().read(&mut discard)).await {}
     };
     let _ = timeout(CLOSE_WITHIN, closing).await;
 }
@@ -458,7 +468,7 @@ async fn serve(
                             // Mute and unmute from the participant's own page.
                             Ok(m) if m.kind == "media" => {
                                 match serde_json::from_str::<media::MediaReport>(text.as_str()) {
-                                    Ok(report) => match media::record(app, room, &who, &report).await {
+                                    Ok(report) => match Box::pin(media::record(app, room, &who, &report)).await {
                                         Ok(kept) => json!({ "type": "media.ack", "kept": kept, "server_time": now() }),
                                         Err(e) => json!({ "type": "error", "message": e.message }),
                                     },
@@ -548,7 +558,10 @@ async fn send_snapshot(
     socket: &mut Socket,
     ids: &mut u64,
 ) -> Result<(), Stop> {
-    match delivery::snapshot(&app.live, room, who, pinned).await {
+    // Boxed, like every database wait of a socket: a future waiting on
+    // nothing holds the largest of its awaits, and 20,000 idle sockets
+    // should not each carry a query's state.
+    match Box::pin(delivery::snapshot(&app.live, room, who, pinned)).await {
         Ok(text) => send(socket, ids, &text).await,
         Err(error) => {
             tracing::warn!(%error, "snapshot failed");
