@@ -47,6 +47,11 @@ pub struct FanoutArgs {
     /// Loopback source addresses (127.0.0.1 … 127.0.0.N).
     #[arg(long, default_value_t = 1)]
     pub source_ips: u8,
+    /// Post the webhooks to this instance (another server on the same
+    /// database) while the sockets listen on `--url`: the cross-instance
+    /// push latency, end to end.
+    #[arg(long)]
+    pub webhooks_url: Option<String>,
 }
 
 struct Sub {
@@ -233,7 +238,10 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let post_started = Instant::now();
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
     let statuses = Arc::new(Mutex::new(Statuses::default()));
-    let webhook_url = target.url("/webhooks/livekit");
+    let webhook_url = match &args.webhooks_url {
+        Some(url) => Target::parse(url)?.url("/webhooks/livekit"),
+        None => target.url("/webhooks/livekit"),
+    };
     futures_util::stream::iter(plan.iter().enumerate())
         .map(|(n, (room, identity))| {
             let (client, signer, posted_at, statuses, url, prefix) = (
@@ -319,6 +327,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let result = json!({
         "scenario": "fanout",
         "url": target.base,
+        "webhooks_url": args.webhooks_url,
         "rooms": rooms.len(), "per_room": per_room, "teachers_per_room": teachers,
         "subscribers": subs.len(),
         "connected": subs.len() as u64 - statuses.0.iter().filter(|(k, _)| k.starts_with("connect")).map(|(_, v)| v).sum::<u64>(),

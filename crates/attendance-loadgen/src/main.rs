@@ -124,6 +124,7 @@ async fn smoke(conn: Conn) -> anyhow::Result<()> {
         concurrency: 4,
         settle: Duration::from_secs(5),
         source_ips: 1,
+        webhooks_url: None,
     })
     .await?;
     schoolday::run(schoolday::SchooldayArgs {
