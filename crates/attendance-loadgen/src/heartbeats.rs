@@ -246,30 +246,38 @@ async fn ws(
     for (i, mut socket) in sockets.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut t = Tally::new();
+            let (mut throttled, mut errors, mut ended) = (0u64, 0u64, None);
             let beat = Message::text(r#"{"type":"heartbeat"}"#);
-            let mut next = started + interval * i as u32 / n;
+            // One timer for the pace and one for the end, reused: a timer
+            // registered per message would cost more than the message.
+            let first = started + interval * i as u32 / n;
+            let mut pace =
+                tokio::time::interval_at(first.into(), interval.max(Duration::from_micros(1)));
+            // After a slow ack, skip the missed slots instead of sending them
+            // back to back: a burst would exceed the server's per-socket
+            // message cap and get the socket closed.
+            pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let end = tokio::time::sleep_until((deadline + Duration::from_secs(5)).into());
+            tokio::pin!(end);
             'outer: while Instant::now() < deadline {
                 if !interval.is_zero() {
-                    tokio::time::sleep_until(next.into()).await;
-                    // After a slow ack, skip the missed slots instead of sending
-                    // them back to back: a burst would exceed the server's
-                    // per-socket message cap and get the socket closed.
-                    next = (next + interval).max(Instant::now() + interval / 2);
+                    pace.tick().await;
                     if Instant::now() >= deadline {
                         break;
                     }
                 }
                 let t0 = Instant::now();
                 if socket.send(beat.clone()).await.is_err() {
-                    t.statuses.add("send failed");
+                    ended = Some("send failed");
                     break;
                 }
                 loop {
-                    let left =
-                        deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
-                    let Ok(Some(Ok(message))) = tokio::time::timeout(left, socket.next()).await
-                    else {
-                        t.statuses.add("closed");
+                    let message = tokio::select! {
+                        m = socket.next() => m,
+                        _ = &mut end => None,
+                    };
+                    let Some(Ok(message)) = message else {
+                        ended = Some("closed");
                         break 'outer;
                     };
                     let Message::Text(text) = message else {
@@ -280,17 +288,28 @@ async fn ws(
                         common::record(t.latency.as_mut().expect("h"), t0.elapsed());
                         t.acked += 1;
                         if text.contains("\"throttled\":true") {
-                            t.statuses.add("ack throttled");
+                            throttled += 1;
                         } else {
                             t.stored += 1;
-                            t.statuses.add("ack stored");
                         }
                         break;
                     } else if text.contains("\"type\":\"error\"") {
-                        t.statuses.add("error message");
+                        errors += 1;
                         break;
                     }
                 }
+            }
+            for (what, count) in [
+                ("ack throttled", throttled),
+                ("ack stored", t.stored),
+                ("error message", errors),
+            ] {
+                if count > 0 {
+                    t.statuses.0.insert(what.to_string(), count);
+                }
+            }
+            if let Some(why) = ended {
+                t.statuses.add(why);
             }
             let _ = socket.close(None).await;
             t

@@ -672,6 +672,37 @@ async fn live_messages_up_to_4_kib_are_read_whole_and_bigger_ones_close() {
     assert!(why.contains("at most 4096 bytes"), "{why}");
 }
 
+/// A page that beats faster than every 5 s is answered every time, but
+/// only the first beat of the 5 s is stored.
+#[tokio::test]
+async fn heartbeats_closer_than_5_s_are_acknowledged_not_stored() {
+    let server = TestServer::start(Db::Sqlite).await;
+    server
+        .schedule_live("r", chrono::TimeDelta::minutes(5), 60)
+        .await;
+    let token = access_token("ada", "r", Grant::Student);
+    let mut socket = ws_connect(&server, "r", &token).await;
+    next_whole(&mut socket, Duration::from_secs(5)).await;
+    let mut acks = Vec::new();
+    for _ in 0..3 {
+        socket
+            .send(Message::text(r#"{"type":"heartbeat"}"#))
+            .await
+            .unwrap();
+        acks.push(next_whole_of_type(&mut socket, "heartbeat.ack", Duration::from_secs(5)).await);
+    }
+    let stored = acks[0]["last_heartbeat_at"]
+        .as_str()
+        .expect("first beat stored");
+    for ack in &acks[1..] {
+        assert_eq!(ack["throttled"], true, "{ack}");
+        assert!(ack.get("last_heartbeat_at").is_none(), "{ack}");
+        let at = ack["server_time"].as_str().expect("server_time");
+        let at = chrono::DateTime::parse_from_rfc3339(at).expect("an RFC 3339 time");
+        assert!(at >= chrono::DateTime::parse_from_rfc3339(stored).unwrap());
+    }
+}
+
 #[tokio::test]
 async fn no_token_is_ever_logged() {
     use std::io::{BufRead, BufReader};

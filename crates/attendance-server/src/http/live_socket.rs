@@ -456,7 +456,13 @@ async fn serve(
                             Ok(m) if m.kind == "heartbeat" => {
                                 let recent = last_heartbeat.is_some_and(|t| t.elapsed() < MIN_HEARTBEAT_GAP);
                                 if recent {
-                                    json!({ "type": "heartbeat.ack", "throttled": true, "server_time": now() })
+                                    // The common case of a busy socket, written without a JSON tree.
+                                    let at = serde_json::to_string(&now()).unwrap_or_default();
+                                    let ack = format!(r#"{{"type":"heartbeat.ack","throttled":true,"server_time":{at}}}"#);
+                                    if let Err(stop) = send(socket, &mut ids, &ack).await {
+                                        break stop;
+                                    }
+                                    continue;
                                 } else {
                                     last_heartbeat = Some(Instant::now());
                                     match heartbeats::record(app, room, &who) {
