@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::sign::{Role, Signer};
@@ -94,12 +95,24 @@ pub async fn ws_connect(
     room: &str,
     token: &str,
 ) -> anyhow::Result<Ws> {
+    ws_connect_with(target, source, room, token, None).await
+}
+
+/// [`ws_connect`] with tungstenite's buffer sizes and limits (`None`: its
+/// defaults, 128 KiB read and write buffers per socket).
+pub async fn ws_connect_with(
+    target: &Target,
+    source: IpAddr,
+    room: &str,
+    token: &str,
+    config: Option<WebSocketConfig>,
+) -> anyhow::Result<Ws> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = socket.connect(target.addr).await?;
     stream.set_nodelay(true)?;
     let url = target.ws_url(&format!("/api/sessions/{room}/live?access_token={token}"));
-    let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, config).await?;
     Ok(ws)
 }
 

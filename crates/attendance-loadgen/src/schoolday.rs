@@ -39,6 +39,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{self, CpuMeter, Statuses, Target, Ws};
@@ -155,10 +156,11 @@ impl Shared {
     }
 }
 
-/// One student's (or the run's) counts.
+/// One student's (or the run's) counts. Latencies stay plain lists until
+/// the end: a histogram apiece would cost every student ~170 KiB.
 struct Tally {
-    acks: Histogram<u64>,
-    webhook: Histogram<u64>,
+    acks: Vec<Duration>,
+    webhook: Vec<Duration>,
     webhooks_sent: u64,
     webhooks_failed: u64,
     acks_missing: u64,
@@ -170,8 +172,8 @@ struct Tally {
 impl Tally {
     fn new() -> Tally {
         Tally {
-            acks: common::histogram(),
-            webhook: common::histogram(),
+            acks: Vec::new(),
+            webhook: Vec::new(),
             webhooks_sent: 0,
             webhooks_failed: 0,
             acks_missing: 0,
@@ -182,8 +184,8 @@ impl Tally {
     }
 
     fn merge(&mut self, other: Tally) {
-        self.acks.add(&other.acks).expect("same bounds");
-        self.webhook.add(&other.webhook).expect("same bounds");
+        self.acks.extend(other.acks);
+        self.webhook.extend(other.webhook);
         self.webhooks_sent += other.webhooks_sent;
         self.webhooks_failed += other.webhooks_failed;
         self.acks_missing += other.acks_missing;
@@ -195,7 +197,7 @@ impl Tally {
 
 /// A teacher dashboard's counts.
 struct Watched {
-    push: Histogram<u64>,
+    push: Vec<Duration>,
     updates: u64,
     snapshots: u64,
     socket_errors: u64,
@@ -210,6 +212,17 @@ struct Plan {
     leave_at: Instant,
     reconnect_at: Option<Instant>,
     first_beat: Duration,
+}
+
+/// Small socket buffers: tens of thousands of sockets that each carry a
+/// heartbeat a minute (or a room's updates) would otherwise hold 128 KiB
+/// read and write buffers apiece in this one process.
+fn small_buffers() -> Option<WebSocketConfig> {
+    Some(
+        WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(0),
+    )
 }
 
 /// A uniform number in [0, 1) from (`n`, `salt`): the same run plan every
@@ -452,7 +465,7 @@ pub async fn run(args: SchooldayArgs) -> anyhow::Result<()> {
     let (mut updates, mut snapshots) = (0u64, 0u64);
     for t in teachers {
         let w = t.await?;
-        push.add(&w.push).expect("same bounds");
+        w.push.iter().for_each(|d| common::record(&mut push, *d));
         updates += w.updates;
         snapshots += w.snapshots;
         tally.socket_errors += w.socket_errors;
@@ -497,9 +510,16 @@ pub async fn run(args: SchooldayArgs) -> anyhow::Result<()> {
         hold_last.is_some_and(|v| v > args.backlog_bound) && slope.is_none_or(|s| s > 0.0);
     let backlog_ok = !growing && final_pending.is_some_and(|v| v <= args.backlog_bound);
 
+    let histogram = |ds: &[Duration]| {
+        let mut h = common::histogram();
+        ds.iter().for_each(|d| common::record(&mut h, *d));
+        h
+    };
+    let acks = histogram(&tally.acks);
+    let webhook = histogram(&tally.webhook);
     let p99 = |h: &Histogram<u64>| (!h.is_empty()).then(|| common::ms(h.value_at_quantile(0.99)));
     let push_ok = p99(&push).is_some_and(|v| v < args.push_p99_ms);
-    let ack_ok = p99(&tally.acks).is_some_and(|v| v < args.ack_p99_ms);
+    let ack_ok = p99(&acks).is_some_and(|v| v < args.ack_p99_ms);
     let errors = tally.webhooks_failed + tally.socket_errors + tally.acks_missing + push_missing;
     let pass = push_ok && ack_ok && backlog_ok && errors == 0;
     let server_cores: Option<f64> = (!cpu_servers.is_empty())
@@ -527,8 +547,8 @@ pub async fn run(args: SchooldayArgs) -> anyhow::Result<()> {
         "hold_s": args.hold.as_secs_f64(),
         "seconds": ((leaves_done - t0).as_secs_f64() * 10.0).round() / 10.0,
         "push_latency": common::percentiles(&push),
-        "heartbeat_ack_latency": common::percentiles(&tally.acks),
-        "webhook_latency": common::percentiles(&tally.webhook),
+        "heartbeat_ack_latency": common::percentiles(&acks),
+        "webhook_latency": common::percentiles(&webhook),
         "webhooks_sent": tally.webhooks_sent,
         "webhooks_failed": tally.webhooks_failed,
         "teacher_updates": updates,
@@ -565,7 +585,7 @@ pub async fn run(args: SchooldayArgs) -> anyhow::Result<()> {
     eprintln!(
         "schoolday: {peak} students at once; push {}; heartbeat ack {}; backlog max {series_max:?} final {final_pending:?}; {errors} errors; pass {pass}",
         common::percentiles(&push),
-        common::percentiles(&tally.acks),
+        common::percentiles(&acks),
     );
     common::print_result(&result);
     common::require(peak > 0, "no student joined")
@@ -588,7 +608,7 @@ async fn open_room(
         statuses.add("schedule failed");
     }
     let mut watched = Watched {
-        push: common::histogram(),
+        push: Vec::new(),
         updates: 0,
         snapshots: 0,
         socket_errors: 0,
@@ -610,9 +630,14 @@ async fn teacher_connect(shared: &Shared, room: usize, w: &mut Watched) -> Optio
         .access_token(&format!("teacher-{name}"), name, Role::Teacher);
     for _ in 0..3 {
         let attempt = tokio::time::timeout(Duration::from_secs(30), async {
-            let mut ws =
-                common::ws_connect(shared.teacher_home(room), shared.ip(room), name, &token)
-                    .await?;
+            let mut ws = common::ws_connect_with(
+                shared.teacher_home(room),
+                shared.ip(room),
+                name,
+                &token,
+                small_buffers(),
+            )
+            .await?;
             // The snapshot comes first.
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => {
@@ -678,20 +703,24 @@ fn note(shared: &Shared, room: usize, text: &str, w: &mut Watched) {
         return;
     }
     let arrived = Instant::now();
+    if snapshot {
+        w.snapshots += 1;
+    } else {
+        w.updates += 1;
+    }
+    // Most updates are heartbeats: only parse while a change is awaited.
+    if shared.expect[room].lock().expect("lock").is_empty() {
+        return;
+    }
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return;
     };
     let participants: Vec<&Value> = if snapshot {
-        w.snapshots += 1;
         v["participants"].as_array().into_iter().flatten().collect()
     } else {
-        w.updates += 1;
         vec![&v["attendance"]]
     };
     let mut expect = shared.expect[room].lock().expect("lock");
-    if expect.is_empty() {
-        return;
-    }
     for p in participants {
         let Some(identity) = p["identity"].as_str() else {
             continue;
@@ -704,7 +733,7 @@ fn note(shared: &Shared, room: usize, text: &str, w: &mut Watched) {
                 && c["left_at"].is_null() == e.joined
         });
         if shown {
-            common::record(&mut w.push, arrived - e.posted);
+            w.push.push(arrived - e.posted);
             expect.remove(identity);
         }
     }
@@ -767,7 +796,7 @@ async fn post(
         Ok(response) => {
             let status = response.status();
             let _ = response.bytes().await;
-            common::record(&mut t.webhook, posted.elapsed());
+            t.webhook.push(posted.elapsed());
             (!status.is_success()).then(|| format!("webhook {}", status.as_u16()))
         }
         Err(e) => Some(format!("webhook error: {}", crate::ingest::short_error(&e))),
@@ -786,11 +815,12 @@ async fn student_connect(shared: &Shared, t: &mut Tally, plan: &Plan, token: &st
     for _ in 0..3 {
         let attempt = tokio::time::timeout(
             Duration::from_secs(30),
-            common::ws_connect(
+            common::ws_connect_with(
                 shared.home(plan.room),
                 shared.ip(n),
                 &shared.rooms[plan.room],
                 token,
+                small_buffers(),
             ),
         )
         .await
@@ -896,7 +926,7 @@ async fn student(shared: Arc<Shared>, plan: Plan) -> Tally {
                     let text = text.as_str();
                     if text.contains("\"heartbeat.ack\"") {
                         if let Some(sent) = sent_at.take() {
-                            common::record(&mut t.acks, sent.elapsed());
+                            t.acks.push(sent.elapsed());
                         }
                     } else if text.contains("\"type\":\"error\"") {
                         t.statuses.add("student error message");
