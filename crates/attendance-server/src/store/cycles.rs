@@ -1,7 +1,7 @@
 //! Join/leave cycles: webhooks' facts applied in batches (exactly once,
 //! whatever the order inside a batch), and the closes the sweeper makes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use attendance_rules::CloseReason;
 use chrono::{DateTime, Utc};
@@ -250,7 +250,17 @@ async fn apply_batch(
         query.execute(&mut **tx).await?;
     }
     // A join into a room that had already finished (events reordered).
-    let joined: Vec<&str> = joins.keys().copied().collect();
+    // Rare: the batch's room instances are looked up by key first, and
+    // only joins into a finished one (or of unknown instance) are closed.
+    // (Never one UPDATE over every join: as an open cycle, each matches
+    // the partial index of open cycles, and a plan that scans it costs a
+    // scan of every open cycle per batch.)
+    let finished = finished_instances(tx, joins.values().map(|f| f.room_sid.as_str())).await?;
+    let joined: Vec<&str> = joins
+        .iter()
+        .filter(|(_, f)| f.room_sid.is_empty() || finished.contains(f.room_sid.as_str()))
+        .map(|(sid, _)| *sid)
+        .collect();
     for chunk in joined.chunks(APPLY_ROWS_PER_STATEMENT) {
         let sids = numbered_rows("?", chunk.len(), 2);
         let sql = format!(
@@ -266,6 +276,30 @@ async fn apply_batch(
         query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// Which of `room_sids` (room instances) LiveKit said finished.
+async fn finished_instances<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    room_sids: impl Iterator<Item = &'a str>,
+) -> StoreResult<BTreeSet<String>> {
+    let wanted: BTreeSet<&str> = room_sids.filter(|sid| !sid.is_empty()).collect();
+    let wanted: Vec<&str> = wanted.into_iter().collect();
+    let mut finished = BTreeSet::new();
+    for chunk in wanted.chunks(APPLY_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT room_sid FROM finished_rooms WHERE room_sid IN ({})",
+            numbered_rows("?", chunk.len(), 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for sid in chunk {
+            query = query.bind(*sid);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            finished.insert(row.try_get("room_sid")?);
+        }
+    }
+    Ok(finished)
 }
 
 /// Inserts cycles, or updates those already there with `on_conflict` (an
