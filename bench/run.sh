@@ -6,10 +6,12 @@
 #
 # TARGET:   sqlite | postgres | postgres-2 | ref-fsync | ref-none
 #           (postgres-2 = two server instances on one fresh PostgreSQL database;
-#           scenarios other than schoolday drive the first instance only;
+#           wrk-* split their connections over both, fan-cross spans them,
+#           other scenarios drive the first instance only;
 #           ref-* = bench/reference-node, the Node.js REFERENCE, not the product)
 # SCENARIO: ingest ingest-256 wrk-ingest wrk-ingest-256 hb-http hb-ws hb-ws-30s
-#           fan-500 fan-1room fan-1room-node fan-10k idle   (default: all)
+#           hb-ws-max fan-500 fan-1room fan-1room-node fan-10k idle   (default: all but hb-ws-max)
+#           fan-cross (postgres-2 only: webhooks to one instance, sockets on the other)
 #           schoolday (not in the default set: a capacity search of many minutes)
 #           wrk-*: webhooks sent by wrk (an outside tool) from unique pre-signed
 #           requests (`attendance-loadgen presign`), server CPU per webhook from
@@ -122,41 +124,66 @@ loadgen() {
   "$BIN/attendance-loadgen" "$@" --url "$URL" --server-pid "$SERVER_PID" | tee -a "$WORK/out"
 }
 
-# Server CPU time so far, in seconds (utime + stime from /proc).
-server_cpu_s() {
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$SERVER_PID/stat"
+# Server CPU time so far of every instance, in seconds.
+servers_cpu_s() {
+  local pid total=0
+  for pid in "${PIDS[@]}"; do
+    total=$(awk -v t="$total" -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", t + ($14 + $15) / hz }' "/proc/$pid/stat")
+  done
+  echo "$total"
 }
 
-# wrk drives the webhooks: unique pre-signed requests, `$1` connections for 10 s.
+# wrk drives the webhooks: unique pre-signed requests, `$1` connections for
+# 10 s, split evenly over the instances of the target (one wrk each, with
+# its own pre-signed file, side by side).
 wrk_ingest() {
-  local connections=$1
-  "$BIN/attendance-loadgen" presign --count 600000 --out "$WORK/presigned"
+  local connections=$1 n=${#URLS[@]} i
+  local per=$((connections / n))
+  for ((i = 0; i < n; i++)); do
+    "$BIN/attendance-loadgen" presign --count $((600000 / n)) --out "$WORK/presigned.$i"
+  done
   local cpu0 cpu1 drain="null" t0 t1
-  cpu0=$(server_cpu_s)
+  cpu0=$(servers_cpu_s)
   t0=$(date +%s.%N)
-  wrk -t2 -c"$connections" -d10s --timeout 10s -s bench/wrk/webhooks.lua "$URL" -- "$WORK/presigned" 2 \
-    | tee "$WORK/wrk" >&2
+  local wrks=()
+  for ((i = 0; i < n; i++)); do
+    wrk -t2 -c"$per" -d10s --timeout 10s -s bench/wrk/webhooks.lua "${URLS[$i]}" -- "$WORK/presigned.$i" 2 \
+      >"$WORK/wrk.$i" &
+    wrks+=($!)
+  done
+  wait "${wrks[@]}"
+  cat "$WORK"/wrk.* >&2
   if [ "${TARGET#ref-}" = "$TARGET" ]; then
-    # Not drained within the minute is a result too (drained_after_s: null).
+    # One inbox for every instance. Not drained within the minute is a
+    # result too (drained_after_s: null).
     drain=$("$BIN/attendance-loadgen" drain --url "$URL" --within 60s | sed -n 's/^RESULT //p' || true)
   fi
   t1=$(date +%s.%N)
-  cpu1=$(server_cpu_s)
-  local wrk_json
-  wrk_json=$(sed -n 's/^WRK //p' "$WORK/wrk")
+  cpu1=$(servers_cpu_s)
   node -e '
-    const [wrk, drain, cpu0, cpu1, t0, t1, conns] = process.argv.slice(1);
-    const w = JSON.parse(wrk), d = JSON.parse(drain);
+    const [drain, cpu0, cpu1, t0, t1, conns, ...files] = process.argv.slice(1);
+    const fs = require("fs");
+    const runs = files.map((f) => JSON.parse(fs.readFileSync(f, "utf8").split("\n")
+      .find((l) => l.startsWith("WRK ")).slice(4)));
+    const sum = (k) => runs.reduce((t, r) => t + r[k], 0);
+    // One run: its own figures; several: totals, and the worst latencies.
+    const w = runs.length === 1 ? runs[0] : {
+      requests: sum("requests"), seconds: Math.max(...runs.map((r) => r.seconds)),
+      per_s: sum("per_s"), repeated: sum("repeated"), non_2xx: sum("non_2xx"),
+      socket_errors: sum("socket_errors"),
+      latency_ms: Object.fromEntries(Object.keys(runs[0].latency_ms)
+        .map((k) => [k, Math.max(...runs.map((r) => r.latency_ms[k]))])),
+    };
     const ok = w.requests - w.non_2xx - w.socket_errors;
     const cpu = cpu1 - cpu0;
     console.log("RESULT " + JSON.stringify({
-      scenario: "wrk-ingest", concurrency: +conns, tool: "wrk -t2", ...w, ok,
+      scenario: "wrk-ingest", concurrency: +conns, instances: runs.length, tool: "wrk -t2", ...w, ok,
       ok_per_s: Math.round(ok / w.seconds),
-      drain: d,
+      drain: JSON.parse(drain),
       server_cpu: { seconds: +cpu.toFixed(3), cores: +(cpu / (t1 - t0)).toFixed(2),
                     us_per_webhook: +(cpu / ok * 1e6).toFixed(1) },
     }));
-  ' "$wrk_json" "$drain" "$cpu0" "$cpu1" "$t0" "$t1" "$connections" | tee -a "$WORK/out"
+  ' "$drain" "$cpu0" "$cpu1" "$t0" "$t1" "$connections" "$WORK"/wrk.* | tee -a "$WORK/out"
 }
 
 # Appends this scenario's RESULT lines to bench/results/TARGET.jsonl.
@@ -249,6 +276,9 @@ for scenario in "${SCENARIOS[@]}"; do
     hb-http) loadgen heartbeats --students 1000 --mode http --concurrency 64 --duration 10s ;;
     # Paced under the server's per-socket message cap: 8,000 × 2.5/s = 20,000 msgs/s offered.
     hb-ws) loadgen heartbeats --students 8000 --mode ws --interval 400ms --source-ips 2 --duration 10s ;;
+    # As many sockets as this container's 20,000 descriptors per process
+    # allow on both sides: 19,000 × 2.5/s = 47,500 msgs/s offered.
+    hb-ws-max) loadgen heartbeats --students 19000 --mode ws --interval 400ms --source-ips 4 --duration 20s ;;
     # The same for 30 s: the sustained rate, past the first seconds' connect storm.
     hb-ws-30s) loadgen heartbeats --students 8000 --mode ws --interval 400ms --source-ips 2 --duration 30s ;;
     fan-500) loadgen fanout --rooms 1 --per-room 500 ;;
@@ -258,6 +288,14 @@ for scenario in "${SCENARIOS[@]}"; do
     # The same room, driven by the npm `ws` client instead.
     fan-1room-node) node bench/node-client/fanout.mjs --url "$URL" --sockets 10000 --events 40 --rate 2 | tee -a "$WORK/out" ;;
     fan-10k) loadgen fanout --rooms 100 --per-room 100 --source-ips 2 ;;
+    # postgres-2: 1,000 sockets (10 rooms of 100, a teacher each) on the
+    # second instance, every webhook to the first: push latency across
+    # instances, end to end.
+    fan-cross)
+      [ ${#URLS[@]} -gt 1 ] || { echo "fan-cross needs two instances (target postgres-2)" >&2; exit 2; }
+      "$BIN/attendance-loadgen" fanout --rooms 10 --per-room 100 --rate 100 --url "${URLS[1]}" \
+        --webhooks-url "${URLS[0]}" --server-pid "${PIDS[1]}" | tee -a "$WORK/out"
+      ;;
     idle) loadgen idle --connections 20000 --source-ips 2 --hold 3s ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
