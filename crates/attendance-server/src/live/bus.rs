@@ -96,7 +96,37 @@ pub async fn run_notifier(
 }
 
 /// Listens for every instance's changes and pushes them to local subscribers.
-pub async fn run_listener(live: Live, mut shutdown: watch::Receiver<bool>) {
+///
+/// Receiving and pushing are two tasks: what the kept facts must forget is
+/// forgotten as each notification arrives, while the pushes of every
+/// notification that arrived during the previous batch's pushes go out as
+/// one batch (each participant recomputed once), in order. Otherwise, with
+/// several instances writing, notifications would queue behind one another's
+/// pushes.
+pub async fn run_listener(live: Live, shutdown: watch::Receiver<bool>) {
+    let (to_deliver, mut delivering) = mpsc::unbounded_channel::<Payload>();
+    let pusher = {
+        let live = live.clone();
+        tokio::spawn(async move {
+            while let Some(mut batch) = delivering.recv().await {
+                while let Ok(more) = delivering.try_recv() {
+                    batch.all |= more.all;
+                    batch.changes.extend(more.changes);
+                }
+                delivery::deliver_batch(&live, batch.changes, batch.all).await;
+            }
+        })
+    };
+    listen(&live, shutdown, &to_deliver).await;
+    drop(to_deliver);
+    let _ = pusher.await;
+}
+
+async fn listen(
+    live: &Live,
+    mut shutdown: watch::Receiver<bool>,
+    to_deliver: &mpsc::UnboundedSender<Payload>,
+) {
     let database_url = live.store.url().to_string();
     let mut first = true;
     loop {
@@ -114,14 +144,14 @@ pub async fn run_listener(live: Live, mut shutdown: watch::Receiver<bool>) {
         if !first {
             // Notifications sent while we were away are lost: resync.
             tracing::info!("LISTEN connection restored; resyncing live subscribers");
-            deliver(
-                &live,
+            note_received(
+                live,
                 Payload {
                     all: true,
                     changes: Vec::new(),
                 },
-            )
-            .await;
+                to_deliver,
+            );
         }
         first = false;
         loop {
@@ -132,7 +162,7 @@ pub async fn run_listener(live: Live, mut shutdown: watch::Receiver<bool>) {
             match received {
                 Ok(Some(notification)) => {
                     match serde_json::from_str::<Payload>(notification.payload()) {
-                        Ok(payload) => deliver(&live, payload).await,
+                        Ok(payload) => note_received(live, payload, to_deliver),
                         Err(error) => tracing::warn!(%error, "unreadable change notification"),
                     }
                 }
@@ -158,7 +188,9 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-async fn deliver(live: &Live, payload: Payload) {
+/// A notification: the kept facts forget what it changed at once, its
+/// pushes go to the pushing task.
+fn note_received(live: &Live, payload: Payload, to_deliver: &mpsc::UnboundedSender<Payload>) {
     // Another instance may have written what this one keeps for heartbeats.
     let kept = live.store.facts_cache();
     if payload.all {
@@ -171,7 +203,7 @@ async fn deliver(live: &Live, payload: Payload) {
             (None, _) => kept.invalidate_room(&change.room),
         }
     }
-    delivery::deliver_batch(live, payload.changes, payload.all).await;
+    let _ = to_deliver.send(payload);
 }
 
 #[cfg(test)]
