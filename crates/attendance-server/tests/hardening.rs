@@ -643,11 +643,9 @@ async fn live_sockets_take_tokens_out_of_the_url_and_end_with_them() {
     );
 }
 
-/// The socket reads in small chunks (an idle socket holds little), yet a
-/// client message up to the 4 KiB limit arrives whole; a bigger one closes
-/// the socket with 1009 and a reason (not a reset connection).
-#[tokio::test]
-async fn live_messages_up_to_4_kib_are_read_whole_and_bigger_ones_close() {
+/// A live lesson in room `r` and student `ada`'s socket on it, past its
+/// snapshot (the server must outlive the socket).
+async fn student_on_a_live_socket() -> (TestServer, Ws) {
     let server = TestServer::start(Db::Sqlite).await;
     server
         .schedule_live("r", chrono::TimeDelta::minutes(5), 60)
@@ -655,6 +653,15 @@ async fn live_messages_up_to_4_kib_are_read_whole_and_bigger_ones_close() {
     let token = access_token("ada", "r", Grant::Student);
     let mut socket = ws_connect(&server, "r", &token).await;
     next_whole(&mut socket, Duration::from_secs(5)).await;
+    (server, socket)
+}
+
+/// The socket reads in small chunks (an idle socket holds little), yet a
+/// client message up to the 4 KiB limit arrives whole; a bigger one closes
+/// the socket with 1009 and a reason (not a reset connection).
+#[tokio::test]
+async fn live_messages_up_to_4_kib_are_read_whole_and_bigger_ones_close() {
+    let (_server, mut socket) = student_on_a_live_socket().await;
     // A heartbeat padded to 4,000 bytes: unknown fields are ignored.
     let padded = |size: usize| {
         let head = r#"{"type":"heartbeat","padding":""#;
@@ -676,13 +683,7 @@ async fn live_messages_up_to_4_kib_are_read_whole_and_bigger_ones_close() {
 /// only the first beat of the 5 s is stored.
 #[tokio::test]
 async fn heartbeats_closer_than_5_s_are_acknowledged_not_stored() {
-    let server = TestServer::start(Db::Sqlite).await;
-    server
-        .schedule_live("r", chrono::TimeDelta::minutes(5), 60)
-        .await;
-    let token = access_token("ada", "r", Grant::Student);
-    let mut socket = ws_connect(&server, "r", &token).await;
-    next_whole(&mut socket, Duration::from_secs(5)).await;
+    let (_server, mut socket) = student_on_a_live_socket().await;
     let mut acks = Vec::new();
     for _ in 0..3 {
         socket
