@@ -245,9 +245,16 @@ fn accept(
         let admitted = match admitted {
             Some(admitted) => admitted,
             None => {
-                match first_message_auth(&app, &room, lesson.session.is_some(), &mut socket).await {
+                match Box::pin(first_message_auth(
+                    &app,
+                    &room,
+                    lesson.session.is_some(),
+                    &mut socket,
+                ))
+                .await
+                {
                     Ok(admitted) => admitted,
-                    Err(stop) => return finish(socket, stop).await,
+                    Err(stop) => return Box::pin(finish(socket, stop)).await,
                 }
             }
         };
@@ -255,17 +262,26 @@ fn accept(
         let pinned = match lesson.session {
             Some(_) => match Box::pin(lessons::lesson(&app, &room, lesson)).await {
                 Ok(session) => Some(session),
-                Err(e) => return finish(socket, Stop::close(CloseCode::Policy, e.message)).await,
+                Err(e) => {
+                    return Box::pin(finish(socket, Stop::close(CloseCode::Policy, e.message)))
+                        .await
+                }
             },
             None => None,
         };
         let Admitted { who, expires, slot } = admitted;
         let who = match Box::pin(lessons::member(&app, who, &room, lesson)).await {
             Ok(who) => who,
-            Err(e) => return finish(socket, Stop::close(close_code::FORBIDDEN, e.message)).await,
+            Err(e) => {
+                return Box::pin(finish(
+                    socket,
+                    Stop::close(close_code::FORBIDDEN, e.message),
+                ))
+                .await
+            }
         };
         let stop = serve(&app, &room, who, expires, pinned.as_ref(), &mut socket).await;
-        finish(socket, stop).await;
+        Box::pin(finish(socket, stop)).await;
         drop(slot);
     });
     response
@@ -426,7 +442,7 @@ async fn serve(
     tokio::pin!(expiry);
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber connected");
 
-    if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids).await {
+    if let Err(stop) = Box::pin(send_snapshot(app, room, &who, pinned, socket, &mut ids)).await {
         return stop;
     }
     let stop = loop {
@@ -459,7 +475,7 @@ async fn serve(
                                     // The common case of a busy socket, written without a JSON tree.
                                     let at = serde_json::to_string(&now()).unwrap_or_default();
                                     let ack = format!(r#"{{"type":"heartbeat.ack","throttled":true,"server_time":{at}}}"#);
-                                    if let Err(stop) = send(socket, &mut ids, &ack).await {
+                                    if let Err(stop) = Box::pin(send(socket, &mut ids, &ack)).await {
                                         break stop;
                                     }
                                     continue;
@@ -482,7 +498,7 @@ async fn serve(
                                 }
                             }
                             Ok(m) if m.kind == "resync" => {
-                                if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids).await {
+                                if let Err(stop) = Box::pin(send_snapshot(app, room, &who, pinned, socket, &mut ids)).await {
                                     break stop;
                                 }
                                 continue;
@@ -501,7 +517,7 @@ async fn serve(
                             Ok(m) => json!({ "type": "error", "message": format!("unknown message type `{}`", m.kind) }),
                             Err(e) => json!({ "type": "error", "message": format!("malformed message: {e}") }),
                         };
-                        send(socket, &mut ids, &reply.to_string()).await
+                        Box::pin(send(socket, &mut ids, &reply.to_string())).await
                     }
                     _ => Ok(()),
                 }
@@ -510,10 +526,10 @@ async fn serve(
                 match change {
                     Ok(Change::Participant { identity, session, json }) => {
                         let other_lesson = pinned.is_some_and(|p| p.id != session);
-                        if who.may_read(room, &identity) && !other_lesson { send(socket, &mut ids, &json).await } else { Ok(()) }
+                        if who.may_read(room, &identity) && !other_lesson { Box::pin(send(socket, &mut ids, &json)).await } else { Ok(()) }
                     }
                     // Lagged: this client missed messages; a snapshot repairs it.
-                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(app, room, &who, pinned, socket, &mut ids).await,
+                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => Box::pin(send_snapshot(app, room, &who, pinned, socket, &mut ids)).await,
                     Err(RecvError::Closed) => Err(Stop::close(CloseCode::Away, "server shutting down")),
                 }
             }
@@ -523,7 +539,7 @@ async fn serve(
                     break Stop::close(CloseCode::Policy, "no pong within 30 s");
                 }
                 awaiting_pong = true;
-                send_message(socket, Message::Ping(Default::default())).await
+                Box::pin(send_message(socket, Message::Ping(Default::default()))).await
             }
             _ = &mut expiry => {
                 break Stop::close(close_code::TOKEN, "token expired: fetch a fresh token");
