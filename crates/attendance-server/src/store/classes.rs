@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::sessions::{insert_lesson, replace_roster};
-use super::sql::{roster_entry_from_row, session_from_row, SESSION_SELECT};
+use super::sql::{bind_schedule, roster_entry_from_row, session_from_row, SESSION_SELECT};
 use super::{Store, StoreResult};
 use crate::domain::classes::{ClassPlan, ClassRow, Planned};
 use crate::domain::{ms_to_time, RosterEntry, SessionRow};
@@ -251,24 +251,17 @@ async fn update_lesson(
     lesson: &Planned,
     now_ms: i64,
 ) -> StoreResult<()> {
-    let s = &lesson.schedule;
-    sqlx::query(
+    let update = sqlx::query(
         "UPDATE sessions SET room = $2, kind = 'lesson', title = $3, scheduled_at_ms = $4, \
          duration_minutes = $5, grace_minutes = $6, late_after_minutes = $7, present_percent = $8, \
          heartbeat_stale_seconds = $9, window_end_ms = $10, timezone = $11, \
          teacher_present_percent = $12, updated_at_ms = $13, class_id = $14, occurrence_ms = $15 \
          WHERE id = $1",
+    );
+    bind_schedule(
+        update.bind(id).bind(&class.room).bind(&class.title),
+        &lesson.schedule,
     )
-    .bind(id)
-    .bind(&class.room)
-    .bind(&class.title)
-    .bind(s.scheduled_at.timestamp_millis())
-    .bind(i64::from(s.duration_minutes))
-    .bind(i64::from(s.grace_minutes))
-    .bind(i64::from(s.late_after_minutes))
-    .bind(i64::from(s.present_percent))
-    .bind(i64::from(s.heartbeat_stale_seconds))
-    .bind(s.window().end.timestamp_millis())
     .bind(&class.timezone)
     .bind(i64::from(class.teacher_present_percent))
     .bind(now_ms)
