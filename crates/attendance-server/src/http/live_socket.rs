@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -80,6 +81,11 @@ pub mod close_code {
 }
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+// Every send, snapshot, close and database wait of a socket is a boxed
+// future (`BoxFuture`, or `Box::pin` where it is awaited): a connection
+// resting in its `select!` would otherwise hold the largest of them inline,
+// and 20,000 idle sockets should not each carry a query's or a send's state.
 
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -254,7 +260,7 @@ fn accept(
                 .await
                 {
                     Ok(admitted) => admitted,
-                    Err(stop) => return Box::pin(finish(socket, stop)).await,
+                    Err(stop) => return finish(socket, stop).await,
                 }
             }
         };
@@ -262,26 +268,17 @@ fn accept(
         let pinned = match lesson.session {
             Some(_) => match Box::pin(lessons::lesson(&app, &room, lesson)).await {
                 Ok(session) => Some(session),
-                Err(e) => {
-                    return Box::pin(finish(socket, Stop::close(CloseCode::Policy, e.message)))
-                        .await
-                }
+                Err(e) => return finish(socket, Stop::close(CloseCode::Policy, e.message)).await,
             },
             None => None,
         };
         let Admitted { who, expires, slot } = admitted;
         let who = match Box::pin(lessons::member(&app, who, &room, lesson)).await {
             Ok(who) => who,
-            Err(e) => {
-                return Box::pin(finish(
-                    socket,
-                    Stop::close(close_code::FORBIDDEN, e.message),
-                ))
-                .await
-            }
+            Err(e) => return finish(socket, Stop::close(close_code::FORBIDDEN, e.message)).await,
         };
         let stop = serve(&app, &room, who, expires, pinned.as_ref(), &mut socket).await;
-        Box::pin(finish(socket, stop)).await;
+        finish(socket, stop).await;
         drop(slot);
     });
     response
@@ -327,57 +324,67 @@ fn close_reason(reason: &str) -> String {
 
 /// Ends a socket: the close frame (if any) and the client's answer within
 /// [`CLOSE_WITHIN`], then the connection is dropped whatever the client does.
-async fn finish(mut socket: Socket, stop: Stop) {
-    let closing = async {
-        match stop {
-            Stop::Gone => return,
-            Stop::ClosedByClient => {
-                let _ = socket.close(None).await;
-            }
-            Stop::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: close_reason(&reason).into(),
-                };
-                if socket.send(Message::Close(Some(frame))).await.is_err() {
-                    return;
+fn finish(mut socket: Socket, stop: Stop) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let closing = async {
+            match stop {
+                Stop::Gone => return,
+                Stop::ClosedByClient => {
+                    let _ = socket.close(None).await;
+                }
+                Stop::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: close_reason(&reason).into(),
+                    };
+                    if socket.send(Message::Close(Some(frame))).await.is_err() {
+                        return;
+                    }
                 }
             }
-        }
-        // The client's close (or anything else) until it hangs up.
-        while let Some(Ok(_)) = socket.next().await {}
-        // A read that broke off (a message over the limit) leaves the rest
-        // of the client's bytes unread: dropping the connection then would
-        // reset it and lose the close frame on the way. They are read and
-        // discarded until the client falls silent.
-        let mut discard = [0u8; 1024];
-        while let Ok(Ok(1..)) = timeout(LINGER, socket.get_mut().read(&mut discard)).await {}
-    };
-    let _ = timeout(CLOSE_WITHIN, closing).await;
+            // The client's close (or anything else) until it hangs up.
+            while let Some(Ok(_)) = socket.next().await {}
+            // A read that broke off (a message over the limit) leaves the rest
+            // of the client's bytes unread: dropping the connection then would
+            // reset it and lose the close frame on the way. They are read and
+            // discarded until the client falls silent.
+            let mut discard = [0u8; 1024];
+            while let Ok(Ok(1..)) = timeout(LINGER, socket.get_mut().read(&mut discard)).await {}
+        };
+        let _ = timeout(CLOSE_WITHIN, closing).await;
+    })
 }
 
 /// Sends within [`SEND_TIMEOUT`]; a client too slow to take it is closed.
-async fn send_message(socket: &mut Socket, message: Message) -> Result<(), Stop> {
-    match timeout(SEND_TIMEOUT, socket.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(Stop::Gone),
-        Err(_) => Err(Stop::close(
-            CloseCode::Policy,
-            "too slow: a message waited 10 s to be read",
-        )),
-    }
+fn send_message(socket: &mut Socket, message: Message) -> BoxFuture<'_, Result<(), Stop>> {
+    Box::pin(async move {
+        match timeout(SEND_TIMEOUT, socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::Gone),
+            Err(_) => Err(Stop::close(
+                CloseCode::Policy,
+                "too slow: a message waited 10 s to be read",
+            )),
+        }
+    })
 }
 
 /// Sends one JSON text message, in parts when it is over 64 KiB.
-async fn send(socket: &mut Socket, ids: &mut u64, text: &str) -> Result<(), Stop> {
-    if text.len() <= parts::PART_BYTES {
-        return send_message(socket, Message::text(text.to_string())).await;
-    }
-    *ids += 1;
-    for part in parts::split(text, *ids) {
-        send_message(socket, Message::text(part)).await?;
-    }
-    Ok(())
+fn send<'a>(
+    socket: &'a mut Socket,
+    ids: &'a mut u64,
+    text: &'a str,
+) -> BoxFuture<'a, Result<(), Stop>> {
+    Box::pin(async move {
+        if text.len() <= parts::PART_BYTES {
+            return send_message(socket, Message::text(text.to_string())).await;
+        }
+        *ids += 1;
+        for part in parts::split(text, *ids) {
+            send_message(socket, Message::text(part)).await?;
+        }
+        Ok(())
+    })
 }
 
 /// Waits for `{"type":"auth","token":…}`, the first message of a socket
@@ -442,7 +449,7 @@ async fn serve(
     tokio::pin!(expiry);
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber connected");
 
-    if let Err(stop) = Box::pin(send_snapshot(app, room, &who, pinned, socket, &mut ids)).await {
+    if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids).await {
         return stop;
     }
     let stop = loop {
@@ -475,7 +482,7 @@ async fn serve(
                                     // The common case of a busy socket, written without a JSON tree.
                                     let at = serde_json::to_string(&now()).unwrap_or_default();
                                     let ack = format!(r#"{{"type":"heartbeat.ack","throttled":true,"server_time":{at}}}"#);
-                                    if let Err(stop) = Box::pin(send(socket, &mut ids, &ack)).await {
+                                    if let Err(stop) = send(socket, &mut ids, &ack).await {
                                         break stop;
                                     }
                                     continue;
@@ -498,7 +505,7 @@ async fn serve(
                                 }
                             }
                             Ok(m) if m.kind == "resync" => {
-                                if let Err(stop) = Box::pin(send_snapshot(app, room, &who, pinned, socket, &mut ids)).await {
+                                if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids).await {
                                     break stop;
                                 }
                                 continue;
@@ -517,7 +524,7 @@ async fn serve(
                             Ok(m) => json!({ "type": "error", "message": format!("unknown message type `{}`", m.kind) }),
                             Err(e) => json!({ "type": "error", "message": format!("malformed message: {e}") }),
                         };
-                        Box::pin(send(socket, &mut ids, &reply.to_string())).await
+                        send(socket, &mut ids, &reply.to_string()).await
                     }
                     _ => Ok(()),
                 }
@@ -526,10 +533,10 @@ async fn serve(
                 match change {
                     Ok(Change::Participant { identity, session, json }) => {
                         let other_lesson = pinned.is_some_and(|p| p.id != session);
-                        if who.may_read(room, &identity) && !other_lesson { Box::pin(send(socket, &mut ids, &json)).await } else { Ok(()) }
+                        if who.may_read(room, &identity) && !other_lesson { send(socket, &mut ids, &json).await } else { Ok(()) }
                     }
                     // Lagged: this client missed messages; a snapshot repairs it.
-                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => Box::pin(send_snapshot(app, room, &who, pinned, socket, &mut ids)).await,
+                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(app, room, &who, pinned, socket, &mut ids).await,
                     Err(RecvError::Closed) => Err(Stop::close(CloseCode::Away, "server shutting down")),
                 }
             }
@@ -539,7 +546,7 @@ async fn serve(
                     break Stop::close(CloseCode::Policy, "no pong within 30 s");
                 }
                 awaiting_pong = true;
-                Box::pin(send_message(socket, Message::Ping(Default::default()))).await
+                send_message(socket, Message::Ping(Default::default())).await
             }
             _ = &mut expiry => {
                 break Stop::close(close_code::TOKEN, "token expired: fetch a fresh token");
@@ -572,26 +579,25 @@ fn refresh(
     Ok((fresh, expiry(exp)))
 }
 
-async fn send_snapshot(
-    app: &App,
-    room: &str,
-    who: &Principal,
-    pinned: Option<&SessionRow>,
-    socket: &mut Socket,
-    ids: &mut u64,
-) -> Result<(), Stop> {
-    // Boxed, like every database wait of a socket: a future waiting on
-    // nothing holds the largest of its awaits, and 20,000 idle sockets
-    // should not each carry a query's state.
-    match Box::pin(delivery::snapshot(&app.live, room, who, pinned)).await {
-        Ok(text) => send(socket, ids, &text).await,
-        Err(error) => {
-            tracing::warn!(%error, "snapshot failed");
-            let message =
-                json!({ "type": "error", "message": "the database is unavailable; retrying" });
-            send(socket, ids, &message.to_string()).await
+fn send_snapshot<'a>(
+    app: &'a App,
+    room: &'a str,
+    who: &'a Principal,
+    pinned: Option<&'a SessionRow>,
+    socket: &'a mut Socket,
+    ids: &'a mut u64,
+) -> BoxFuture<'a, Result<(), Stop>> {
+    Box::pin(async move {
+        match delivery::snapshot(&app.live, room, who, pinned).await {
+            Ok(text) => send(socket, ids, &text).await,
+            Err(error) => {
+                tracing::warn!(%error, "snapshot failed");
+                let message =
+                    json!({ "type": "error", "message": "the database is unavailable; retrying" });
+                send(socket, ids, &message.to_string()).await
+            }
         }
-    }
+    })
 }
 
 #[cfg(test)]
