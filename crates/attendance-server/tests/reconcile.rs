@@ -71,7 +71,25 @@ fn ms(value: &Value) -> i64 {
         .timestamp_millis()
 }
 
-async fn join_by_webhook(server: &TestServer, sid: &str, identity: &str, joined_s: i64) {
+/// Her join, by webhook, while LiveKit already lists her: checks fail
+/// until it is applied, so none can open her cycle first (`reconciled`) in
+/// the moment between the listing and the webhook.
+async fn join_by_webhook(
+    livekit: &FakeRoomService,
+    server: &TestServer,
+    sid: &str,
+    identity: &str,
+    joined_s: i64,
+) {
+    livekit.fail_until_reset(Failure::Internal);
+    // A check that read the listing before the failures began ends before
+    // the next call (one check at a time): wait for a failed call.
+    let calls = livekit.calls().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !livekit.calls()[calls..].iter().any(|c| c.status != 200) {
+        assert!(Instant::now() < deadline, "no check failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let body = event(
         "participant_joined",
         &format!("EV_j{sid}"),
@@ -81,6 +99,17 @@ async fn join_by_webhook(server: &TestServer, sid: &str, identity: &str, joined_
     );
     assert_eq!(server.post_webhook(&body).await.status(), 200);
     server.settle().await;
+    livekit.reset_failures();
+    // And returns once a check has listed her again.
+    let calls = livekit.calls().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !livekit.calls()[calls..]
+        .iter()
+        .any(|c| c.status == 200 && c.method == Some(Method::ListParticipants))
+    {
+        assert!(Instant::now() < deadline, "no check after the join");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `participant_left` lost: LiveKit stops listing the participant, and the
@@ -91,7 +120,7 @@ async fn lost_leave_is_closed_at_the_last_check_that_saw_them(db: Db) {
     let joined_s = now_s() - 120;
     livekit.add_participant(ROOM, fake::participant("PA_ada", "ada", joined_s * 1000));
     livekit.add_participant(ROOM, fake::participant("PA_bo", "bo", joined_s * 1000));
-    join_by_webhook(&server, "PA_ada", "ada", joined_s).await;
+    join_by_webhook(&livekit, &server, "PA_ada", "ada", joined_s).await;
     // Checks see her for a while.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let before_removal = now_ms();
@@ -157,7 +186,7 @@ async fn failures_change_nothing(db: Db) {
     let (livekit, server) = setup(db).await;
     let joined_s = now_s() - 60;
     livekit.add_participant(ROOM, fake::participant("PA_di", "di", joined_s * 1000));
-    join_by_webhook(&server, "PA_di", "di", joined_s).await;
+    join_by_webhook(&livekit, &server, "PA_di", "di", joined_s).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for failure in [
         Failure::Internal,
@@ -208,7 +237,7 @@ async fn room_gone_closes_its_cycles(db: Db) {
     let (livekit, server) = setup(db).await;
     let joined_s = now_s() - 60;
     livekit.add_participant(ROOM, fake::participant("PA_ed", "ed", joined_s * 1000));
-    join_by_webhook(&server, "PA_ed", "ed", joined_s).await;
+    join_by_webhook(&livekit, &server, "PA_ed", "ed", joined_s).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Listed with people in it, yet an empty list: a contradiction, no close.
     livekit.set_participants(ROOM, vec![]);
@@ -227,7 +256,7 @@ async fn late_leave_after_reconciliation_gives_the_same_totals(db: Db) {
     let (livekit, server) = setup(db).await;
     let joined_s = now_s() - 240;
     livekit.add_participant(ROOM, fake::participant("PA_fa", "fa", joined_s * 1000));
-    join_by_webhook(&server, "PA_fa", "fa", joined_s).await;
+    join_by_webhook(&livekit, &server, "PA_fa", "fa", joined_s).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     livekit.remove_participant(ROOM, "PA_fa");
     cycles_when(&server, "fa", "reconciled", |c| {
