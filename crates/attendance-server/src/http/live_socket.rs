@@ -531,9 +531,9 @@ async fn serve(
             }
             change = changes.recv() => {
                 match change {
-                    Ok(Change::Participant { identity, session, json }) => {
-                        let other_lesson = pinned.is_some_and(|p| p.id != session);
-                        if who.may_read(room, &identity) && !other_lesson { send(socket, &mut ids, &json).await } else { Ok(()) }
+                    Ok(Change::Participant(change)) => {
+                        let other_lesson = pinned.is_some_and(|p| p.id != change.session);
+                        if who.may_read(room, &change.identity) && !other_lesson { send(socket, &mut ids, &change.json).await } else { Ok(()) }
                     }
                     // Lagged: this client missed messages; a snapshot repairs it.
                     Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(app, room, &who, pinned, socket, &mut ids).await,

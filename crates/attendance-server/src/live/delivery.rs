@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::feed::{next_batch, ChangeFeed};
-use super::hub::Change;
+use super::hub::{Change, ParticipantChange};
 use super::Live;
 use crate::domain::{ms_to_time, now, Changed, SessionRow};
 use crate::livekit::Principal;
@@ -163,11 +163,11 @@ pub async fn publish_participant(
     live.metrics.broadcast_latency.observe(started.elapsed());
     live.hub.publish(
         room,
-        Change::Participant {
+        Change::Participant(Arc::new(ParticipantChange {
             identity: identity.to_string(),
             session: session.id,
             json,
-        },
+        })),
     );
     Ok(())
 }
