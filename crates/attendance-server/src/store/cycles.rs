@@ -26,7 +26,10 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<(Vec<bool>, Vec<String>)> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        // Derived from stored webhooks: lost in a power cut, they are
+        // applied again (see `derived`).
+        let mut conn = self.derived_connection().await?;
+        let mut tx = conn.begin().await?;
         let mut pending = mark_processed(&mut tx, events.iter().map(|(id, _)| *id), now_ms).await?;
         let mut applied = Vec::with_capacity(events.len());
         let mut ours = Vec::with_capacity(events.len());
@@ -49,6 +52,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        conn.release().await;
         for room in &opened {
             self.facts_cache.invalidate_room(room);
         }

@@ -12,6 +12,7 @@
 pub mod classes;
 pub mod corrections;
 pub mod cycles;
+mod derived;
 pub mod endpoints;
 pub mod facts;
 pub mod facts_cache;
