@@ -14,7 +14,6 @@ impl Store {
     /// for all); per event, `false` when its id was already stored.
     pub async fn insert_events(&self, events: &[NewEvent], now_ms: i64) -> StoreResult<Vec<bool>> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
         let mut stored = vec![false; events.len()];
         // Always insert in id order: two instances storing the same
         // retried webhooks then lock rows in one order and never deadlock.
@@ -24,33 +23,17 @@ impl Store {
         order.dedup_by(|later, first| events[*later].id == events[*first].id);
         // Several rows per statement: one round trip to the database for
         // many webhooks is what group commit is for.
+        if order.len() <= INSERT_ROWS_PER_STATEMENT {
+            // One statement is a transaction of its own: no BEGIN and
+            // COMMIT round trips around it.
+            let inserted = insert_rows(&self.pool, events, &order, now_ms).await?;
+            mark_stored(&mut stored, events, &order, &inserted);
+            return Ok(stored);
+        }
+        let mut tx = self.pool.begin().await?;
         for chunk in order.chunks(INSERT_ROWS_PER_STATEMENT) {
-            // $1 is the time of receipt, shared by all rows.
-            let rows = numbered_rows("(?, ?, ?, ?, $1, ?, ?, 'pending', 0, $1)", chunk.len(), 2);
-            let sql = format!(
-                "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
-                 status, attempts, next_attempt_at_ms) VALUES {rows} ON CONFLICT (id) DO NOTHING RETURNING id"
-            );
-            let mut query = sqlx::query(&sql).bind(now_ms);
-            for &index in chunk {
-                let event = &events[index];
-                query = query
-                    .bind(&event.id)
-                    .bind(&event.event)
-                    .bind(&event.room)
-                    .bind(event.created_at_ms)
-                    .bind(&event.api_key)
-                    .bind(&event.body);
-            }
-            let inserted = query
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|row| row.try_get::<String, _>("id"))
-                .collect::<StoreResult<HashSet<String>>>()?;
-            for &index in chunk {
-                stored[index] = inserted.contains(&events[index].id);
-            }
+            let inserted = insert_rows(&mut *tx, events, chunk, now_ms).await?;
+            mark_stored(&mut stored, events, chunk, &inserted);
         }
         tx.commit().await?;
         Ok(stored)
@@ -208,6 +191,49 @@ const MARK_IDS_PER_STATEMENT: usize = 256;
 /// Rows per multi-row webhook insert (7 parameters each).
 const INSERT_ROWS_PER_STATEMENT: usize = 64;
 
+/// Inserts `events[rows]` in one statement; the ids that were new.
+async fn insert_rows<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    events: &[NewEvent],
+    rows: &[usize],
+    now_ms: i64,
+) -> StoreResult<HashSet<String>> {
+    // $1 is the time of receipt, shared by all rows.
+    let values = numbered_rows("(?, ?, ?, ?, $1, ?, ?, 'pending', 0, $1)", rows.len(), 2);
+    let sql = format!(
+        "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
+         status, attempts, next_attempt_at_ms) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
+    );
+    let mut query = sqlx::query(&sql).bind(now_ms);
+    for &index in rows {
+        let event = &events[index];
+        query = query
+            .bind(&event.id)
+            .bind(&event.event)
+            .bind(&event.room)
+            .bind(event.created_at_ms)
+            .bind(&event.api_key)
+            .bind(&event.body);
+    }
+    query
+        .fetch_all(executor)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect()
+}
+
+fn mark_stored(
+    stored: &mut [bool],
+    events: &[NewEvent],
+    rows: &[usize],
+    inserted: &HashSet<String>,
+) {
+    for &index in rows {
+        stored[index] = inserted.contains(&events[index].id);
+    }
+}
+
 /// Marks the batch's still-pending events processed, in one statement, and
 /// returns their ids. This takes the rows' locks first: a racing instance
 /// waits there, then finds them no longer pending and backs off.
@@ -235,4 +261,54 @@ pub(super) async fn mark_processed<'a>(
         }
     }
     Ok(marked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::{temp_store, T};
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent {
+            id: id.to_string(),
+            event: "participant_joined".into(),
+            room: "math 101".into(),
+            created_at_ms: T,
+            api_key: "key".into(),
+            body: format!("{{\"id\":\"{id}\"}}"),
+        }
+    }
+
+    async fn pending(store: &Store) -> i64 {
+        store.event_counts().await.unwrap()["pending"]
+    }
+
+    /// Small batches are one statement, large ones a transaction of several:
+    /// either way each new id is stored once and a repeated one reported.
+    #[tokio::test]
+    async fn batches_of_any_size_store_each_id_once() {
+        let (store, _dir) = temp_store().await;
+        let small: Vec<NewEvent> = ["b", "a", "b"].into_iter().map(event).collect();
+        assert_eq!(
+            store.insert_events(&small, T).await.unwrap(),
+            [true, true, false]
+        );
+        assert_eq!(pending(&store).await, 2);
+
+        let n = INSERT_ROWS_PER_STATEMENT * 2 + 3;
+        let mut large: Vec<NewEvent> = (0..n).map(|i| event(&format!("EV_{i:04}"))).collect();
+        large.push(event("a")); // stored by the small batch
+        large.push(event("EV_0007")); // twice in this batch
+        let stored = store.insert_events(&large, T).await.unwrap();
+        assert_eq!(stored.len(), n + 2);
+        assert!(stored[..n].iter().all(|s| *s), "{stored:?}");
+        assert_eq!(&stored[n..], [false, false]);
+        assert_eq!(pending(&store).await, 2 + n as i64);
+        // The bodies are stored as received.
+        let events = store.claim_due_events(T, 1000, 1000, (0, 1)).await.unwrap();
+        assert_eq!(events.len(), 2 + n);
+        assert!(events
+            .iter()
+            .all(|e| e.body == format!("{{\"id\":\"{}\"}}", e.id)));
+    }
 }
