@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::connections::{self, Limits};
+use crate::domain::Shard;
 use crate::http::{self, App};
 use crate::ingest::{processor, reconciler, sweeper};
 use crate::live::{bus, delivery};
@@ -94,10 +95,13 @@ fn start(app: &App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         Backend::Postgres => PROCESSORS_ON_POSTGRES,
         Backend::Sqlite => 1,
     };
-    for shard in 0..processors {
+    for index in 0..processors {
         tasks.push(tokio::spawn(processor::run(
             app.ingest.clone(),
-            (shard, processors),
+            Shard {
+                index,
+                of: processors,
+            },
             stop.clone(),
         )));
     }

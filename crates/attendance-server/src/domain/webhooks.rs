@@ -28,3 +28,25 @@ pub struct NewEvent {
     /// The body exactly as received.
     pub body: String,
 }
+
+/// Webhooks waiting to be applied, and dead-lettered ones.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InboxCounts {
+    pub pending: i64,
+    pub failed: i64,
+}
+
+/// One processor's share of the rooms: those whose name hashes to `index`
+/// modulo `of`, so that each room's events are applied by one processor,
+/// in order (a join is never applied beside the `room_finished` that must
+/// close it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: i64,
+    pub of: i64,
+}
+
+impl Shard {
+    /// Every room.
+    pub const ALL: Shard = Shard { index: 0, of: 1 };
+}

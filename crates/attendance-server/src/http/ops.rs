@@ -41,7 +41,6 @@ pub async fn readyz(app: App) -> ApiResult {
 
 pub async fn metrics(app: App) -> ApiResult {
     let counts = app.store.event_counts().await.unwrap_or_default();
-    let count = |status: &str| counts.get(status).copied().unwrap_or(0) as f64;
     let oldest = app.store.oldest_pending_received_ms().await.ok().flatten();
     let backlog_age = oldest.map_or(0.0, |ms| (now_ms() - ms).max(0) as f64 / 1000.0);
     let subscribers = app.live.hub.subscriber_count() as f64;
@@ -51,12 +50,12 @@ pub async fn metrics(app: App) -> ApiResult {
         (
             "attendance_webhooks_pending",
             "Stored webhooks waiting to be processed",
-            count("pending"),
+            counts.pending as f64,
         ),
         (
             "attendance_webhooks_dead_letters",
             "Webhooks in the dead-letter state",
-            count("failed"),
+            counts.failed as f64,
         ),
         (
             "attendance_webhooks_backlog_age_seconds",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Ingest;
-use crate::domain::{now, now_ms, Changed, EventFacts, StoredEvent};
+use crate::domain::{now, now_ms, Changed, EventFacts, Shard, StoredEvent};
 use crate::livekit::{facts_of, WebhookEvent};
 use crate::metrics::Metrics;
 
@@ -16,7 +16,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// Runs until `shutdown` turns true, applying the events of the rooms of
 /// `shard` (see [`crate::store::Store::claim_due_events`]).
-pub async fn run(ingest: Ingest, shard: (i64, i64), mut shutdown: watch::Receiver<bool>) {
+pub async fn run(ingest: Ingest, shard: Shard, mut shutdown: watch::Receiver<bool>) {
     loop {
         let worked = match process_due(&ingest, shard).await {
             Ok(n) => n > 0,
@@ -40,7 +40,7 @@ pub async fn run(ingest: Ingest, shard: (i64, i64), mut shutdown: watch::Receive
 
 /// Processes one batch of due events in one transaction; returns how many
 /// were handled.
-pub async fn process_due(ingest: &Ingest, shard: (i64, i64)) -> Result<usize, sqlx::Error> {
+pub async fn process_due(ingest: &Ingest, shard: Shard) -> Result<usize, sqlx::Error> {
     let lease = ingest.settings.processing_lease.as_millis() as i64;
     let due = ingest
         .store

@@ -1,13 +1,13 @@
 //! The webhook inbox: verified webhooks stored before LiveKit gets its
 //! 200, claimed for processing, retried or dead-lettered.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use sqlx::Row;
 
 use super::sql::{event_from_row, numbered_rows, EVENT_COLUMNS, EVENT_SELECT};
 use super::{Backend, Store, StoreResult};
-use crate::domain::{NewEvent, StoredEvent};
+use crate::domain::{InboxCounts, NewEvent, Shard, StoredEvent};
 
 impl Store {
     /// Stores a batch of verified webhooks in one transaction (one fsync
@@ -43,16 +43,14 @@ impl Store {
     /// instances skip them until the lease runs out (so the work of an
     /// instance that died is picked up again, never lost).
     ///
-    /// `shard` = (k, n): only events of rooms whose name hashes to k modulo
-    /// n, so that each room's events go to one of an instance's n
-    /// processors, in order (a join is never applied beside the
-    /// `room_finished` that must close it). (0, 1): every room.
+    /// Only the events of `shard`'s rooms (on PostgreSQL, where an instance
+    /// runs several processors; SQLite has one).
     pub async fn claim_due_events(
         &self,
         now_ms: i64,
         lease_ms: i64,
         limit: i64,
-        shard: (i64, i64),
+        shard: Shard,
     ) -> StoreResult<Vec<StoredEvent>> {
         let rows = match self.backend {
             Backend::Postgres => {
@@ -74,8 +72,8 @@ impl Store {
                 .bind(now_ms)
                 .bind(now_ms + lease_ms)
                 .bind(limit)
-                .bind(shard.0)
-                .bind(shard.1.max(1))
+                .bind(shard.index)
+                .bind(shard.of.max(1))
                 .fetch_all(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -169,9 +167,12 @@ impl Store {
     /// Pending and dead-lettered webhooks, for `/metrics`. Counted by
     /// status through its index: the processed ones (nearly every row of a
     /// long-lived inbox) are never read.
-    pub async fn event_counts(&self) -> StoreResult<HashMap<String, i64>> {
-        let mut counts = HashMap::new();
-        for status in ["pending", "failed"] {
+    pub async fn event_counts(&self) -> StoreResult<InboxCounts> {
+        let mut counts = InboxCounts::default();
+        for (status, count) in [
+            ("pending", &mut counts.pending),
+            ("failed", &mut counts.failed),
+        ] {
             // The status written out, not bound: a plan for `status = 'pending'`
             // may use the partial index of pending webhooks.
             let sql = format!("SELECT COUNT(*) AS n FROM webhook_events WHERE status = '{status}'");
@@ -179,7 +180,7 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?
                 .try_get("n")?;
-            counts.insert(status.to_string(), n);
+            *count = n;
         }
         Ok(counts)
     }
@@ -280,7 +281,7 @@ mod tests {
     }
 
     async fn pending(store: &Store) -> i64 {
-        store.event_counts().await.unwrap()["pending"]
+        store.event_counts().await.unwrap().pending
     }
 
     /// Small batches are one statement, large ones a transaction of several:
@@ -305,7 +306,10 @@ mod tests {
         assert_eq!(&stored[n..], [false, false]);
         assert_eq!(pending(&store).await, 2 + n as i64);
         // The bodies are stored as received.
-        let events = store.claim_due_events(T, 1000, 1000, (0, 1)).await.unwrap();
+        let events = store
+            .claim_due_events(T, 1000, 1000, Shard::ALL)
+            .await
+            .unwrap();
         assert_eq!(events.len(), 2 + n);
         assert!(events
             .iter()
