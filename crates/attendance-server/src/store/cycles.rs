@@ -27,8 +27,8 @@ impl Store {
     ) -> StoreResult<(Vec<bool>, Vec<String>)> {
         let _turn = self.write_turn().await;
         // Derived from stored webhooks: lost in a power cut, they are
-        // applied again (see `derived`).
-        let mut conn = self.derived_connection().await?;
+        // applied again (see `relaxed`).
+        let mut conn = self.relaxed_connection().await?;
         let mut tx = conn.begin().await?;
         let mut pending = mark_processed(&mut tx, events.iter().map(|(id, _)| *id), now_ms).await?;
         let mut applied = Vec::with_capacity(events.len());

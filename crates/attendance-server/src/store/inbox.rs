@@ -54,14 +54,10 @@ impl Store {
     ) -> StoreResult<Vec<StoredEvent>> {
         let rows = match self.backend {
             Backend::Postgres => {
-                // A claim is a lease, not a fact: if PostgreSQL lost it in a
-                // crash, the events would simply be claimable again. So its
-                // commit does not wait for the disk (and WAL order keeps it
-                // ahead of the batch's own, durable, commit).
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SET LOCAL synchronous_commit TO OFF")
-                    .execute(&mut *tx)
-                    .await?;
+                // A claim is a lease, not a fact: lost in a power cut, the
+                // events are claimable again (see `relaxed`).
+                let mut conn = self.relaxed_connection().await?;
+                let mut tx = conn.begin().await?;
                 let rows = sqlx::query(&format!(
                     "UPDATE webhook_events SET next_attempt_at_ms = $2 WHERE id IN (\
                      SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
@@ -77,6 +73,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                conn.release().await;
                 rows
             }
             // One instance per database file: nobody to reserve events from

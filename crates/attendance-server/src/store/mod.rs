@@ -12,7 +12,6 @@
 pub mod classes;
 pub mod corrections;
 pub mod cycles;
-mod derived;
 pub mod endpoints;
 pub mod facts;
 pub mod facts_cache;
@@ -23,6 +22,7 @@ pub mod instances;
 pub mod media;
 pub mod outbox;
 pub mod reconcile;
+mod relaxed;
 pub mod sessions;
 mod sql;
 

@@ -1,16 +1,18 @@
-//! Connections for writing derived facts: what applying stored webhooks
-//! writes (cycles, media, the processed marks), as opposed to the webhooks
-//! themselves.
+//! Connections whose commits do not wait for the disk, for writes that a
+//! power cut may take back without losing anything: what applying stored
+//! webhooks writes (cycles, media, the processed marks), and the leases of
+//! claimed webhooks.
 //!
-//! Such a commit does not wait for the disk. If the machine loses power
-//! right after it, the commit is lost *as a whole*, and with it the marks:
-//! its webhooks are pending again and are applied again from the inbox,
-//! whose commits do wait for the disk. Both databases keep their log in
-//! order, so any later commit that waited for the disk (an acknowledged
-//! webhook, a correction, an outbound delivery) makes every earlier one
-//! durable too: nothing durable can rest on a derived commit that was lost.
-//! A process crash (`kill -9`) loses nothing either way; the log is written
-//! before the commit returns, only not flushed.
+//! If the machine loses power right after such a commit, the commit is lost
+//! *as a whole*: an applied batch with its processed marks (its webhooks are
+//! pending again and are applied again from the inbox, whose commits do
+//! wait for the disk), or a lease (the webhooks are claimable again). Both
+//! databases keep their log in order, so any later commit that waited for
+//! the disk (an acknowledged webhook, a correction, an outbound delivery)
+//! makes every earlier one durable too: nothing durable can rest on a
+//! relaxed commit that was lost. A process crash (`kill -9`) loses nothing
+//! either way; the log is written before the commit returns, only not
+//! flushed.
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Executor};
@@ -21,20 +23,20 @@ use super::{Backend, Store, StoreResult};
 /// the setting belongs to the connection, so it is set back before the
 /// connection returns to the pool; one that could not be set back (an
 /// error, a cancelled future) is closed instead of reused.
-pub(super) struct DerivedConnection {
+pub(super) struct RelaxedConnection {
     conn: PoolConnection<Any>,
     backend: Backend,
     restored: bool,
 }
 
 impl Store {
-    pub(super) async fn derived_connection(&self) -> StoreResult<DerivedConnection> {
+    pub(super) async fn relaxed_connection(&self) -> StoreResult<RelaxedConnection> {
         let mut conn = self.pool.acquire().await?;
         if self.backend == Backend::Sqlite {
             // In WAL mode, NORMAL syncs at checkpoints only (FULL: at every commit).
             conn.execute("PRAGMA synchronous = NORMAL").await?;
         }
-        Ok(DerivedConnection {
+        Ok(RelaxedConnection {
             conn,
             backend: self.backend,
             restored: self.backend != Backend::Sqlite,
@@ -42,7 +44,7 @@ impl Store {
     }
 }
 
-impl DerivedConnection {
+impl RelaxedConnection {
     /// Begins a transaction whose commit does not wait for the disk.
     pub(super) async fn begin(&mut self) -> StoreResult<sqlx::Transaction<'_, Any>> {
         let mut tx = sqlx::Connection::begin(&mut *self.conn).await?;
@@ -67,7 +69,7 @@ impl DerivedConnection {
     }
 }
 
-impl Drop for DerivedConnection {
+impl Drop for RelaxedConnection {
     fn drop(&mut self) {
         if !self.restored {
             self.conn.close_on_drop();
@@ -97,10 +99,10 @@ mod tests {
         const FULL: i64 = 2;
         assert_eq!(synchronous(&store).await, FULL);
 
-        let mut derived = store.derived_connection().await.unwrap();
-        let tx = derived.begin().await.unwrap();
+        let mut relaxed = store.relaxed_connection().await.unwrap();
+        let tx = relaxed.begin().await.unwrap();
         tx.commit().await.unwrap();
-        derived.release().await;
+        relaxed.release().await;
         // The pool holds at most two: every connection it has is FULL.
         assert_eq!(synchronous(&store).await, FULL);
         let (a, b) = (
@@ -112,8 +114,8 @@ mod tests {
 
         // Not released (an error, a cancelled future): closed, not reused.
         let open = store.pool().size();
-        let derived = store.derived_connection().await.unwrap();
-        drop(derived);
+        let relaxed = store.relaxed_connection().await.unwrap();
+        drop(relaxed);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(
             store.pool().size() < open.max(1),
