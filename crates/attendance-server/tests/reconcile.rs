@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use attendance_livekit::fake::{self, Failure, FakeRoomService, Format};
+use attendance_livekit::fake::{self, Call, Failure, FakeRoomService, Format};
 use attendance_livekit::Method;
 use common::*;
 use serde_json::{json, Value};
@@ -71,6 +71,16 @@ fn ms(value: &Value) -> i64 {
         .timestamp_millis()
 }
 
+/// Waits for a call LiveKit gets from now on that `matches`.
+async fn next_call(livekit: &FakeRoomService, what: &str, matches: impl Fn(&Call) -> bool) {
+    let from = livekit.calls().len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !livekit.calls()[from..].iter().any(&matches) {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Her join, by webhook, while LiveKit already lists her: checks fail
 /// until it is applied, so none can open her cycle first (`reconciled`) in
 /// the moment between the listing and the webhook.
@@ -84,12 +94,7 @@ async fn join_by_webhook(
     livekit.fail_until_reset(Failure::Internal);
     // A check that read the listing before the failures began ends before
     // the next call (one check at a time): wait for a failed call.
-    let calls = livekit.calls().len();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !livekit.calls()[calls..].iter().any(|c| c.status != 200) {
-        assert!(Instant::now() < deadline, "no check failed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    next_call(livekit, "no check failed", |c| c.status != 200).await;
     let body = event(
         "participant_joined",
         &format!("EV_j{sid}"),
@@ -101,15 +106,10 @@ async fn join_by_webhook(
     server.settle().await;
     livekit.reset_failures();
     // And returns once a check has listed her again.
-    let calls = livekit.calls().len();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !livekit.calls()[calls..]
-        .iter()
-        .any(|c| c.status == 200 && c.method == Some(Method::ListParticipants))
-    {
-        assert!(Instant::now() < deadline, "no check after the join");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    next_call(livekit, "no check after the join", |c| {
+        c.status == 200 && c.method == Some(Method::ListParticipants)
+    })
+    .await;
 }
 
 /// `participant_left` lost: LiveKit stops listing the participant, and the
@@ -212,12 +212,8 @@ async fn failures_change_nothing(db: Db) {
         livekit.add_room(fake::room(ROOM));
         livekit.reset_failures();
         // Answered again: the next check succeeds (and the backoff resets).
-        let calls = livekit.calls().len();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !livekit.calls()[calls..].iter().any(|c| c.status == 200) {
-            assert!(Instant::now() < deadline, "no recovery after {failure:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("no recovery after {failure:?}");
+        next_call(&livekit, &what, |c| c.status == 200).await;
     }
     assert!(
         server
