@@ -10,6 +10,7 @@ use super::inbox::mark_processed;
 use super::instances::ensure_instances;
 use super::media::insert_media;
 use super::sql::{cycle_from_row, numbered_rows, CYCLE_SELECT, SWEEPER_REASONS};
+use super::writer::Durability;
 use super::{Store, StoreResult};
 use crate::domain::{ms_to_time, CycleFact, CycleRow, EventFacts};
 use sqlx::Row;
@@ -25,11 +26,10 @@ impl Store {
         events: &[(&str, &EventFacts)],
         now_ms: i64,
     ) -> StoreResult<(Vec<bool>, Vec<String>)> {
-        let _turn = self.write_turn().await;
         // Derived from stored webhooks: lost in a power cut, they are
-        // applied again (see `relaxed`).
-        let mut conn = self.relaxed_connection().await?;
-        let mut tx = conn.begin().await?;
+        // applied again (see `writer`).
+        let mut writer = self.writer(Durability::Relaxed).await?;
+        let mut tx = writer.begin().await?;
         let mut pending = mark_processed(&mut tx, events.iter().map(|(id, _)| *id), now_ms).await?;
         let mut applied = Vec::with_capacity(events.len());
         let mut ours = Vec::with_capacity(events.len());
@@ -52,7 +52,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        conn.release().await;
+        writer.finish();
         for room in &opened {
             self.facts_cache.invalidate_room(room);
         }

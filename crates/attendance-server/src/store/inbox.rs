@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use sqlx::Row;
 
 use super::sql::{event_from_row, numbered_rows, EVENT_COLUMNS, EVENT_SELECT};
+use super::writer::Durability;
 use super::{Backend, Store, StoreResult};
 use crate::domain::{InboxCounts, NewEvent, Shard, StoredEvent};
 
@@ -13,7 +14,7 @@ impl Store {
     /// Stores a batch of verified webhooks in one transaction (one fsync
     /// for all); per event, `false` when its id was already stored.
     pub async fn insert_events(&self, events: &[NewEvent], now_ms: i64) -> StoreResult<Vec<bool>> {
-        let _turn = self.write_turn().await;
+        let mut writer = self.writer(Durability::Durable).await?;
         let mut stored = vec![false; events.len()];
         // Always insert in id order: two instances storing the same
         // retried webhooks then lock rows in one order and never deadlock.
@@ -26,16 +27,18 @@ impl Store {
         if order.len() <= INSERT_ROWS_PER_STATEMENT {
             // One statement is a transaction of its own: no BEGIN and
             // COMMIT round trips around it.
-            let inserted = insert_rows(&self.pool, events, &order, now_ms).await?;
+            let inserted = insert_rows(&mut *writer, events, &order, now_ms).await?;
+            writer.finish();
             mark_stored(&mut stored, events, &order, &inserted);
             return Ok(stored);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writer.begin().await?;
         for chunk in order.chunks(INSERT_ROWS_PER_STATEMENT) {
             let inserted = insert_rows(&mut *tx, events, chunk, now_ms).await?;
             mark_stored(&mut stored, events, chunk, &inserted);
         }
         tx.commit().await?;
+        writer.finish();
         Ok(stored)
     }
 
@@ -55,9 +58,9 @@ impl Store {
         let rows = match self.backend {
             Backend::Postgres => {
                 // A claim is a lease, not a fact: lost in a power cut, the
-                // events are claimable again (see `relaxed`).
-                let mut conn = self.relaxed_connection().await?;
-                let mut tx = conn.begin().await?;
+                // events are claimable again (see `writer`).
+                let mut writer = self.writer(Durability::Relaxed).await?;
+                let mut tx = writer.begin().await?;
                 let rows = sqlx::query(&format!(
                     "UPDATE webhook_events SET next_attempt_at_ms = $2 WHERE id IN (\
                      SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
@@ -73,21 +76,26 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                conn.release().await;
+                writer.finish();
                 rows
             }
             // One instance per database file: nobody to reserve events from
             // (and after a crash the restarted instance resumes at once), so
-            // a read, not a write with its own sync.
+            // a read, not a write with its own sync. On the writer, whose
+            // cache holds the pages the inbox writer just wrote; relaxed,
+            // as applying the claimed events will be.
             Backend::Sqlite => {
-                sqlx::query(&format!(
+                let mut writer = self.writer(Durability::Relaxed).await?;
+                let rows = sqlx::query(&format!(
                     "{EVENT_SELECT} WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
                      ORDER BY created_at_ms, received_at_ms, id LIMIT $2"
                 ))
                 .bind(now_ms)
                 .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
+                .fetch_all(&mut *writer)
+                .await?;
+                writer.finish();
+                rows
             }
         };
         let mut events = rows

@@ -22,9 +22,9 @@ pub mod instances;
 pub mod media;
 pub mod outbox;
 pub mod reconcile;
-mod relaxed;
 pub mod sessions;
 mod sql;
+mod writer;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +34,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 use facts_cache::FactsCache;
 use heartbeats::HeartbeatBuffer;
+use writer::SqliteWriter;
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
@@ -46,6 +47,14 @@ fn migrator(backend: Backend) -> &'static sqlx::migrate::Migrator {
         Backend::Postgres => &POSTGRES,
     }
 }
+
+/// Every SQLite connection's settings. WAL + synchronous=FULL: a commit is
+/// on disk before we acknowledge a webhook, even on power loss.
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA busy_timeout = 5000",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -72,8 +81,9 @@ pub struct Store {
     /// SQLite takes one writer at a time, and a writer that finds the lock
     /// taken sleeps in SQLite's busy handler (1, 2, 5 … 100 ms steps): the
     /// inbox writer and the processor would make each other's tail latency.
-    /// They queue here instead, in order. Unused on PostgreSQL.
-    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// They queue here instead, in order, and the hot ones write on the
+    /// connection kept here (see `writer`). Unused on PostgreSQL.
+    sqlite_writer: Arc<tokio::sync::Mutex<SqliteWriter>>,
 }
 
 impl Store {
@@ -106,11 +116,9 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL + synchronous=FULL: a commit is on disk before
-                        // we acknowledge a webhook, even on power loss.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        for pragma in SQLITE_PRAGMAS {
+                            conn.execute(*pragma).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -130,7 +138,7 @@ impl Store {
     }
 
     /// Waits for this process's turn to write (SQLite only; see `sqlite_writer`).
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, SqliteWriter>> {
         match self.backend {
             Backend::Sqlite => Some(self.sqlite_writer.lock().await),
             Backend::Postgres => None,
