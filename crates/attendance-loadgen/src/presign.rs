@@ -30,6 +30,12 @@ pub struct PresignArgs {
     /// Webhooks to write (joins and leaves in pairs, each pair in order).
     #[arg(long, default_value_t = 400_000)]
     pub count: u64,
+    /// Events per second of LiveKit time: `createdAt` is when an event
+    /// happened, so a burst's webhooks are dated as if this many happened
+    /// each second, the last one now (a burst of the same second would be
+    /// 400,000 classes' worth of joins at once).
+    #[arg(long, default_value_t = 20_000)]
+    pub rate: u64,
     /// The file to write.
     #[arg(long)]
     pub out: std::path::PathBuf,
@@ -42,6 +48,8 @@ pub fn presign(args: PresignArgs) -> anyhow::Result<()> {
     let students = args.students.max(1);
     let mut out = std::io::BufWriter::new(std::fs::File::create(&args.out)?);
     let now_ms = chrono::Utc::now().timestamp_millis();
+    let total = args.count.div_ceil(2) * 2;
+    let happened_ms = |event: u64| now_ms - ((total - 1 - event) * 1000 / args.rate.max(1)) as i64;
     for n in 0..args.count.div_ceil(2) {
         let (round, pair) = (n / per_round, n % per_round);
         let room_idx = pair / students;
@@ -54,14 +62,15 @@ pub fn presign(args: PresignArgs) -> anyhow::Result<()> {
             room_sid: &room_sid,
             sid: &sid,
             identity: &identity,
-            joined_at_ms: now_ms,
+            joined_at_ms: happened_ms(n * 2),
         };
         for (i, kind) in ["participant_joined", "participant_left"]
             .into_iter()
             .enumerate()
         {
-            let id = livekit_id("EV", &prefix, n * 2 + i as u64);
-            let body = participant_event(kind, &id, now_ms / 1000, &who);
+            let event = n * 2 + i as u64;
+            let id = livekit_id("EV", &prefix, event);
+            let body = participant_event(kind, &id, happened_ms(event) / 1000, &who);
             let token = signer.webhook_token(body.as_bytes());
             writeln!(out, "{token}\t{body}")?;
         }
@@ -69,7 +78,7 @@ pub fn presign(args: PresignArgs) -> anyhow::Result<()> {
     out.flush()?;
     eprintln!(
         "presign: {} webhooks in {} (valid 5 minutes, as LiveKit signs them)",
-        args.count.div_ceil(2) * 2,
+        total,
         args.out.display()
     );
     Ok(())

@@ -106,15 +106,24 @@ pub fn participant_event(kind: &str, id: &str, created_at: i64, p: &Participant)
     value.to_string().replace(",\"", ", \"")
 }
 
-/// `len` characters from LiveKit's id alphabet, unique per `n` within a run
-/// (`prefix` keeps runs apart).
+/// 12 characters from LiveKit's id alphabet, unique per `n` within a run
+/// (`prefix` keeps runs apart). LiveKit's ids are random, so consecutive
+/// `n` are spread over the id space, as a database index sees real ones:
+/// `n` times a step coprime to the space's size (62^k: odd, not a multiple
+/// of 31), modulo that size, is one-to-one; a step near the golden ratio of
+/// the space puts consecutive ones far apart.
 pub fn livekit_id(kind: &str, prefix: &str, n: u64) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let space = 62u128.pow(12u32.saturating_sub(prefix.len() as u32).min(10));
+    let mut step = (space as f64 * 0.618_033_988_75) as u128 | 1;
+    while step % 31 == 0 {
+        step += 2;
+    }
     let mut s = String::with_capacity(16);
     s.push_str(kind);
     s.push('_');
     s.push_str(prefix);
-    let mut x = n;
+    let mut x = (u128::from(n) % space * step % space) as u64;
     let mut digits = Vec::new();
     loop {
         digits.push(ALPHABET[(x % 62) as usize] as char);
@@ -151,6 +160,18 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("EV_abcde"));
         assert_eq!(a.len(), 15);
+        // Unique, and spread: consecutive ones rarely share a first character.
+        let ids: Vec<String> = (0..10_000).map(|n| livekit_id("EV", "abcde", n)).collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        let same_start = ids
+            .windows(2)
+            .filter(|w| w[0].as_bytes()[8] == w[1].as_bytes()[8])
+            .count();
+        assert!(
+            same_start < 1_000,
+            "{same_start} of 10,000 in a row share a start"
+        );
         assert_eq!(run_prefix().len(), 5);
         let a = run_prefix();
         std::thread::sleep(std::time::Duration::from_millis(2));
