@@ -49,11 +49,16 @@ fn migrator(backend: Backend) -> &'static sqlx::migrate::Migrator {
 }
 
 /// Every SQLite connection's settings. WAL + synchronous=FULL: a commit is
-/// on disk before we acknowledge a webhook, even on power loss.
+/// on disk before we acknowledge a webhook, even on power loss. Temporary
+/// storage in memory: a statement that changes many rows inside a
+/// transaction (a batch's processed marks) keeps an undo journal, which
+/// otherwise spills to a new temporary file past 64 KiB: a file created,
+/// written and deleted per batch.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
     "PRAGMA busy_timeout = 5000",
+    "PRAGMA temp_store = MEMORY",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
