@@ -133,6 +133,15 @@ servers_cpu_s() {
   echo "$total"
 }
 
+# Bytes written so far by every instance (files and sockets: `wchar`).
+servers_written_bytes() {
+  local pid total=0
+  for pid in "${PIDS[@]}"; do
+    total=$((total + $(awk '/^wchar:/ { print $2 }' "/proc/$pid/io")))
+  done
+  echo "$total"
+}
+
 # wrk drives the webhooks: unique pre-signed requests, `$1` connections for
 # 10 s, split evenly over the instances of the target (one wrk each, with
 # its own pre-signed file, side by side).
@@ -142,8 +151,9 @@ wrk_ingest() {
   for ((i = 0; i < n; i++)); do
     "$BIN/attendance-loadgen" presign --count $((600000 / n)) --out "$WORK/presigned.$i"
   done
-  local cpu0 cpu1 drain="null" t0 t1
+  local cpu0 cpu1 written0 written1 drain="null" t0 t1
   cpu0=$(servers_cpu_s)
+  written0=$(servers_written_bytes)
   t0=$(date +%s.%N)
   local wrks=()
   for ((i = 0; i < n; i++)); do
@@ -160,8 +170,9 @@ wrk_ingest() {
   fi
   t1=$(date +%s.%N)
   cpu1=$(servers_cpu_s)
+  written1=$(servers_written_bytes)
   node -e '
-    const [drain, cpu0, cpu1, t0, t1, conns, ...files] = process.argv.slice(1);
+    const [drain, cpu0, cpu1, written, t0, t1, conns, ...files] = process.argv.slice(1);
     const fs = require("fs");
     const runs = files.map((f) => JSON.parse(fs.readFileSync(f, "utf8").split("\n")
       .find((l) => l.startsWith("WRK ")).slice(4)));
@@ -182,8 +193,10 @@ wrk_ingest() {
       drain: JSON.parse(drain),
       server_cpu: { seconds: +cpu.toFixed(3), cores: +(cpu / (t1 - t0)).toFixed(2),
                     us_per_webhook: +(cpu / ok * 1e6).toFixed(1) },
+      // Log, checkpoints and responses: what storing a webhook costs in writes.
+      server_written: { bytes: +written, kib_per_webhook: +(written / ok / 1024).toFixed(1) },
     }));
-  ' "$drain" "$cpu0" "$cpu1" "$t0" "$t1" "$connections" "$WORK"/wrk.* | tee -a "$WORK/out"
+  ' "$drain" "$cpu0" "$cpu1" "$((written1 - written0))" "$t0" "$t1" "$connections" "$WORK"/wrk.* | tee -a "$WORK/out"
 }
 
 # Appends this scenario's RESULT lines to bench/results/TARGET.jsonl.
