@@ -138,10 +138,22 @@ async fn class_changes_apply_to_future_lessons_only(db: Db) {
         "room": "chem", "title": "Chemistry", "timezone": "UTC",
         "starts_on": day(-3), "ends_on": day(3),
         "slots": [{"rrule": "FREQ=DAILY", "start": "00:30", "duration_minutes": 20}],
-        "grace_minutes": 0, "late_after_minutes": 5,
+        "grace_minutes": 0, "late_after_minutes": 5, "grade_points": {"present": 3},
     });
     let class = json_of(post(&server, "/api/classes", &admin(), &body).await, 201).await;
     let id = class["id"].clone();
+    // Over the school's points: only what the class names changes.
+    assert_eq!(
+        class["grade_points"],
+        json!({"present": 3, "late": 1, "partial": 1, "absent": 0, "excused": 1})
+    );
+    let mut bad = body.clone();
+    bad["room"] = json!("chem-2");
+    bad["grade_points"] = json!({"gold": 1});
+    assert_eq!(
+        post(&server, "/api/classes", &admin(), &bad).await.status(),
+        400
+    );
     assert_eq!(class["lessons"].as_array().unwrap().len(), 7);
     let past = |c: &Value| -> Vec<Value> {
         let cut = format!("{}T00:00:00Z", day(0));
@@ -172,6 +184,7 @@ async fn class_changes_apply_to_future_lessons_only(db: Db) {
     let mut changed = body.clone();
     changed["title"] = json!("Chemistry II");
     changed["slots"][0]["start"] = json!("01:00");
+    changed["grade_points"] = json!({"late": 2});
     json_of(
         server
             .put_json(&format!("/api/classes/{id}"), &admin(), &changed)
@@ -197,6 +210,7 @@ async fn class_changes_apply_to_future_lessons_only(db: Db) {
         let start = row["scheduled_at"].as_str().unwrap();
         if start < format!("{}T00:00:00Z", day(0)).as_str() {
             assert_eq!(row["title"], "Chemistry", "{row}");
+            assert_eq!(row["grade_points"]["present"], 3, "{row}");
         } else if row["id"] == *moved_id {
             assert_eq!(
                 (row["title"].as_str(), start),
@@ -205,6 +219,14 @@ async fn class_changes_apply_to_future_lessons_only(db: Db) {
         } else if start > Utc::now().to_rfc3339().as_str() {
             assert_eq!(row["title"], "Chemistry II", "{row}");
             assert!(start.ends_with("T01:00:00Z"), "{row}");
+            assert_eq!(
+                (
+                    &row["grade_points"]["present"],
+                    &row["grade_points"]["late"]
+                ),
+                (&json!(2), &json!(2)),
+                "the class's new points: {row}"
+            );
         }
     }
     assert!(

@@ -27,6 +27,8 @@ pub struct ClassRow {
     /// schedule's start and length come from each slot).
     pub rules: Schedule,
     pub teacher_present_percent: u32,
+    /// What each status is worth in its lessons; `None`: the school's.
+    pub grade_points: Option<attendance_rules::GradePoints>,
     pub has_roster: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -61,7 +63,7 @@ impl ClassRow {
             title: self.title.clone(),
             timezone: self.timezone.clone(),
             teacher_present_percent: self.teacher_present_percent,
-            grade_points: None,
+            grade_points: self.grade_points,
         }
     }
 

@@ -41,6 +41,9 @@ pub struct ClassBody {
     roster: Option<Vec<RosterBodyEntry>>,
     /// Identities judged as teachers in every lesson.
     teachers: Option<Vec<String>>,
+    /// What each status is worth in its lessons, over the school's
+    /// (`--grade-points`): `{"present": 2, "late": 1, …}`.
+    grade_points: Option<attendance_rules::GradePointsChange>,
 }
 
 /// A slot: weekdays (`["MO", "WE"]` or `["monday"]`) or an iCalendar
@@ -97,7 +100,13 @@ fn slots(body: &ClassBody) -> Result<Vec<Slot>, ApiError> {
 
 /// The class a body describes (`id` 0 for a new one) and its roster, if
 /// one was given (`teachers` join it as teachers).
-fn class_of(body: ClassBody, id: i64) -> Result<(ClassRow, Option<Vec<RosterEntry>>), ApiError> {
+/// The class `body` describes; `school` is what statuses are worth unless
+/// it says otherwise.
+fn class_of(
+    body: ClassBody,
+    id: i64,
+    school: attendance_rules::GradePoints,
+) -> Result<(ClassRow, Option<Vec<RosterEntry>>), ApiError> {
     check_room(&body.room)?;
     let zone = parse_zone(&body.timezone)?;
     let days = (body.ends_on - body.starts_on).num_days();
@@ -166,6 +175,11 @@ fn class_of(body: ClassBody, id: i64) -> Result<(ClassRow, Option<Vec<RosterEntr
         teacher_present_percent: body
             .teacher_present_percent
             .map_or(Ok(90), |v| percent("teacher_present_percent", v))?,
+        grade_points: body
+            .grade_points
+            .map(|change| school.with(&change))
+            .transpose()
+            .map_err(ApiError::bad_request)?,
         has_roster: roster
             .as_ref()
             .is_some_and(|r| r.iter().any(|e| e.role != "teacher")),
@@ -247,6 +261,7 @@ async fn view(app: &App, class: &ClassRow) -> Result<Value, ApiError> {
         "cancelled": class.cancelled, "grace_minutes": r.grace_minutes,
         "late_after_minutes": r.late_after_minutes, "present_percent": r.present_percent,
         "teacher_present_percent": class.teacher_present_percent,
+        "grade_points": class.grade_points,
         "heartbeat_stale_seconds": r.heartbeat_stale_seconds, "has_roster": class.has_roster,
         "roster": app.store.class_roster(class.id).await?,
         "lessons": lessons, "created_at": class.created_at, "updated_at": class.updated_at,
@@ -278,7 +293,7 @@ async fn existing(app: &App, who: &Principal, id: i64) -> Result<ClassRow, ApiEr
 
 /// `POST /api/classes`: the class and every lesson it produces.
 pub async fn create(app: App, who: Principal, body: Bytes) -> ApiResult {
-    let (class, roster) = class_of(parse(&body)?, 0)?;
+    let (class, roster) = class_of(parse(&body)?, 0, app.settings.grade_points)?;
     refuse_unless_manager(&who, &class.room)?;
     let class = apply(&app, class, roster, DateTime::<Utc>::MIN_UTC).await?;
     Ok(json_reply(&view(&app, &class).await?, StatusCode::CREATED))
@@ -288,7 +303,7 @@ pub async fn create(app: App, who: Principal, body: Bytes) -> ApiResult {
 /// follow, past ones stay as they were.
 pub async fn update(app: App, who: Principal, id: i64, body: Bytes) -> ApiResult {
     let before = existing(&app, &who, id).await?;
-    let (mut class, roster) = class_of(parse(&body)?, id)?;
+    let (mut class, roster) = class_of(parse(&body)?, id, app.settings.grade_points)?;
     refuse_unless_manager(&who, &class.room)?;
     class.created_at = before.created_at;
     if roster.is_none() {

@@ -6,7 +6,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::sessions::{insert_lesson, replace_roster};
-use super::sql::{bind_schedule, roster_entry_from_row, session_from_row, SESSION_SELECT};
+use super::sql::{
+    bind_schedule, grade_points, grade_points_text, roster_entry_from_row, session_from_row,
+    SESSION_SELECT,
+};
 use super::{Store, StoreResult};
 use crate::domain::classes::{ClassPlan, ClassRow, Planned};
 use crate::domain::{ms_to_time, RosterEntry, SessionRow};
@@ -14,7 +17,7 @@ use crate::domain::{ms_to_time, RosterEntry, SessionRow};
 const CLASS_SELECT: &str =
     "SELECT id, room, title, timezone, starts_on, ends_on, slots, cancelled, \
      grace_minutes, late_after_minutes, present_percent, teacher_present_percent, \
-     heartbeat_stale_seconds, has_roster, created_at_ms, updated_at_ms FROM classes";
+     heartbeat_stale_seconds, has_roster, grade_points, created_at_ms, updated_at_ms FROM classes";
 
 impl Store {
     /// Creates a class (its id is assigned) or replaces one; its roster
@@ -30,13 +33,13 @@ impl Store {
         let sql = if class.id == 0 {
             "INSERT INTO classes (room, title, timezone, starts_on, ends_on, slots, cancelled, \
              grace_minutes, late_after_minutes, present_percent, teacher_present_percent, \
-             heartbeat_stale_seconds, created_at_ms, updated_at_ms) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13 WHERE $14 = 0 RETURNING id"
+             heartbeat_stale_seconds, created_at_ms, updated_at_ms, grade_points) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $15 WHERE $14 = 0 RETURNING id"
         } else {
             "UPDATE classes SET room = $1, title = $2, timezone = $3, starts_on = $4, ends_on = $5, \
              slots = $6, cancelled = $7, grace_minutes = $8, late_after_minutes = $9, \
              present_percent = $10, teacher_present_percent = $11, heartbeat_stale_seconds = $12, \
-             updated_at_ms = $13 WHERE id = $14 RETURNING id"
+             updated_at_ms = $13, grade_points = $15 WHERE id = $14 RETURNING id"
         };
         let rules = &class.rules;
         let cancelled: Vec<String> = class.cancelled.iter().map(|d| d.to_string()).collect();
@@ -55,6 +58,7 @@ impl Store {
             .bind(i64::from(rules.heartbeat_stale_seconds))
             .bind(now_ms)
             .bind(class.id)
+            .bind(grade_points_text(class.grade_points.as_ref()))
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
@@ -255,8 +259,8 @@ async fn update_lesson(
         "UPDATE sessions SET room = $2, kind = 'lesson', title = $3, scheduled_at_ms = $4, \
          duration_minutes = $5, grace_minutes = $6, late_after_minutes = $7, present_percent = $8, \
          heartbeat_stale_seconds = $9, window_end_ms = $10, timezone = $11, \
-         teacher_present_percent = $12, updated_at_ms = $13, class_id = $14, occurrence_ms = $15 \
-         WHERE id = $1",
+         teacher_present_percent = $12, updated_at_ms = $13, class_id = $14, occurrence_ms = $15, \
+         grade_points = $16 WHERE id = $1",
     );
     bind_schedule(
         update.bind(id).bind(&class.room).bind(&class.title),
@@ -267,6 +271,7 @@ async fn update_lesson(
     .bind(now_ms)
     .bind(class.id)
     .bind(lesson.key)
+    .bind(grade_points_text(class.grade_points.as_ref()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -301,6 +306,7 @@ fn class_from_row(row: &AnyRow) -> StoreResult<ClassRow> {
         cancelled: cancelled.iter().filter_map(|d| d.parse().ok()).collect(),
         rules,
         teacher_present_percent: small("teacher_present_percent")?,
+        grade_points: grade_points(&row.try_get::<String, _>("grade_points")?)?,
         has_roster: row.try_get::<i64, _>("has_roster")? != 0,
         created_at: ms_to_time(row.try_get("created_at_ms")?),
         updated_at: ms_to_time(row.try_get("updated_at_ms")?),

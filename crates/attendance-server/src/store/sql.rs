@@ -86,7 +86,7 @@ pub(super) fn session_from_row(row: &AnyRow) -> StoreResult<SessionRow> {
 }
 
 /// A lesson's stored grade points: empty for the school's.
-fn grade_points(text: &str) -> StoreResult<Option<GradePoints>> {
+pub(super) fn grade_points(text: &str) -> StoreResult<Option<GradePoints>> {
     if text.is_empty() {
         return Ok(None);
     }
