@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
-use super::params::{check_room, field, parse_zone, percent};
+use super::params::{check_room, field, grade_points_over, parse_zone, percent};
 use super::rosters::{roster_entries, RosterBodyEntry};
 use super::App;
 use crate::domain::classes::{plan, ClassRow};
@@ -99,9 +99,8 @@ fn slots(body: &ClassBody) -> Result<Vec<Slot>, ApiError> {
 }
 
 /// The class a body describes (`id` 0 for a new one) and its roster, if
-/// one was given (`teachers` join it as teachers).
-/// The class `body` describes; `school` is what statuses are worth unless
-/// it says otherwise.
+/// one was given (`teachers` join it as teachers); `school` is what
+/// statuses are worth unless it says otherwise.
 fn class_of(
     body: ClassBody,
     id: i64,
@@ -175,11 +174,7 @@ fn class_of(
         teacher_present_percent: body
             .teacher_present_percent
             .map_or(Ok(90), |v| percent("teacher_present_percent", v))?,
-        grade_points: body
-            .grade_points
-            .map(|change| school.with(&change))
-            .transpose()
-            .map_err(ApiError::bad_request)?,
+        grade_points: grade_points_over(school, body.grade_points)?,
         has_roster: roster
             .as_ref()
             .is_some_and(|r| r.iter().any(|e| e.role != "teacher")),

@@ -61,6 +61,18 @@ pub fn percent(name: &str, value: i64) -> Result<u32, ApiError> {
     }
 }
 
+/// A lesson's or class's `grade_points`, set over the school's points;
+/// `None` (not given): the school's.
+pub fn grade_points_over(
+    school: attendance_rules::GradePoints,
+    change: Option<attendance_rules::GradePointsChange>,
+) -> Result<Option<attendance_rules::GradePoints>, ApiError> {
+    change
+        .map(|change| school.with(&change))
+        .transpose()
+        .map_err(ApiError::bad_request)
+}
+
 pub fn parse_zone(name: &str) -> Result<Tz, ApiError> {
     name.parse::<Tz>().map_err(|_| {
         ApiError::bad_request(format!(

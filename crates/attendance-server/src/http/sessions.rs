@@ -11,7 +11,7 @@ use warp::http::StatusCode;
 
 use super::error::{json_reply, ApiError, ApiResult};
 use super::lessons::{acting, lesson, LessonQuery};
-use super::params::{check_room, field, parse_zone, percent, range};
+use super::params::{check_room, field, grade_points_over, parse_zone, percent, range};
 use super::rosters::{roster_entries, RosterBodyEntry};
 use super::App;
 use crate::domain::lessons::place;
@@ -95,11 +95,7 @@ pub async fn put_session(
             .map_or(Ok(DEFAULT_TEACHER_PRESENT_PERCENT), |v| {
                 percent("teacher_present_percent", v)
             })?,
-        grade_points: body
-            .grade_points
-            .map(|change| app.settings.grade_points.with(&change))
-            .transpose()
-            .map_err(ApiError::bad_request)?,
+        grade_points: grade_points_over(app.settings.grade_points, body.grade_points)?,
     };
     if details.title.len() > 500 {
         return Err(ApiError::bad_request("title must be at most 500 bytes"));
