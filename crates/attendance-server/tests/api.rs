@@ -14,6 +14,7 @@ on_both_backends!(
     duplicates_are_processed_once,
     reordered_events_give_in_order_totals,
     room_finished_closes_open_cycles,
+    connections_ending_in_their_first_second_count,
     events_before_the_schedule_count_once_it_arrives,
     schedule_change_recomputes_the_report,
     stale_heartbeat_closes_the_cycle,
@@ -284,6 +285,88 @@ async fn room_finished_closes_open_cycles(db: Db) {
             p["cycles"][0]["close_reason"], "room_finished",
             "{identity}"
         );
+    }
+}
+
+/// A LiveKit event in `room` at `second` (unix s) for connection `sid`
+/// that began `joined_ms` (unix ms) into that second; `None`: the
+/// participant carries no join time.
+fn within_second(kind: &str, id: &str, second: i64, sid: &str, joined_ms: Option<i64>) -> String {
+    let mut value: Value =
+        serde_json::from_str(&event(kind, id, second, "r", Some((sid, sid, second)))).unwrap();
+    let participant = value["participant"].as_object_mut().unwrap();
+    match joined_ms {
+        Some(ms) => participant.insert("joinedAtMs".into(), json!(ms.to_string())),
+        None => participant
+            .remove("joinedAtMs")
+            .and(participant.remove("joinedAt")),
+    };
+    value.to_string()
+}
+
+/// LiveKit dates a join in milliseconds but a leave or a room's end in
+/// whole seconds: a connection that ends in the second it began, on the
+/// lesson's first second, is still a join into that lesson.
+async fn connections_ending_in_their_first_second_count(db: Db) {
+    let server = TestServer::start(db).await;
+    past_class(&server, "r").await;
+    let start = at(11, 0);
+    let ms = |offset: i64| start * 1000 + offset;
+    let batches = [
+        // Joined at .873, left "at :00" with its join time on the leave.
+        vec![
+            within_second("participant_joined", "EV_a1", start, "PA_a", Some(ms(873))),
+            within_second("participant_left", "EV_a2", start, "PA_a", Some(ms(873))),
+        ],
+        // The leave first, without a join time; the join later.
+        vec![within_second(
+            "participant_left",
+            "EV_b1",
+            start,
+            "PA_b",
+            None,
+        )],
+        vec![within_second(
+            "participant_joined",
+            "EV_b2",
+            start,
+            "PA_b",
+            Some(ms(500)),
+        )],
+        // Joined at .250 and at .600; the room finished "at :00", processed
+        // between the two.
+        vec![within_second(
+            "participant_joined",
+            "EV_c1",
+            start,
+            "PA_c",
+            Some(ms(250)),
+        )],
+        vec![event("room_finished", "EV_fin", start, "r", None)],
+        vec![within_second(
+            "participant_joined",
+            "EV_d1",
+            start,
+            "PA_d",
+            Some(ms(600)),
+        )],
+    ];
+    for batch in &batches {
+        for body in batch {
+            assert_eq!(server.post_webhook(body).await.status(), 200, "{body}");
+        }
+        server.settle().await;
+    }
+    let report = server.report("r").await;
+    for (identity, joined) in [("PA_a", 873), ("PA_b", 500), ("PA_c", 250), ("PA_d", 600)] {
+        let p = participant(&report, identity);
+        assert_eq!(p["join_count"], 1, "{identity}: {p}");
+        assert_eq!(p["attended_seconds"], 0, "{identity}: {p}");
+        let cycle = &p["cycles"][0];
+        assert_eq!(cycle["joined_at"], cycle["left_at"], "{identity}: {p}");
+        let joined_at: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(cycle["joined_at"].clone()).unwrap();
+        assert_eq!(joined_at.timestamp_millis(), ms(joined), "{identity}: {p}");
     }
 }
 

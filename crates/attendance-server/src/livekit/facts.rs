@@ -44,9 +44,14 @@ pub fn facts_of(event: &WebhookEvent) -> Result<EventFacts, String> {
         if created_at_ms <= 0 {
             return Err(format!("{} without createdAt", event.event));
         }
+        let fact = cycle_fact()?;
+        // `createdAt` is whole seconds, `joinedAtMs` is not: a connection
+        // that ends in the second it began would otherwise end before it
+        // began, and fall outside a lesson that starts on that second.
+        let at_ms = created_at_ms.max(fact.joined_at_ms.unwrap_or(0));
         Ok(EventFacts::Closed {
-            fact: cycle_fact()?,
-            at_ms: created_at_ms,
+            fact,
+            at_ms,
             reason,
         })
     };
@@ -116,6 +121,20 @@ mod tests {
         let facts = facts_of(&WebhookEvent::parse(body).unwrap()).unwrap();
         match facts {
             EventFacts::Joined(f) => assert_eq!(f.joined_at_ms, Some(100_500)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_leave_in_the_second_of_its_join_ends_after_it() {
+        let body = br#"{"event":"participant_left","id":"EV_2","createdAt":"100","room":{"name":"r","sid":"RM_1"},"participant":{"sid":"PA_1","identity":"s","joinedAt":"100","joinedAtMs":"100873"}}"#;
+        match facts_of(&WebhookEvent::parse(body).unwrap()).unwrap() {
+            EventFacts::Closed { at_ms, .. } => assert_eq!(at_ms, 100_873),
+            other => panic!("{other:?}"),
+        }
+        let later = br#"{"event":"participant_left","id":"EV_3","createdAt":"160","room":{"name":"r","sid":"RM_1"},"participant":{"sid":"PA_1","identity":"s","joinedAtMs":"100873"}}"#;
+        match facts_of(&WebhookEvent::parse(later).unwrap()).unwrap() {
+            EventFacts::Closed { at_ms, .. } => assert_eq!(at_ms, 160_000),
             other => panic!("{other:?}"),
         }
     }

@@ -144,6 +144,10 @@ const APPLY_ROWS_PER_STATEMENT: usize = 100;
 /// open in them, then LiveKit's closes (of two closes the earlier wins, and
 /// replaces a sweeper's guess), then joins into rooms that had already
 /// finished are closed at the finish.
+///
+/// No close is put before its join: LiveKit dates a close in whole seconds
+/// (`createdAt`) and a join in milliseconds, so a connection that ends in
+/// the second it began ends at its join, not up to a second before it.
 async fn apply_batch(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     batch: &[&EventFacts],
@@ -200,6 +204,8 @@ async fn apply_batch(
         &join_facts,
         now_ms,
         "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms), \
+         left_at_ms = CASE WHEN cycles.left_at_ms < COALESCE(cycles.joined_at_ms, excluded.joined_at_ms) \
+         THEN COALESCE(cycles.joined_at_ms, excluded.joined_at_ms) ELSE cycles.left_at_ms END, \
          name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE cycles.name END, \
          kind = CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE cycles.kind END, \
          metadata = CASE WHEN excluded.metadata <> '' THEN excluded.metadata ELSE cycles.metadata END, \
@@ -218,11 +224,15 @@ async fn apply_batch(
         .bind(at_ms)
         .execute(&mut **tx)
         .await?;
-        // Without a room sid, close by name: every open cycle there.
-        sqlx::query(
-            "UPDATE cycles SET left_at_ms = $3, close_reason = 'room_finished', updated_at_ms = $4 \
-             WHERE left_at_ms IS NULL AND room = $1 AND (room_sid = $2 OR $2 = '')",
-        )
+        // Without a room sid, close by name: every open cycle there. As
+        // with a participant's close, LiveKit's word replaces a later guess
+        // of the sweeper's.
+        sqlx::query(&format!(
+            "UPDATE cycles SET left_at_ms = CASE WHEN joined_at_ms > $3 THEN joined_at_ms ELSE $3 END, \
+             close_reason = 'room_finished', updated_at_ms = $4 \
+             WHERE room = $1 AND (room_sid = $2 OR $2 = '') AND (left_at_ms IS NULL \
+             OR (close_reason IN {SWEEPER_REASONS} AND left_at_ms > $3))"
+        ))
         .bind(room)
         .bind(room_sid)
         .bind(at_ms)
@@ -237,7 +247,8 @@ async fn apply_batch(
         // closes, the earlier one is the truth.
         let sql = format!(
             "WITH closing (sid, close_at_ms, reason, disconnect) AS (VALUES {values}) \
-             UPDATE cycles SET left_at_ms = closing.close_at_ms, close_reason = closing.reason, \
+             UPDATE cycles SET left_at_ms = CASE WHEN cycles.joined_at_ms > closing.close_at_ms \
+             THEN cycles.joined_at_ms ELSE closing.close_at_ms END, close_reason = closing.reason, \
              disconnect_reason = closing.disconnect, \
              updated_at_ms = $1 FROM closing WHERE cycles.participant_sid = closing.sid \
              AND (cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
@@ -268,7 +279,8 @@ async fn apply_batch(
     for chunk in joined.chunks(APPLY_ROWS_PER_STATEMENT) {
         let sids = numbered_rows("?", chunk.len(), 2);
         let sql = format!(
-            "UPDATE cycles SET left_at_ms = (SELECT finished_at_ms FROM finished_rooms f \
+            "UPDATE cycles SET left_at_ms = (SELECT CASE WHEN cycles.joined_at_ms > f.finished_at_ms \
+             THEN cycles.joined_at_ms ELSE f.finished_at_ms END FROM finished_rooms f \
              WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = $1 \
              WHERE participant_sid IN ({sids}) AND left_at_ms IS NULL AND room_sid <> '' \
              AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)"
@@ -467,15 +479,19 @@ mod tests {
         );
         assert_eq!(c.close_reason.as_deref(), Some("room_finished"));
 
-        // A later batch: a join into the finished room is closed at the finish;
-        // events already processed are not applied again.
+        // A later batch: a join into the finished room is closed at once (at
+        // its join, as no close comes before its join); events already
+        // processed are not applied again.
         let late = vec![EventFacts::Joined(fact("PA_d", "di", Some(50), "Di"))];
         assert_eq!(apply(&store, "two", &late).await, vec![true]);
         let again: Vec<(&str, &EventFacts)> = vec![("EV_one0", &batch[0])];
         assert_eq!(store.apply_events(&again, T).await.unwrap().0, vec![false]);
         let facts = all_cycles(&store).await;
         let d = cycle(&facts, "PA_d");
-        assert_eq!(minute(d.left_at), Some(45));
+        assert_eq!(
+            (minute(d.left_at), d.close_reason.as_deref()),
+            (Some(50), Some("room_finished"))
+        );
         assert_eq!(cycle(&facts, "PA_a").close_reason.as_deref(), Some("left"));
     }
 }
