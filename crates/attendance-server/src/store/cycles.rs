@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use super::inbox::mark_processed;
 use super::instances::ensure_instances;
 use super::media::insert_media;
-use super::sql::{cycle_from_row, numbered_rows, CYCLE_SELECT, SWEEPER_REASONS};
+use super::sql::{cycle_from_row, Placeholders, CYCLE_SELECT, SWEEPER_REASONS};
 use super::writer::Durability;
-use super::{Store, StoreResult};
+use super::{Backend, Store, StoreResult};
 use crate::domain::{ms_to_time, CycleFact, CycleRow, EventFacts};
 use sqlx::Row;
 
@@ -30,7 +30,13 @@ impl Store {
         // applied again (see `writer`).
         let mut writer = self.writer(Durability::Relaxed).await?;
         let mut tx = writer.begin().await?;
-        let mut pending = mark_processed(&mut tx, events.iter().map(|(id, _)| *id), now_ms).await?;
+        let mut pending = mark_processed(
+            &mut tx,
+            self.backend,
+            events.iter().map(|(id, _)| *id),
+            now_ms,
+        )
+        .await?;
         let mut applied = Vec::with_capacity(events.len());
         let mut ours = Vec::with_capacity(events.len());
         for (id, facts) in events {
@@ -41,7 +47,7 @@ impl Store {
             }
             applied.push(mine);
         }
-        apply_batch(&mut tx, &ours, now_ms).await?;
+        apply_batch(&mut tx, self.backend, &ours, now_ms).await?;
         let opened = ensure_instances(
             &mut tx,
             ours.iter().filter_map(|facts| match facts {
@@ -150,6 +156,7 @@ const APPLY_ROWS_PER_STATEMENT: usize = 100;
 /// the second it began ends at its join, not up to a second before it.
 async fn apply_batch(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     batch: &[&EventFacts],
     now_ms: i64,
 ) -> StoreResult<()> {
@@ -188,10 +195,11 @@ async fn apply_batch(
             EventFacts::Ignored => {}
         }
     }
-    insert_media(tx, &media).await?;
+    insert_media(tx, backend, &media).await?;
     let close_facts: Vec<&CycleFact> = closes.values().map(|(fact, _, _)| *fact).collect();
     upsert_cycles(
         tx,
+        backend,
         &close_facts,
         now_ms,
         "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)",
@@ -201,6 +209,7 @@ async fn apply_batch(
     // What LiveKit says at join fills in what a reordered leave could not.
     upsert_cycles(
         tx,
+        backend,
         &join_facts,
         now_ms,
         "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms), \
@@ -242,7 +251,9 @@ async fn apply_batch(
     }
     let closes: Vec<_> = closes.into_iter().collect();
     for chunk in closes.chunks(APPLY_ROWS_PER_STATEMENT) {
-        let values = numbered_rows("(?, ?, ?, ?)", chunk.len(), 2);
+        let mut params = Placeholders::new(backend);
+        let values = params.rows("(?, ?, ?, ?)", chunk.len());
+        let at = params.one();
         // LiveKit's close wins over the sweeper's guess; of two LiveKit
         // closes, the earlier one is the truth.
         let sql = format!(
@@ -250,11 +261,11 @@ async fn apply_batch(
              UPDATE cycles SET left_at_ms = CASE WHEN cycles.joined_at_ms > closing.close_at_ms \
              THEN cycles.joined_at_ms ELSE closing.close_at_ms END, close_reason = closing.reason, \
              disconnect_reason = closing.disconnect, \
-             updated_at_ms = $1 FROM closing WHERE cycles.participant_sid = closing.sid \
+             updated_at_ms = {at} FROM closing WHERE cycles.participant_sid = closing.sid \
              AND (cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
              OR cycles.left_at_ms > closing.close_at_ms)"
         );
-        let mut query = sqlx::query(&sql).bind(now_ms);
+        let mut query = sqlx::query(&sql);
         for (sid, (fact, at_ms, reason)) in chunk {
             query = query
                 .bind(*sid)
@@ -262,7 +273,7 @@ async fn apply_batch(
                 .bind(reason.as_str())
                 .bind(&fact.disconnect_reason);
         }
-        query.execute(&mut **tx).await?;
+        query.bind(now_ms).execute(&mut **tx).await?;
     }
     // A join into a room that had already finished (events reordered).
     // Rare: the batch's room instances are looked up by key first, and
@@ -270,18 +281,21 @@ async fn apply_batch(
     // (Never one UPDATE over every join: as an open cycle, each matches
     // the partial index of open cycles, and a plan that scans it costs a
     // scan of every open cycle per batch.)
-    let finished = finished_instances(tx, joins.values().map(|f| f.room_sid.as_str())).await?;
+    let finished =
+        finished_instances(tx, backend, joins.values().map(|f| f.room_sid.as_str())).await?;
     let joined: Vec<&str> = joins
         .iter()
         .filter(|(_, f)| f.room_sid.is_empty() || finished.contains(f.room_sid.as_str()))
         .map(|(sid, _)| *sid)
         .collect();
     for chunk in joined.chunks(APPLY_ROWS_PER_STATEMENT) {
-        let sids = numbered_rows("?", chunk.len(), 2);
+        let mut params = Placeholders::new(backend);
+        let at = params.one();
+        let sids = params.rows("?", chunk.len());
         let sql = format!(
             "UPDATE cycles SET left_at_ms = (SELECT CASE WHEN cycles.joined_at_ms > f.finished_at_ms \
              THEN cycles.joined_at_ms ELSE f.finished_at_ms END FROM finished_rooms f \
-             WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = $1 \
+             WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = {at} \
              WHERE participant_sid IN ({sids}) AND left_at_ms IS NULL AND room_sid <> '' \
              AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)"
         );
@@ -297,6 +311,7 @@ async fn apply_batch(
 /// Which of `room_sids` (room instances) LiveKit said finished.
 async fn finished_instances<'a>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     room_sids: impl Iterator<Item = &'a str>,
 ) -> StoreResult<BTreeSet<String>> {
     let wanted: BTreeSet<&str> = room_sids.filter(|sid| !sid.is_empty()).collect();
@@ -305,7 +320,7 @@ async fn finished_instances<'a>(
     for chunk in wanted.chunks(APPLY_ROWS_PER_STATEMENT) {
         let sql = format!(
             "SELECT room_sid FROM finished_rooms WHERE room_sid IN ({})",
-            numbered_rows("?", chunk.len(), 1)
+            Placeholders::new(backend).rows("?", chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for sid in chunk {
@@ -323,23 +338,20 @@ async fn finished_instances<'a>(
 /// fact per participant sid.
 async fn upsert_cycles(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     facts: &[&CycleFact],
     now_ms: i64,
     on_conflict: &str,
 ) -> StoreResult<()> {
     for chunk in facts.chunks(APPLY_ROWS_PER_STATEMENT) {
-        // $1 is the write time, shared by all rows.
-        let rows = numbered_rows(
-            "(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, $1, ?)",
-            chunk.len(),
-            2,
-        );
+        let rows = Placeholders::new(backend)
+            .rows("(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)", chunk.len());
         let sql = format!(
             "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
              joined_at_ms, left_at_ms, close_reason, updated_at_ms, attributes) VALUES {rows} \
              ON CONFLICT (participant_sid) DO UPDATE SET {on_conflict}"
         );
-        let mut query = sqlx::query(&sql).bind(now_ms);
+        let mut query = sqlx::query(&sql);
         for fact in chunk {
             query = query
                 .bind(&fact.participant_sid)
@@ -350,6 +362,7 @@ async fn upsert_cycles(
                 .bind(&fact.kind)
                 .bind(&fact.metadata)
                 .bind(fact.joined_at_ms)
+                .bind(now_ms)
                 .bind(&fact.attributes);
         }
         query.execute(&mut **tx).await?;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::sql::numbered_rows;
+use super::sql::Placeholders;
 use super::{Store, StoreResult};
 
 /// (room, identity) → (newest heartbeat in unix ms, heartbeats since the last flush).
@@ -43,7 +43,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let rows = numbered_rows("(?, ?, ?, ?)", chunk.len(), 1);
+            let rows = Placeholders::new(self.backend).rows("(?, ?, ?, ?)", chunk.len());
             let sql = format!(
                 "INSERT INTO heartbeats (room, identity, last_heartbeat_at_ms, beats) VALUES {rows} \
                  ON CONFLICT (room, identity) DO UPDATE SET beats = heartbeats.beats + excluded.beats, \

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
-use super::sql::{event_from_row, numbered_rows, EVENT_COLUMNS, EVENT_SELECT};
+use super::sql::{event_from_row, Placeholders, EVENT_COLUMNS, EVENT_SELECT};
 use super::writer::Durability;
 use super::{Backend, Store, StoreResult};
 use crate::domain::{InboxCounts, NewEvent, Shard, StoredEvent};
@@ -27,14 +27,14 @@ impl Store {
         if order.len() <= INSERT_ROWS_PER_STATEMENT {
             // One statement is a transaction of its own: no BEGIN and
             // COMMIT round trips around it.
-            let inserted = insert_rows(&mut *writer, events, &order, now_ms).await?;
+            let inserted = insert_rows(&mut *writer, self.backend, events, &order, now_ms).await?;
             writer.finish();
             mark_stored(&mut stored, events, &order, &inserted);
             return Ok(stored);
         }
         let mut tx = writer.begin().await?;
         for chunk in order.chunks(INSERT_ROWS_PER_STATEMENT) {
-            let inserted = insert_rows(&mut *tx, events, chunk, now_ms).await?;
+            let inserted = insert_rows(&mut *tx, self.backend, events, chunk, now_ms).await?;
             mark_stored(&mut stored, events, chunk, &inserted);
         }
         tx.commit().await?;
@@ -194,32 +194,36 @@ impl Store {
 /// Ids per statement when marking a batch processed.
 const MARK_IDS_PER_STATEMENT: usize = 256;
 
-/// Rows per multi-row webhook insert (7 parameters each).
+/// Rows per multi-row webhook insert (8 parameters each).
 const INSERT_ROWS_PER_STATEMENT: usize = 64;
 
 /// Inserts `events[rows]` in one statement; the ids that were new.
 async fn insert_rows<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    backend: Backend,
     events: &[NewEvent],
     rows: &[usize],
     now_ms: i64,
 ) -> StoreResult<HashSet<String>> {
-    // $1 is the time of receipt, shared by all rows.
-    let values = numbered_rows("(?, ?, ?, ?, $1, ?, ?, 'pending', 0, $1)", rows.len(), 2);
+    let values =
+        Placeholders::new(backend).rows("(?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)", rows.len());
     let sql = format!(
         "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
          status, attempts, next_attempt_at_ms) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
     );
-    let mut query = sqlx::query(&sql).bind(now_ms);
+    let mut query = sqlx::query(&sql);
     for &index in rows {
         let event = &events[index];
+        // Received now, due now.
         query = query
             .bind(&event.id)
             .bind(&event.event)
             .bind(&event.room)
             .bind(event.created_at_ms)
+            .bind(now_ms)
             .bind(&event.api_key)
-            .bind(&event.body);
+            .bind(&event.body)
+            .bind(now_ms);
     }
     query
         .fetch_all(executor)
@@ -245,6 +249,7 @@ fn mark_stored(
 /// waits there, then finds them no longer pending and backs off.
 pub(super) async fn mark_processed<'a>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     ids: impl Iterator<Item = &'a str>,
     now_ms: i64,
 ) -> StoreResult<std::collections::HashSet<String>> {
@@ -253,10 +258,12 @@ pub(super) async fn mark_processed<'a>(
     ids.dedup();
     let mut marked = HashSet::new();
     for chunk in ids.chunks(MARK_IDS_PER_STATEMENT) {
-        let ids = numbered_rows("?", chunk.len(), 2);
+        let mut params = Placeholders::new(backend);
+        let at = params.one();
+        let ids = params.rows("?", chunk.len());
         let sql = format!(
             "UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, \
-             processed_at_ms = $1, last_error = NULL WHERE status = 'pending' AND id IN ({ids}) RETURNING id"
+             processed_at_ms = {at}, last_error = NULL WHERE status = 'pending' AND id IN ({ids}) RETURNING id"
         );
         let mut query = sqlx::query(&sql).bind(now_ms);
         for id in chunk {

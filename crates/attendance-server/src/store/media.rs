@@ -2,8 +2,8 @@
 
 use sqlx::Row;
 
-use super::sql::numbered_rows;
-use super::{Store, StoreResult};
+use super::sql::Placeholders;
+use super::{Backend, Store, StoreResult};
 use crate::domain::MediaFact;
 
 /// Rows per multi-row insert (8 parameters each).
@@ -18,7 +18,7 @@ impl Store {
         }
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let kept = insert_media(&mut tx, facts).await?;
+        let kept = insert_media(&mut tx, self.backend, facts).await?;
         tx.commit().await?;
         for fact in facts {
             self.facts_cache.invalidate(&fact.room, &fact.identity);
@@ -150,6 +150,7 @@ async fn engagement_off_windows(
 /// engagement off: of those nothing is kept. Returns how many were kept.
 pub(super) async fn insert_media(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     facts: &[MediaFact],
 ) -> StoreResult<usize> {
     let mut rooms: Vec<&str> = facts.iter().map(|f| f.room.as_str()).collect();
@@ -168,7 +169,7 @@ pub(super) async fn insert_media(
         })
         .collect();
     for chunk in kept.chunks(ROWS_PER_STATEMENT) {
-        let rows = numbered_rows("(?, ?, ?, ?, ?, ?, ?, ?)", chunk.len(), 1);
+        let rows = Placeholders::new(backend).rows("(?, ?, ?, ?, ?, ?, ?, ?)", chunk.len());
         let sql = format!(
             "INSERT INTO media_facts (room, participant_sid, identity, track_sid, source, change, \
              at_ms, origin) VALUES {rows}"

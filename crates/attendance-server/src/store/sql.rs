@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::StoreResult;
+use super::{Backend, StoreResult};
 use crate::domain::{ms_to_time, CycleRow, RosterEntry, SessionKind, SessionRow, StoredEvent};
 use attendance_rules::{GradePoints, Schedule};
 
@@ -24,27 +24,53 @@ pub(super) const CYCLE_SELECT: &str =
     "SELECT participant_sid, room, room_sid, identity, name, kind, metadata, \
      attributes, joined_at_ms, left_at_ms, close_reason, disconnect_reason, opened_by, seen_at_ms FROM cycles";
 
-/// `rows` copies of `row`, comma-separated, each `?` numbered as a
-/// parameter (`$first`, `$first + 1`, … across all rows), for multi-row
-/// statements: `numbered_rows("(?, ?)", 2, 2)` is `($2, $3), ($4, $5)`.
-pub(super) fn numbered_rows(row: &str, rows: usize, first: usize) -> String {
-    let mut next = first;
-    let mut out = String::with_capacity(rows * (row.len() + 8));
-    for i in 0..rows {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        for c in row.chars() {
-            if c == '?' {
-                out.push('$');
-                out.push_str(&next.to_string());
-                next += 1;
-            } else {
-                out.push(c);
+/// Placeholders of one statement, handed out in the order they appear in
+/// its text: `$1`, `$2`, … on PostgreSQL; anonymous `?` on SQLite, whose
+/// values are then bound in that same order. A named or numbered SQLite
+/// parameter costs a linear search of the statement's parameter names each
+/// time a value is bound, quadratic in a multi-row statement's parameters
+/// (hundreds per batch); anonymous ones cost nothing. So every value is
+/// bound where it appears, even one that appears in every row.
+pub(super) struct Placeholders {
+    backend: Backend,
+    next: usize,
+}
+
+impl Placeholders {
+    pub(super) fn new(backend: Backend) -> Placeholders {
+        Placeholders { backend, next: 1 }
+    }
+
+    /// The next placeholder.
+    pub(super) fn one(&mut self) -> String {
+        match self.backend {
+            Backend::Postgres => {
+                let p = format!("${}", self.next);
+                self.next += 1;
+                p
             }
+            Backend::Sqlite => "?".to_string(),
         }
     }
-    out
+
+    /// `rows` copies of `row`, comma-separated, each `?` in it the next
+    /// placeholder.
+    pub(super) fn rows(&mut self, row: &str, rows: usize) -> String {
+        let mut out = String::with_capacity(rows * (row.len() + 8));
+        for i in 0..rows {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            for c in row.chars() {
+                if c == '?' {
+                    out.push_str(&self.one());
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
 }
 
 pub(super) const EVENT_COLUMNS: &str =
@@ -168,13 +194,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbered_rows_number_every_placeholder_across_rows() {
-        assert_eq!(numbered_rows("(?, ?)", 2, 2), "($2, $3), ($4, $5)");
-        assert_eq!(
-            numbered_rows("(?, $1, ?)", 2, 2),
-            "($2, $1, $3), ($4, $1, $5)"
-        );
-        assert_eq!(numbered_rows("?", 3, 1), "$1, $2, $3");
-        assert_eq!(numbered_rows("?", 0, 1), "");
+    fn placeholders_are_numbered_on_postgres_and_anonymous_on_sqlite() {
+        let mut pg = Placeholders::new(Backend::Postgres);
+        assert_eq!(pg.rows("(?, 0, ?)", 2), "($1, 0, $2), ($3, 0, $4)");
+        assert_eq!(pg.one(), "$5");
+        let mut sqlite = Placeholders::new(Backend::Sqlite);
+        assert_eq!(sqlite.rows("(?, 0, ?)", 2), "(?, 0, ?), (?, 0, ?)");
+        assert_eq!(sqlite.one(), "?");
+        assert_eq!(Placeholders::new(Backend::Sqlite).rows("?", 0), "");
     }
 }
