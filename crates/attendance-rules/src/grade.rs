@@ -89,6 +89,13 @@ impl GradePoints {
 
     /// `present=2,late=1,…` (statuses left out keep these points).
     pub fn parse_over(self, text: &str) -> Result<GradePoints, String> {
+        self.with(&GradePointsChange::parse(text)?)
+    }
+}
+
+impl GradePointsChange {
+    /// `present=2,late=1,…`: the statuses named, and their points.
+    pub fn parse(text: &str) -> Result<GradePointsChange, String> {
         let mut change = GradePointsChange::default();
         for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, value) = pair
@@ -112,7 +119,7 @@ impl GradePoints {
             };
             *slot = Some(value);
         }
-        self.with(&change)
+        Ok(change)
     }
 }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use attendance_rules::GradePointsChange;
 use attendance_server::config::KeyArgs;
 use attendance_server::livekit::{RoleRequest, TokenRequest};
 use clap::{Args, Subcommand};
@@ -88,6 +89,10 @@ struct ClassSpec {
     /// Teachers' identities (repeatable).
     #[arg(long = "teacher")]
     teachers: Vec<String>,
+    /// What statuses are worth in this class's lessons, over the school's:
+    /// e.g. present=3,late=2 (statuses left out keep the school's points).
+    #[arg(long, value_parser = GradePointsChange::parse)]
+    grade_points: Option<GradePointsChange>,
 }
 
 impl ClassSpec {
@@ -130,6 +135,9 @@ impl ClassSpec {
         }
         if !self.teachers.is_empty() {
             body["teachers"] = self.teachers.clone().into();
+        }
+        if let Some(points) = &self.grade_points {
+            body["grade_points"] = serde_json::to_value(points)?;
         }
         Ok(body)
     }

@@ -39,7 +39,7 @@ enum Command {
     /// rotate-secret, messages, retry.
     Endpoints(endpoints_cli::EndpointsArgs),
     /// Classes with recurring lessons, through a running server's API.
-    Class(class_cli::ClassArgs),
+    Class(Box<class_cli::ClassArgs>),
 }
 
 #[derive(Args)]
@@ -84,7 +84,7 @@ fn main() -> std::process::ExitCode {
             Some(Command::Token(args)) => token(args),
             Some(Command::Replay(args)) => replay(args).await,
             Some(Command::Endpoints(args)) => endpoints_cli::run(args).await,
-            Some(Command::Class(args)) => class_cli::run(args).await,
+            Some(Command::Class(args)) => class_cli::run(*args).await,
         }
     });
     match result {

@@ -283,8 +283,14 @@ async fn class_changes_apply_to_future_lessons_only(db: Db) {
         "09:00",
         "--minutes",
         "45",
+        "--grade-points",
+        "present=4, excused=2",
     ]);
     assert_eq!(starts(&created).len(), 4);
+    assert_eq!(
+        created["grade_points"],
+        json!({"present": 4, "late": 1, "partial": 1, "absent": 0, "excused": 2})
+    );
     assert_eq!(
         created["lessons"][0]["scheduled_at_local"],
         "2026-01-05T09:00:00+02:00"
