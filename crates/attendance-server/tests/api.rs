@@ -295,12 +295,12 @@ fn within_second(kind: &str, id: &str, second: i64, sid: &str, joined_ms: Option
     let mut value: Value =
         serde_json::from_str(&event(kind, id, second, "r", Some((sid, sid, second)))).unwrap();
     let participant = value["participant"].as_object_mut().unwrap();
-    match joined_ms {
-        Some(ms) => participant.insert("joinedAtMs".into(), json!(ms.to_string())),
-        None => participant
-            .remove("joinedAtMs")
-            .and(participant.remove("joinedAt")),
-    };
+    if let Some(ms) = joined_ms {
+        participant.insert("joinedAtMs".into(), json!(ms.to_string()));
+    } else {
+        participant.remove("joinedAt");
+        participant.remove("joinedAtMs");
+    }
     value.to_string()
 }
 

@@ -207,20 +207,25 @@ async fn apply_batch(
     .await?;
     let join_facts: Vec<&CycleFact> = joins.values().collect();
     // What LiveKit says at join fills in what a reordered leave could not.
+    let left_at = ended_after_join(
+        "COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)",
+        "cycles.left_at_ms",
+    );
     upsert_cycles(
         tx,
         backend,
         &join_facts,
         now_ms,
-        "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms), \
-         left_at_ms = CASE WHEN cycles.left_at_ms < COALESCE(cycles.joined_at_ms, excluded.joined_at_ms) \
-         THEN COALESCE(cycles.joined_at_ms, excluded.joined_at_ms) ELSE cycles.left_at_ms END, \
+        &format!(
+            "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms), \
+         left_at_ms = {left_at}, \
          name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE cycles.name END, \
          kind = CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE cycles.kind END, \
          metadata = CASE WHEN excluded.metadata <> '' THEN excluded.metadata ELSE cycles.metadata END, \
          room_sid = CASE WHEN excluded.room_sid <> '' THEN excluded.room_sid ELSE cycles.room_sid END, \
          updated_at_ms = excluded.updated_at_ms, \
-         attributes = CASE WHEN excluded.attributes <> '' THEN excluded.attributes ELSE cycles.attributes END",
+         attributes = CASE WHEN excluded.attributes <> '' THEN excluded.attributes ELSE cycles.attributes END"
+        ),
     )
     .await?;
     for (room, room_sid, at_ms) in finished {
@@ -237,10 +242,10 @@ async fn apply_batch(
         // with a participant's close, LiveKit's word replaces a later guess
         // of the sweeper's.
         sqlx::query(&format!(
-            "UPDATE cycles SET left_at_ms = CASE WHEN joined_at_ms > $3 THEN joined_at_ms ELSE $3 END, \
-             close_reason = 'room_finished', updated_at_ms = $4 \
+            "UPDATE cycles SET left_at_ms = {}, close_reason = 'room_finished', updated_at_ms = $4 \
              WHERE room = $1 AND (room_sid = $2 OR $2 = '') AND (left_at_ms IS NULL \
-             OR (close_reason IN {SWEEPER_REASONS} AND left_at_ms > $3))"
+             OR (close_reason IN {SWEEPER_REASONS} AND left_at_ms > $3))",
+            ended_after_join("joined_at_ms", "$3")
         ))
         .bind(room)
         .bind(room_sid)
@@ -254,12 +259,12 @@ async fn apply_batch(
         let mut params = Placeholders::new(backend);
         let values = params.rows("(?, ?, ?, ?)", chunk.len());
         let at = params.one();
+        let left_at = ended_after_join("cycles.joined_at_ms", "closing.close_at_ms");
         // LiveKit's close wins over the sweeper's guess; of two LiveKit
         // closes, the earlier one is the truth.
         let sql = format!(
             "WITH closing (sid, close_at_ms, reason, disconnect) AS (VALUES {values}) \
-             UPDATE cycles SET left_at_ms = CASE WHEN cycles.joined_at_ms > closing.close_at_ms \
-             THEN cycles.joined_at_ms ELSE closing.close_at_ms END, close_reason = closing.reason, \
+             UPDATE cycles SET left_at_ms = {left_at}, close_reason = closing.reason, \
              disconnect_reason = closing.disconnect, \
              updated_at_ms = {at} FROM closing WHERE cycles.participant_sid = closing.sid \
              AND (cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
@@ -292,9 +297,9 @@ async fn apply_batch(
         let mut params = Placeholders::new(backend);
         let at = params.one();
         let sids = params.rows("?", chunk.len());
+        let left_at = ended_after_join("cycles.joined_at_ms", "f.finished_at_ms");
         let sql = format!(
-            "UPDATE cycles SET left_at_ms = (SELECT CASE WHEN cycles.joined_at_ms > f.finished_at_ms \
-             THEN cycles.joined_at_ms ELSE f.finished_at_ms END FROM finished_rooms f \
+            "UPDATE cycles SET left_at_ms = (SELECT {left_at} FROM finished_rooms f \
              WHERE f.room_sid = cycles.room_sid), close_reason = 'room_finished', updated_at_ms = {at} \
              WHERE participant_sid IN ({sids}) AND left_at_ms IS NULL AND room_sid <> '' \
              AND EXISTS (SELECT 1 FROM finished_rooms f WHERE f.room_sid = cycles.room_sid)"
@@ -306,6 +311,12 @@ async fn apply_batch(
         query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// SQL for a cycle's end at `at`, but not before its join `joined` (see
+/// [`apply_batch`]); NULL stays NULL.
+fn ended_after_join(joined: &str, at: &str) -> String {
+    format!("CASE WHEN {joined} > {at} THEN {joined} ELSE {at} END")
 }
 
 /// Which of `room_sids` (room instances) LiveKit said finished.

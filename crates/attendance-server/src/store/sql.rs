@@ -43,14 +43,9 @@ impl Placeholders {
 
     /// The next placeholder.
     pub(super) fn one(&mut self) -> String {
-        match self.backend {
-            Backend::Postgres => {
-                let p = format!("${}", self.next);
-                self.next += 1;
-                p
-            }
-            Backend::Sqlite => "?".to_string(),
-        }
+        let mut out = String::new();
+        self.push(&mut out);
+        out
     }
 
     /// `rows` copies of `row`, comma-separated, each `?` in it the next
@@ -63,13 +58,24 @@ impl Placeholders {
             }
             for c in row.chars() {
                 if c == '?' {
-                    out.push_str(&self.one());
+                    self.push(&mut out);
                 } else {
                     out.push(c);
                 }
             }
         }
         out
+    }
+
+    fn push(&mut self, out: &mut String) {
+        match self.backend {
+            Backend::Postgres => {
+                out.push('$');
+                out.push_str(&self.next.to_string());
+                self.next += 1;
+            }
+            Backend::Sqlite => out.push('?'),
+        }
     }
 }
 
