@@ -41,6 +41,8 @@ SCENARIOS=("$@")
 BIN=${CARGO_TARGET_DIR:-$PWD/target/bench}/release
 # The server binary to measure (default: the one built beside the load generator).
 SERVER_BIN=${SERVER_BIN:-$BIN/attendance-server}
+# The load generator (default: the one built beside the server).
+LOADGEN_BIN=${LOADGEN_BIN:-$BIN/attendance-loadgen}
 export LIVEKIT_API_KEY=benchkey
 export LIVEKIT_API_SECRET=bench-secret-0123456789abcdefghijklmnop
 # As many connections as descriptors allow (the server lowers it to fit):
@@ -121,7 +123,7 @@ start_server() {
 }
 
 loadgen() {
-  "$BIN/attendance-loadgen" "$@" --url "$URL" --server-pid "$SERVER_PID" | tee -a "$WORK/out"
+  "$LOADGEN_BIN" "$@" --url "$URL" --server-pid "$SERVER_PID" | tee -a "$WORK/out"
 }
 
 # Server CPU time so far of every instance, in seconds.
@@ -149,7 +151,7 @@ wrk_ingest() {
   local connections=$1 n=${#URLS[@]} i
   local per=$((connections / n))
   for ((i = 0; i < n; i++)); do
-    "$BIN/attendance-loadgen" presign --count $((600000 / n)) --out "$WORK/presigned.$i"
+    "$LOADGEN_BIN" presign --count $((600000 / n)) --out "$WORK/presigned.$i"
   done
   local cpu0 cpu1 written0 written1 drain="null" t0 t1
   cpu0=$(servers_cpu_s)
@@ -166,7 +168,7 @@ wrk_ingest() {
   if [ "${TARGET#ref-}" = "$TARGET" ]; then
     # One inbox for every instance. Not drained within the minute is a
     # result too (drained_after_s: null).
-    drain=$("$BIN/attendance-loadgen" drain --url "$URL" --within 60s | sed -n 's/^RESULT //p' || true)
+    drain=$("$LOADGEN_BIN" drain --url "$URL" --within 60s | sed -n 's/^RESULT //p' || true)
   fi
   t1=$(date +%s.%N)
   cpu1=$(servers_cpu_s)
@@ -215,7 +217,7 @@ schoolday_step() {
   for url in "${URLS[@]}"; do args+=(--url "$url"); done
   for pid in "${PIDS[@]}"; do args+=(--server-pid "$pid"); done
   # shellcheck disable=SC2086 # SCHOOLDAY_ARGS: extra arguments, split on spaces
-  "$BIN/attendance-loadgen" schoolday --rooms "$rooms" "${args[@]}" ${SCHOOLDAY_ARGS:-} \
+  "$LOADGEN_BIN" schoolday --rooms "$rooms" "${args[@]}" ${SCHOOLDAY_ARGS:-} \
     | tee -a "$WORK/out" || true
   STEP_RESULT=$(sed -n 's/^RESULT //p' "$WORK/out" | tail -n 1)
   append_results
@@ -306,7 +308,7 @@ for scenario in "${SCENARIOS[@]}"; do
     # instances, end to end.
     fan-cross)
       [ ${#URLS[@]} -gt 1 ] || { echo "fan-cross needs two instances (target postgres-2)" >&2; exit 2; }
-      "$BIN/attendance-loadgen" fanout --rooms 10 --per-room 100 --rate 100 --url "${URLS[1]}" \
+      "$LOADGEN_BIN" fanout --rooms 10 --per-room 100 --rate 100 --url "${URLS[1]}" \
         --webhooks-url "${URLS[0]}" --server-pid "${PIDS[1]}" | tee -a "$WORK/out"
       ;;
     idle) loadgen idle --connections 20000 --source-ips 2 --hold 3s ;;

@@ -4,6 +4,7 @@
 //! latency from each `attendance.updated` message's `server_time` to its
 //! receipt, and end to end from posting the webhook to receipt.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{self, CpuMeter, Statuses, Target};
+use crate::common::{self, CpuMeter, Samples, Statuses, Target};
 use crate::sign::{livekit_id, participant_event, run_prefix, Participant, Role, Signer};
 
 #[derive(Args, Clone)]
@@ -54,6 +55,18 @@ pub struct FanoutArgs {
     pub webhooks_url: Option<String>,
 }
 
+/// What a reader needs of an `attendance.updated` push (borrowed: no
+/// allocation per message).
+#[derive(serde::Deserialize)]
+struct Push<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    identity: Cow<'a, str>,
+    #[serde(default, borrow)]
+    server_time: Cow<'a, str>,
+}
+
 struct Sub {
     room: String,
     identity: String,
@@ -62,8 +75,8 @@ struct Sub {
 
 #[derive(Default)]
 struct Received {
-    push: Option<hdrhistogram::Histogram<u64>>,
-    end_to_end: Option<hdrhistogram::Histogram<u64>>,
+    push: Samples,
+    end_to_end: Samples,
     updates: u64,
     resyncs: u64,
     closed: bool,
@@ -161,54 +174,6 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         m
     });
 
-    let posted_at: Arc<Mutex<HashMap<(String, String), Instant>>> = Arc::default();
-    let received = Arc::new(AtomicU64::new(0));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut readers = Vec::new();
-    for (mut ws, s) in sockets {
-        let (posted_at, received, mut stop) =
-            (posted_at.clone(), received.clone(), stop_rx.clone());
-        let room = s.room.clone();
-        readers.push(tokio::spawn(async move {
-            let mut r = Received {
-                push: Some(common::histogram()),
-                end_to_end: Some(common::histogram()),
-                ..Received::default()
-            };
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    message = ws.next() => {
-                        let Some(Ok(message)) = message else { r.closed = true; break };
-                        let Message::Text(text) = message else { continue };
-                        let now = chrono::Utc::now();
-                        let arrived = Instant::now();
-                        let text = text.as_str();
-                        if text.contains("\"attendance.snapshot\"") {
-                            r.resyncs += 1;
-                            continue;
-                        }
-                        if !text.contains("\"attendance.updated\"") { continue }
-                        let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
-                        r.updates += 1;
-                        received.fetch_add(1, Ordering::Relaxed);
-                        if let Some(at) = v["server_time"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
-                            let d = (now - at.to_utc()).to_std().unwrap_or_default();
-                            common::record(r.push.as_mut().expect("h"), d);
-                        }
-                        let identity = v["identity"].as_str().unwrap_or_default().to_string();
-                        let posted = posted_at.lock().expect("lock").get(&(room.clone(), identity)).copied();
-                        if let Some(posted) = posted {
-                            common::record(r.end_to_end.as_mut().expect("h"), arrived - posted);
-                        }
-                    }
-                }
-            }
-            let _ = ws.close(None).await;
-            r
-        }));
-    }
-
     // The webhooks: one join per student, rooms in turn, paced.
     // Students beyond the subscribers (e.g. `--teachers` = `--per-room`)
     // still join: only the teachers hear about them.
@@ -224,6 +189,70 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
             (room, format!("student-{}", teachers + n / rooms.len()))
         })
         .collect();
+    // When each planned webhook was posted (ns after `base`, 0: not yet),
+    // found from a push by its room and identity without a lock or an
+    // allocation: the readers must cost far less than the server they time.
+    let base = Instant::now();
+    let posted_at: Arc<Vec<AtomicU64>> = Arc::new(plan.iter().map(|_| AtomicU64::new(0)).collect());
+    let mut plan_index: HashMap<&str, HashMap<String, usize>> = HashMap::new();
+    for (n, (room, identity)) in plan.iter().enumerate() {
+        plan_index
+            .entry(room)
+            .or_default()
+            .insert(identity.clone(), n);
+    }
+    let plan_index: HashMap<&str, Arc<HashMap<String, usize>>> = plan_index
+        .into_iter()
+        .map(|(room, m)| (room, Arc::new(m)))
+        .collect();
+    let received = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut readers = Vec::new();
+    for (mut ws, s) in sockets {
+        let (posted_at, received, mut stop) =
+            (posted_at.clone(), received.clone(), stop_rx.clone());
+        let index = plan_index.get(s.room.as_str()).cloned().unwrap_or_default();
+        readers.push(tokio::spawn(async move {
+            let mut r = Received::default();
+            // One stop future for the socket's life: a new one per message
+            // would lock the channel's waiter list twice per message.
+            let stopped = stop.changed();
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    biased;
+                    message = ws.next() => {
+                        let Some(Ok(message)) = message else { r.closed = true; break };
+                        let Message::Text(text) = message else { continue };
+                        let now = chrono::Utc::now();
+                        let arrived = Instant::now();
+                        let text = text.as_str();
+                        if text.contains("\"attendance.snapshot\"") {
+                            r.resyncs += 1;
+                            continue;
+                        }
+                        let Ok(push) = serde_json::from_str::<Push>(text) else { continue };
+                        if push.kind != "attendance.updated" { continue }
+                        r.updates += 1;
+                        received.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&push.server_time) {
+                            let d = (now - at.to_utc()).to_std().unwrap_or_default();
+                            r.push.record(d);
+                        }
+                        let posted = index.get(push.identity.as_ref()).map(|&n| posted_at[n].load(Ordering::Relaxed));
+                        if let Some(posted @ 1..) = posted {
+                            let posted = base + Duration::from_nanos(posted);
+                            r.end_to_end.record(arrived - posted);
+                        }
+                    }
+                    _ = &mut stopped => break,
+                }
+            }
+            let _ = ws.close(None).await;
+            r
+        }));
+    }
+
     let expected: u64 = plan
         .iter()
         .map(|(room, identity)| {
@@ -270,10 +299,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
                     },
                 );
                 let token = signer.webhook_token(body.as_bytes());
-                posted_at
-                    .lock()
-                    .expect("lock")
-                    .insert((room.clone(), identity.clone()), Instant::now());
+                let since_base = (Instant::now() - base).as_nanos().max(1) as u64;
+                posted_at[n].store(since_base, Ordering::Relaxed);
                 let status = match client
                     .post(&url)
                     .header("Content-Type", "application/webhook+json")
@@ -314,10 +341,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let (mut updates, mut resyncs, mut closed) = (0, 0, 0);
     for reader in readers {
         let r = reader.await?;
-        push.add(r.push.as_ref().expect("h")).expect("same bounds");
-        end_to_end
-            .add(r.end_to_end.as_ref().expect("h"))
-            .expect("same bounds");
+        r.push.add_to(&mut push);
+        r.end_to_end.add_to(&mut end_to_end);
         updates += r.updates;
         resyncs += r.resyncs;
         closed += u64::from(r.closed);

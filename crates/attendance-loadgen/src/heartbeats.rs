@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{self, CpuMeter, Statuses, Target};
+use crate::common::{self, CpuMeter, Samples, Statuses, Target};
 use crate::sign::{run_prefix, Role, Signer};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -54,28 +54,37 @@ pub struct HeartbeatArgs {
     pub source_ips: u8,
 }
 
+/// One socket's (or HTTP worker's) count.
 #[derive(Default)]
 struct Tally {
-    latency: Option<hdrhistogram::Histogram<u64>>,
+    latency: Samples,
     statuses: Statuses,
     acked: u64,
     stored: u64,
 }
 
-impl Tally {
-    fn new() -> Tally {
-        Tally {
-            latency: Some(common::histogram()),
-            ..Tally::default()
+/// Everyone's counts together.
+struct Total {
+    latency: hdrhistogram::Histogram<u64>,
+    statuses: Statuses,
+    acked: u64,
+    stored: u64,
+}
+
+impl Total {
+    fn new() -> Total {
+        Total {
+            latency: common::histogram(),
+            statuses: Statuses::default(),
+            acked: 0,
+            stored: 0,
         }
     }
-    fn merge(&mut self, other: Tally) {
-        if let (Some(a), Some(b)) = (self.latency.as_mut(), other.latency.as_ref()) {
-            a.add(b).expect("same bounds");
-        }
-        self.statuses.merge(other.statuses);
-        self.acked += other.acked;
-        self.stored += other.stored;
+    fn add(&mut self, t: Tally) {
+        t.latency.add_to(&mut self.latency);
+        self.statuses.merge(t.statuses);
+        self.acked += t.acked;
+        self.stored += t.stored;
     }
 }
 
@@ -122,7 +131,7 @@ pub async fn run(args: HeartbeatArgs) -> anyhow::Result<()> {
             (t, s, c, Some(n))
         }
     };
-    let latency = tally.latency.as_ref().expect("histogram");
+    let latency = &tally.latency;
     let result = json!({
         "scenario": "heartbeats",
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -156,7 +165,7 @@ async fn http(
     target: &Target,
     client: &reqwest::Client,
     who: Arc<Vec<(String, String)>>,
-) -> anyhow::Result<(Tally, f64, Value)> {
+) -> anyhow::Result<(Total, f64, Value)> {
     let started = Instant::now();
     let deadline = started + args.duration;
     let cpu = CpuMeter::start(args.conn.server_pid);
@@ -165,7 +174,7 @@ async fn http(
     for w in 0..workers {
         let (client, target, who) = (client.clone(), target.clone(), who.clone());
         tasks.push(tokio::spawn(async move {
-            let mut t = Tally::new();
+            let mut t = Tally::default();
             let mut i = w;
             while Instant::now() < deadline {
                 let (room, token) = &who[i];
@@ -180,7 +189,7 @@ async fn http(
                     Ok(response) => {
                         let status = response.status().as_u16();
                         let _ = response.bytes().await;
-                        common::record(t.latency.as_mut().expect("h"), t0.elapsed());
+                        t.latency.record(t0.elapsed());
                         t.statuses.add(status.to_string());
                         if status == 200 {
                             t.acked += 1;
@@ -197,9 +206,9 @@ async fn http(
             t
         }));
     }
-    let mut tally = Tally::new();
+    let mut tally = Total::new();
     for task in tasks {
-        tally.merge(task.await?);
+        tally.add(task.await?);
     }
     Ok((tally, started.elapsed().as_secs_f64(), cpu.report()))
 }
@@ -208,7 +217,7 @@ async fn ws(
     args: &HeartbeatArgs,
     target: &Target,
     who: Arc<Vec<(String, String)>>,
-) -> anyhow::Result<(Tally, f64, Value, usize)> {
+) -> anyhow::Result<(Total, f64, Value, usize)> {
     // Connect everyone first (64 handshakes at a time), then start the clock.
     let ips = common::source_ips(args.source_ips);
     let sockets: Vec<anyhow::Result<common::Ws>> = futures_util::stream::iter(0..who.len())
@@ -245,8 +254,8 @@ async fn ws(
     let n = sockets.len().max(1) as u32;
     for (i, mut socket) in sockets.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let mut t = Tally::new();
-            let (mut throttled, mut errors, mut ended) = (0u64, 0u64, None);
+            let mut t = Tally::default();
+            let (mut throttled, mut ended) = (0u64, None);
             let beat = Message::text(r#"{"type":"heartbeat"}"#);
             // One timer for the pace and one for the end, reused: a timer
             // registered per message would cost more than the message.
@@ -285,7 +294,7 @@ async fn ws(
                     };
                     let text = text.as_str();
                     if text.contains("\"heartbeat.ack\"") {
-                        common::record(t.latency.as_mut().expect("h"), t0.elapsed());
+                        t.latency.record(t0.elapsed());
                         t.acked += 1;
                         if text.contains("\"throttled\":true") {
                             throttled += 1;
@@ -294,7 +303,12 @@ async fn ws(
                         }
                         break;
                     } else if text.contains("\"type\":\"error\"") {
-                        errors += 1;
+                        // Counted by what the server said.
+                        let said = serde_json::from_str::<Value>(text)
+                            .ok()
+                            .and_then(|v| v["message"].as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        t.statuses.add(format!("error message: {said}"));
                         break;
                     }
                 }
@@ -302,7 +316,6 @@ async fn ws(
             for (what, count) in [
                 ("ack throttled", throttled),
                 ("ack stored", t.stored),
-                ("error message", errors),
             ] {
                 if count > 0 {
                     t.statuses.0.insert(what.to_string(), count);
@@ -315,10 +328,10 @@ async fn ws(
             t
         }));
     }
-    let mut tally = Tally::new();
+    let mut tally = Total::new();
     tally.statuses.merge(connect_errors);
     for task in tasks {
-        tally.merge(task.await?);
+        tally.add(task.await?);
     }
     Ok((
         tally,

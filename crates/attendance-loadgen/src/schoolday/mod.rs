@@ -39,7 +39,6 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{self, CpuMeter, Statuses, Target, Ws};
@@ -177,14 +176,6 @@ struct Plan {
 /// Small socket buffers: tens of thousands of sockets that each carry a
 /// heartbeat a minute (or a room's updates) would otherwise hold 128 KiB
 /// read and write buffers apiece in this one process.
-fn small_buffers() -> Option<WebSocketConfig> {
-    Some(
-        WebSocketConfig::default()
-            .read_buffer_size(8 * 1024)
-            .write_buffer_size(0),
-    )
-}
-
 /// A uniform number in [0, 1) from (`n`, `salt`): the same run plan every
 /// time for the same arguments (splitmix64).
 fn unit(n: u64, salt: u64) -> f64 {

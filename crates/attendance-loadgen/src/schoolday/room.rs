@@ -52,14 +52,9 @@ pub(super) async fn teacher_connect(shared: &Shared, room: usize, w: &mut Watche
         .access_token(&format!("teacher-{name}"), name, Role::Teacher);
     for _ in 0..3 {
         let attempt = tokio::time::timeout(Duration::from_secs(30), async {
-            let mut ws = common::ws_connect_with(
-                shared.teacher_home(room),
-                shared.ip(room),
-                name,
-                &token,
-                small_buffers(),
-            )
-            .await?;
+            let mut ws =
+                common::ws_connect(shared.teacher_home(room), shared.ip(room), name, &token)
+                    .await?;
             // The snapshot comes first.
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => {

@@ -122,12 +122,11 @@ pub(super) async fn student_connect(
     for _ in 0..3 {
         let attempt = tokio::time::timeout(
             Duration::from_secs(30),
-            common::ws_connect_with(
+            common::ws_connect(
                 shared.home(plan.room),
                 shared.ip(n),
                 &shared.rooms[plan.room],
                 token,
-                small_buffers(),
             ),
         )
         .await
