@@ -62,16 +62,15 @@ fn start(app: &App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         tokio::spawn(writer.run());
     }
     let mut tasks = Vec::new();
-    // Every change announcement goes through one queue: out to all
+    // Every change announcement goes through one feed: out to all
     // instances by NOTIFY on PostgreSQL, straight to local subscribers on
     // SQLite.
-    if let Some((feed, rx)) = app.live.take_feed() {
+    if let Some(feed) = app.live.take_feed() {
         match app.store.backend() {
             Backend::Postgres => {
                 tasks.push(tokio::spawn(bus::run_notifier(
                     app.live.clone(),
                     feed,
-                    rx,
                     stop.clone(),
                 )));
                 tasks.push(tokio::spawn(bus::run_listener(
@@ -82,7 +81,6 @@ fn start(app: &App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
             Backend::Sqlite => tasks.push(tokio::spawn(delivery::run_local_delivery(
                 app.live.clone(),
                 feed,
-                rx,
                 stop.clone(),
             ))),
         }

@@ -8,7 +8,6 @@
 //! a notification may have been missed (listener reconnect, full queue),
 //! every local subscriber resyncs from a snapshot.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
-use super::feed::{next_batch, ChangeFeed};
+use super::feed::{next_batch, FeedReader};
 use super::{delivery, Live};
 use crate::domain::Changed;
 
@@ -64,18 +63,8 @@ pub fn encode(changes: &[Changed], all: bool) -> Vec<String> {
 }
 
 /// Sends batched NOTIFYs until shutdown.
-pub async fn run_notifier(
-    live: Live,
-    feed: ChangeFeed,
-    mut rx: mpsc::Receiver<Changed>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    while let Some((batch, all)) = next_batch(&feed, &mut rx, BATCH_WINDOW, &mut shutdown).await {
-        let changes: Vec<Changed> = batch
-            .into_iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+pub async fn run_notifier(live: Live, feed: FeedReader, mut shutdown: watch::Receiver<bool>) {
+    while let Some((changes, all)) = next_batch(&feed, BATCH_WINDOW, &mut shutdown).await {
         for payload in encode(&changes, all) {
             let mut delay = Duration::from_millis(50);
             while let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")

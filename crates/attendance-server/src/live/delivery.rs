@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use super::feed::{next_batch, ChangeFeed};
+use super::feed::{next_batch, FeedReader};
 use super::hub::{Change, ParticipantChange};
 use super::Live;
 use crate::domain::{ms_to_time, now, Changed, SessionRow};
@@ -51,14 +51,8 @@ const PUSH_CONCURRENCY: usize = 16;
 
 /// Delivers announced changes to this instance's subscribers, batch after
 /// batch, until shutdown (SQLite: no other instance to tell).
-pub async fn run_local_delivery(
-    live: Live,
-    feed: ChangeFeed,
-    mut rx: mpsc::Receiver<Changed>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    while let Some((changes, all)) = next_batch(&feed, &mut rx, Duration::ZERO, &mut shutdown).await
-    {
+pub async fn run_local_delivery(live: Live, feed: FeedReader, mut shutdown: watch::Receiver<bool>) {
+    while let Some((changes, all)) = next_batch(&feed, Duration::ZERO, &mut shutdown).await {
         deliver_batch(&live, changes, all).await;
     }
 }

@@ -12,13 +12,12 @@ pub mod parts;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
 
 use crate::domain::Changed;
 use crate::metrics::Metrics;
 use crate::report::Classifier;
 use crate::store::Store;
-use feed::ChangeFeed;
+use feed::{ChangeFeed, FeedReader};
 use hub::Hub;
 
 /// A handle on live delivery, cloned into whatever announces changes; a
@@ -36,7 +35,7 @@ pub struct LiveState {
     /// changes reach this one). Always true on SQLite.
     pub listening: std::sync::atomic::AtomicBool,
     /// The feed's reading end, until the task that reads it starts.
-    feed_rx: Mutex<Option<mpsc::Receiver<Changed>>>,
+    feed_reader: Mutex<Option<FeedReader>>,
 }
 
 impl std::ops::Deref for Live {
@@ -49,7 +48,7 @@ impl std::ops::Deref for Live {
 
 impl Live {
     pub fn new(store: Store, metrics: Arc<Metrics>, classifier: Classifier) -> Live {
-        let (feed, rx) = ChangeFeed::new();
+        let (feed, reader) = ChangeFeed::new();
         Live(Arc::new(LiveState {
             hub: Hub::default(),
             store: store.clone(),
@@ -59,20 +58,19 @@ impl Live {
                 store.backend() == crate::store::Backend::Sqlite,
             ),
             feed,
-            feed_rx: Mutex::new(Some(rx)),
+            feed_reader: Mutex::new(Some(reader)),
         }))
     }
 
-    /// The feed and its reading end, for the one task that reads it; `None`
-    /// once taken.
-    pub fn take_feed(&self) -> Option<(ChangeFeed, mpsc::Receiver<Changed>)> {
-        let rx = self.feed_rx.lock().expect("feed lock").take()?;
-        Some((self.feed.clone(), rx))
+    /// The feed's reading end, for the one task that reads it; `None` once
+    /// taken.
+    pub fn take_feed(&self) -> Option<FeedReader> {
+        self.feed_reader.lock().expect("feed lock").take()
     }
 
     /// Announces that a participant's facts (or, without `identity`, a
-    /// room's) changed. One queue read by one task keeps pushes in the order
-    /// of the writes they report.
+    /// room's) changed. Read by one task, which recomputes from the facts as
+    /// they are then: a push never shows less than the write it reports.
     pub fn changed(&self, room: &str, identity: Option<&str>) {
         self.feed.send(match identity {
             Some(identity) => Changed::participant(room, identity),
