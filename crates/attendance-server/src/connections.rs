@@ -453,6 +453,11 @@ pub async fn serve<H, Fut, B>(
             drop(stream);
             continue;
         }
+        // Every response and push is written whole as soon as it is ready:
+        // without this, the tail segment of a push bigger than one segment
+        // (a snapshot, a part) would wait for the client's acknowledgement
+        // of the rest (Nagle), a round trip or a delayed ACK later.
+        let _ = stream.set_nodelay(true);
         let state = Arc::new(ConnState::new(origin));
         let io = TrackedIo {
             stream,

@@ -118,6 +118,13 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         "{message}"
     );
 
+    // A dashboard opened during the outage gets its snapshot once the
+    // database is back (the server tries again), not an error and nothing.
+    let mut early = ws_connect(&server, "r", &access_token("t", "r", Grant::Teacher)).await;
+    // Back while the server still tries (its tries span 3.25 s; a refused
+    // connection fails each at once).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
     proxy.restore();
     // No restart: the pool reconnects by itself.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -152,6 +159,8 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         assert!(Instant::now() < deadline, "not ready again: {ready}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let first = next_json(&mut early, Duration::from_secs(15)).await;
+    assert_eq!(first["type"], "attendance.snapshot", "{first}");
     // LiveKit's retry now lands, is processed, and reaches live subscribers.
     let mut teacher = ws_connect(&server, "r", &access_token("t", "r", Grant::Teacher)).await;
     next_of_type(&mut teacher, "attendance.snapshot", Duration::from_secs(15)).await;

@@ -579,6 +579,17 @@ fn refresh(
     Ok((fresh, expiry(exp)))
 }
 
+/// Pauses before each new try of a snapshot the database could not give
+/// (busy with a whole school connecting at once, or briefly away). After
+/// the last, the socket closes with 1013 (try again later) and the page
+/// reconnects with its back-off: a dashboard is never left without its
+/// snapshot.
+const SNAPSHOT_RETRIES: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
 fn send_snapshot<'a>(
     app: &'a App,
     room: &'a str,
@@ -588,13 +599,23 @@ fn send_snapshot<'a>(
     ids: &'a mut u64,
 ) -> BoxFuture<'a, Result<(), Stop>> {
     Box::pin(async move {
-        match delivery::snapshot(&app.live, room, who, pinned).await {
-            Ok(text) => send(socket, ids, &text).await,
-            Err(error) => {
-                tracing::warn!(%error, "snapshot failed");
-                let message =
-                    json!({ "type": "error", "message": "the database is unavailable; retrying" });
-                send(socket, ids, &message.to_string()).await
+        let mut retries = SNAPSHOT_RETRIES.iter();
+        loop {
+            match delivery::snapshot(&app.live, room, who, pinned).await {
+                Ok(text) => return send(socket, ids, &text).await,
+                Err(error) => match retries.next() {
+                    Some(pause) => {
+                        tracing::debug!(%error, "snapshot failed; trying again");
+                        tokio::time::sleep(*pause).await;
+                    }
+                    None => {
+                        tracing::warn!(%error, "snapshot failed");
+                        return Err(Stop::close(
+                            CloseCode::Again,
+                            "the database is unavailable: reconnect shortly",
+                        ));
+                    }
+                },
             }
         }
     })
