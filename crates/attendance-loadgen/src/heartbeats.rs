@@ -313,10 +313,7 @@ async fn ws(
                     }
                 }
             }
-            for (what, count) in [
-                ("ack throttled", throttled),
-                ("ack stored", t.stored),
-            ] {
+            for (what, count) in [("ack throttled", throttled), ("ack stored", t.stored)] {
                 if count > 0 {
                     t.statuses.0.insert(what.to_string(), count);
                 }
