@@ -218,17 +218,26 @@ async fn ws(
     target: &Target,
     who: Arc<Vec<(String, String)>>,
 ) -> anyhow::Result<(Total, f64, Value, usize)> {
-    // Connect everyone first (64 handshakes at a time), then start the clock.
+    // Connect everyone first (64 handshakes at a time), each with its
+    // snapshot read, then start the clock: the rate measured is the steady
+    // one, not heartbeats queued behind the connect storm's snapshots.
     let ips = common::source_ips(args.source_ips);
     let sockets: Vec<anyhow::Result<common::Ws>> = futures_util::stream::iter(0..who.len())
         .map(|i| {
             let (target, who, ip) = (target.clone(), who.clone(), ips[i % ips.len()]);
             async move {
                 let (room, token) = &who[i];
-                tokio::time::timeout(
-                    Duration::from_secs(20),
-                    common::ws_connect(&target, ip, room, token),
-                )
+                tokio::time::timeout(Duration::from_secs(30), async {
+                    let mut ws = common::ws_connect(&target, ip, room, token).await?;
+                    match ws.next().await {
+                        Some(Ok(Message::Text(text)))
+                            if text.contains("\"attendance.snapshot\"") =>
+                        {
+                            Ok(ws)
+                        }
+                        other => Err(anyhow::anyhow!("no snapshot: {other:?}")),
+                    }
+                })
                 .await
                 .map_err(|_| anyhow::anyhow!("connect timeout"))?
             }
