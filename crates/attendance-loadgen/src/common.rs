@@ -27,11 +27,11 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
     h.record(us).expect("in bounds");
 }
 
-/// One socket's latencies, kept as microseconds and merged into a
-/// [`histogram`] at the end of a run. A histogram of its own per socket
-/// would be 172 KiB of counters each (3.3 GB at 19,000 sockets), and the
-/// kernel zero-filling their pages as values land was a fifth of the load
-/// generator's CPU; a socket records a few dozen values.
+/// One task's latencies (a socket's, a student's), kept as microseconds,
+/// merged, and made a [`histogram`] once at the end of a run. A histogram
+/// per task would be 172 KiB of counters each (3.3 GB at 19,000 sockets),
+/// and the kernel zero-filling their pages as values land was a fifth of
+/// the load generator's CPU; a task records a few dozen values.
 #[derive(Default)]
 pub struct Samples(Vec<u32>);
 
@@ -40,11 +40,16 @@ impl Samples {
         self.0.push(d.as_micros().min(u128::from(u32::MAX)) as u32);
     }
 
-    pub fn add_to(&self, h: &mut Histogram<u64>) {
+    pub fn merge(&mut self, other: Samples) {
+        self.0.extend(other.0);
+    }
+
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut h = histogram();
         for &us in &self.0 {
-            h.record(u64::from(us).clamp(1, 600_000_000))
-                .expect("in bounds");
+            record(&mut h, Duration::from_micros(us.into()));
         }
+        h
     }
 }
 

@@ -336,17 +336,18 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     }
     let cpu = cpu.report();
     let _ = stop_tx.send(true);
-    let mut push = common::histogram();
-    let mut end_to_end = common::histogram();
+    let mut push = Samples::default();
+    let mut end_to_end = Samples::default();
     let (mut updates, mut resyncs, mut closed) = (0, 0, 0);
     for reader in readers {
         let r = reader.await?;
-        r.push.add_to(&mut push);
-        r.end_to_end.add_to(&mut end_to_end);
+        push.merge(r.push);
+        end_to_end.merge(r.end_to_end);
         updates += r.updates;
         resyncs += r.resyncs;
         closed += u64::from(r.closed);
     }
+    let (push, end_to_end) = (push.histogram(), end_to_end.histogram());
     let mut statuses = std::mem::take(&mut *statuses.lock().expect("lock"));
     statuses.merge(errors);
     let result = json!({

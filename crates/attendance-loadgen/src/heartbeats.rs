@@ -54,7 +54,7 @@ pub struct HeartbeatArgs {
     pub source_ips: u8,
 }
 
-/// One socket's (or HTTP worker's) count.
+/// One socket's (or HTTP worker's) counts, and everyone's together.
 #[derive(Default)]
 struct Tally {
     latency: Samples,
@@ -63,28 +63,12 @@ struct Tally {
     stored: u64,
 }
 
-/// Everyone's counts together.
-struct Total {
-    latency: hdrhistogram::Histogram<u64>,
-    statuses: Statuses,
-    acked: u64,
-    stored: u64,
-}
-
-impl Total {
-    fn new() -> Total {
-        Total {
-            latency: common::histogram(),
-            statuses: Statuses::default(),
-            acked: 0,
-            stored: 0,
-        }
-    }
-    fn add(&mut self, t: Tally) {
-        t.latency.add_to(&mut self.latency);
-        self.statuses.merge(t.statuses);
-        self.acked += t.acked;
-        self.stored += t.stored;
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.latency.merge(other.latency);
+        self.statuses.merge(other.statuses);
+        self.acked += other.acked;
+        self.stored += other.stored;
     }
 }
 
@@ -131,7 +115,7 @@ pub async fn run(args: HeartbeatArgs) -> anyhow::Result<()> {
             (t, s, c, Some(n))
         }
     };
-    let latency = &tally.latency;
+    let latency = &tally.latency.histogram();
     let result = json!({
         "scenario": "heartbeats",
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -165,7 +149,7 @@ async fn http(
     target: &Target,
     client: &reqwest::Client,
     who: Arc<Vec<(String, String)>>,
-) -> anyhow::Result<(Total, f64, Value)> {
+) -> anyhow::Result<(Tally, f64, Value)> {
     let started = Instant::now();
     let deadline = started + args.duration;
     let cpu = CpuMeter::start(args.conn.server_pid);
@@ -206,9 +190,9 @@ async fn http(
             t
         }));
     }
-    let mut tally = Total::new();
+    let mut tally = Tally::default();
     for task in tasks {
-        tally.add(task.await?);
+        tally.merge(task.await?);
     }
     Ok((tally, started.elapsed().as_secs_f64(), cpu.report()))
 }
@@ -217,7 +201,7 @@ async fn ws(
     args: &HeartbeatArgs,
     target: &Target,
     who: Arc<Vec<(String, String)>>,
-) -> anyhow::Result<(Total, f64, Value, usize)> {
+) -> anyhow::Result<(Tally, f64, Value, usize)> {
     // Connect everyone first (64 handshakes at a time), each with its
     // snapshot read, then start the clock: the rate measured is the steady
     // one, not heartbeats queued behind the connect storm's snapshots.
@@ -334,10 +318,10 @@ async fn ws(
             t
         }));
     }
-    let mut tally = Total::new();
+    let mut tally = Tally::default();
     tally.statuses.merge(connect_errors);
     for task in tasks {
-        tally.add(task.await?);
+        tally.merge(task.await?);
     }
     Ok((
         tally,

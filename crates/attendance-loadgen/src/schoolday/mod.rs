@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{self, CpuMeter, Statuses, Target, Ws};
+use crate::common::{self, CpuMeter, Samples, Statuses, Target, Ws};
 use crate::sign::{livekit_id, participant_event, run_prefix, Participant, Role, Signer};
 
 mod backlog;
@@ -173,9 +173,6 @@ struct Plan {
     first_beat: Duration,
 }
 
-/// Small socket buffers: tens of thousands of sockets that each carry a
-/// heartbeat a minute (or a room's updates) would otherwise hold 128 KiB
-/// read and write buffers apiece in this one process.
 /// A uniform number in [0, 1) from (`n`, `salt`): the same run plan every
 /// time for the same arguments (splitmix64).
 fn unit(n: u64, salt: u64) -> f64 {
@@ -365,11 +362,11 @@ pub async fn run(args: SchooldayArgs) -> anyhow::Result<()> {
     let cpu_self = cpu_self.report();
     let cpu_servers: Vec<Value> = cpu_servers.iter().map(CpuMeter::report).collect();
     let _ = stop_tx.send(true);
-    let mut push = common::histogram();
+    let mut push = Samples::default();
     let (mut updates, mut snapshots) = (0u64, 0u64);
     for t in teachers {
         let w = t.await?;
-        w.push.iter().for_each(|d| common::record(&mut push, *d));
+        push.merge(w.push);
         updates += w.updates;
         snapshots += w.snapshots;
         tally.socket_errors += w.socket_errors;
@@ -414,13 +411,9 @@ pub async fn run(args: SchooldayArgs) -> anyhow::Result<()> {
         hold_last.is_some_and(|v| v > args.backlog_bound) && slope.is_none_or(|s| s > 0.0);
     let backlog_ok = !growing && final_pending.is_some_and(|v| v <= args.backlog_bound);
 
-    let histogram = |ds: &[Duration]| {
-        let mut h = common::histogram();
-        ds.iter().for_each(|d| common::record(&mut h, *d));
-        h
-    };
-    let acks = histogram(&tally.acks);
-    let webhook = histogram(&tally.webhook);
+    let push = push.histogram();
+    let acks = tally.acks.histogram();
+    let webhook = tally.webhook.histogram();
     let p99 = |h: &Histogram<u64>| (!h.is_empty()).then(|| common::ms(h.value_at_quantile(0.99)));
     let push_ok = p99(&push).is_some_and(|v| v < args.push_p99_ms);
     let ack_ok = p99(&acks).is_some_and(|v| v < args.ack_p99_ms);

@@ -6,7 +6,7 @@ use super::*;
 
 /// A teacher dashboard's counts.
 pub(super) struct Watched {
-    pub(super) push: Vec<Duration>,
+    pub(super) push: Samples,
     pub(super) updates: u64,
     pub(super) snapshots: u64,
     pub(super) socket_errors: u64,
@@ -30,7 +30,7 @@ pub(super) async fn open_room(
         statuses.add("schedule failed");
     }
     let mut watched = Watched {
-        push: Vec::new(),
+        push: Samples::default(),
         updates: 0,
         snapshots: 0,
         socket_errors: 0,
@@ -150,7 +150,7 @@ pub(super) fn note(shared: &Shared, room: usize, text: &str, w: &mut Watched) {
                 && c["left_at"].is_null() == e.joined
         });
         if shown {
-            w.push.push(arrived - e.posted);
+            w.push.record(arrived - e.posted);
             expect.remove(identity);
         }
     }

@@ -2,11 +2,10 @@
 
 use super::*;
 
-/// One student's (or the run's) counts. Latencies stay plain lists until
-/// the end: a histogram apiece would cost every student ~170 KiB.
+/// One student's (or the run's) counts.
 pub(super) struct Tally {
-    pub(super) acks: Vec<Duration>,
-    pub(super) webhook: Vec<Duration>,
+    pub(super) acks: Samples,
+    pub(super) webhook: Samples,
     pub(super) webhooks_sent: u64,
     pub(super) webhooks_failed: u64,
     pub(super) acks_missing: u64,
@@ -18,8 +17,8 @@ pub(super) struct Tally {
 impl Tally {
     pub(super) fn new() -> Tally {
         Tally {
-            acks: Vec::new(),
-            webhook: Vec::new(),
+            acks: Samples::default(),
+            webhook: Samples::default(),
             webhooks_sent: 0,
             webhooks_failed: 0,
             acks_missing: 0,
@@ -30,8 +29,8 @@ impl Tally {
     }
 
     pub(super) fn merge(&mut self, other: Tally) {
-        self.acks.extend(other.acks);
-        self.webhook.extend(other.webhook);
+        self.acks.merge(other.acks);
+        self.webhook.merge(other.webhook);
         self.webhooks_sent += other.webhooks_sent;
         self.webhooks_failed += other.webhooks_failed;
         self.acks_missing += other.acks_missing;
@@ -98,7 +97,7 @@ pub(super) async fn post(
         Ok(response) => {
             let status = response.status();
             let _ = response.bytes().await;
-            t.webhook.push(posted.elapsed());
+            t.webhook.record(posted.elapsed());
             (!status.is_success()).then(|| format!("webhook {}", status.as_u16()))
         }
         Err(e) => Some(format!("webhook error: {}", crate::ingest::short_error(&e))),
@@ -232,7 +231,7 @@ pub(super) async fn student(shared: Arc<Shared>, plan: Plan) -> Tally {
                     let text = text.as_str();
                     if text.contains("\"heartbeat.ack\"") {
                         if let Some(sent) = sent_at.take() {
-                            t.acks.push(sent.elapsed());
+                            t.acks.record(sent.elapsed());
                         }
                     } else if text.contains("\"type\":\"error\"") {
                         t.statuses.add("student error message");
