@@ -39,7 +39,7 @@ use super::params::Name;
 use super::{heartbeats, media, App};
 use crate::domain::{now, SessionRow};
 use crate::live::delivery;
-use crate::live::hub::{Change, ConnectionSlot};
+use crate::live::hub::{Change, ConnectionSlot, Sees};
 use crate::live::parts;
 use crate::livekit::tokens::{token_from_header, LEEWAY_SECONDS};
 use crate::livekit::Principal;
@@ -437,7 +437,12 @@ async fn serve(
     socket: &mut Socket,
 ) -> Stop {
     Metrics::inc(&app.metrics.websocket_connections);
-    let mut changes = app.live.hub.subscribe(room);
+    let sees = if who.manages(room) {
+        Sees::Everyone
+    } else {
+        Sees::Own(&who.identity)
+    };
+    let mut subscription = app.live.hub.subscribe(room, sees);
     let mut ping = interval(PING_EVERY);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ping.tick().await;
@@ -529,7 +534,7 @@ async fn serve(
                     _ => Ok(()),
                 }
             }
-            change = changes.recv() => {
+            change = subscription.changes.recv() => {
                 match change {
                     Ok(Change::Participant(change)) => {
                         let other_lesson = pinned.is_some_and(|p| p.id != change.session);

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::feed::{next_batch, FeedReader};
 use super::hub::{Change, ParticipantChange};
 use super::Live;
-use crate::domain::{ms_to_time, now, Changed, SessionRow};
+use crate::domain::{ms_to_time, now, now_ms, Changed, SessionRow};
 use crate::livekit::Principal;
 use crate::metrics::Metrics;
 use crate::report::{self, ParticipantReport, SessionView};
@@ -121,7 +121,7 @@ pub async fn publish_participant(
     identity: &str,
     heartbeat: Option<DateTime<Utc>>,
 ) -> StoreResult<()> {
-    if !live.hub.has_subscribers(room) {
+    if !live.hub.wants(room, identity, now_ms()) {
         return Ok(());
     }
     let started = std::time::Instant::now();
@@ -134,7 +134,10 @@ pub async fn publish_participant(
     };
     // The room's current session is another one than subscribers show (a
     // lesson ended, a room nobody scheduled got its session): resync them.
-    if live.hub.note_current(room, session.id) {
+    if live
+        .hub
+        .note_current(room, session.id, facts.current_until_ms)
+    {
         publish_room(live, room);
         return Ok(());
     }
@@ -187,7 +190,8 @@ pub async fn snapshot(
         (None, Some(identity)) => live.store.participant_facts_kept(room, identity).await?,
     };
     if let (None, Some(session)) = (pinned, &facts.session) {
-        live.hub.note_current(room, session.id);
+        live.hub
+            .note_current(room, session.id, facts.current_until_ms);
     }
     let at = now();
     let classifier = &live.classifier;

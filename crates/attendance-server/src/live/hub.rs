@@ -37,14 +37,78 @@ pub struct ParticipantChange {
 
 #[derive(Clone, Default)]
 pub struct Hub {
-    rooms: Arc<Mutex<HashMap<String, broadcast::Sender<Change>>>>,
+    rooms: Arc<Mutex<HashMap<String, RoomSubscribers>>>,
     /// Open live connections per (room, identity), to cap them.
     connections: Arc<Mutex<HashMap<(String, String), usize>>>,
     /// When each identity's heartbeat was last announced to subscribers.
     heartbeats_announced: Arc<Mutex<HashMap<(String, String), Instant>>>,
-    /// The session each room's subscribers were last told is current, and
-    /// a hash of the session object last pushed to them (0: none yet).
-    current_sessions: Arc<Mutex<HashMap<String, (i64, u64)>>>,
+    /// The session each room's subscribers were last told is current.
+    current_sessions: Arc<Mutex<HashMap<String, Shown>>>,
+}
+
+/// A room's subscribers on this instance, and whose changes they see.
+struct RoomSubscribers {
+    sender: broadcast::Sender<Change>,
+    /// Subscribers who see every participant (teachers, admins).
+    everyone: usize,
+    /// Subscribers who see only themselves, per identity.
+    own: HashMap<String, usize>,
+}
+
+/// Whose changes a subscriber sees.
+#[derive(Debug, Clone, Copy)]
+pub enum Sees<'a> {
+    Everyone,
+    Own(&'a str),
+}
+
+/// One subscriber: its changes, and its place among the room's
+/// subscribers until dropped.
+pub struct Subscription {
+    // Dropped before `place`, so that the room is forgotten with its last
+    // receiver.
+    pub changes: broadcast::Receiver<Change>,
+    _place: Place,
+}
+
+struct Place {
+    rooms: Arc<Mutex<HashMap<String, RoomSubscribers>>>,
+    room: String,
+    own: Option<String>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut rooms = self.rooms.lock().expect("hub lock");
+        let Some(entry) = rooms.get_mut(&self.room) else {
+            return;
+        };
+        match &self.own {
+            None => entry.everyone -= 1,
+            Some(identity) => {
+                if let Some(n) = entry.own.get_mut(identity) {
+                    *n -= 1;
+                    if *n == 0 {
+                        entry.own.remove(identity);
+                    }
+                }
+            }
+        }
+        if entry.sender.receiver_count() == 0 {
+            rooms.remove(&self.room);
+        }
+    }
+}
+
+/// What a room's subscribers were last told about its current session.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    session: i64,
+    /// Hash of the session object last pushed to them (0: none yet).
+    pushed: u64,
+    /// Until when (unix ms) that session stays current if nothing is
+    /// written meanwhile; `None`: for good.
+    until_ms: Option<i64>,
 }
 
 /// A heartbeat changes what subscribers see only when it is the first in a
@@ -86,27 +150,70 @@ impl Hub {
         })
     }
 
-    pub fn subscribe(&self, room: &str) -> broadcast::Receiver<Change> {
+    pub fn subscribe(&self, room: &str, sees: Sees<'_>) -> Subscription {
         let mut rooms = self.rooms.lock().expect("hub lock");
-        rooms
+        let entry = rooms
             .entry(room.to_string())
-            .or_insert_with(|| broadcast::channel(ROOM_QUEUE).0)
-            .subscribe()
+            .or_insert_with(|| RoomSubscribers {
+                sender: broadcast::channel(ROOM_QUEUE).0,
+                everyone: 0,
+                own: HashMap::new(),
+            });
+        let own = match sees {
+            Sees::Everyone => {
+                entry.everyone += 1;
+                None
+            }
+            Sees::Own(identity) => {
+                *entry.own.entry(identity.to_string()).or_default() += 1;
+                Some(identity.to_string())
+            }
+        };
+        Subscription {
+            changes: entry.sender.subscribe(),
+            _place: Place {
+                rooms: self.rooms.clone(),
+                room: room.to_string(),
+                own,
+            },
+        }
     }
 
     /// Whether anyone listens: lets publishers skip rendering for nobody.
     pub fn has_subscribers(&self, room: &str) -> bool {
         let rooms = self.rooms.lock().expect("hub lock");
-        rooms.get(room).is_some_and(|tx| tx.receiver_count() > 0)
+        rooms
+            .get(room)
+            .is_some_and(|entry| entry.sender.receiver_count() > 0)
+    }
+
+    /// Whether a change of `identity` is worth recomputing for this
+    /// instance's subscribers at `now_ms`: someone here sees it (a teacher,
+    /// or the participant's own page), or the room's current session may
+    /// have changed since they were told (recomputing finds that out and
+    /// resyncs them). With students and teachers spread over several
+    /// instances, most instances see most students' changes nowhere.
+    pub fn wants(&self, room: &str, identity: &str, now_ms: i64) -> bool {
+        let seen = {
+            let rooms = self.rooms.lock().expect("hub lock");
+            let Some(entry) = rooms.get(room) else {
+                return false;
+            };
+            entry.everyone > 0 || entry.own.contains_key(identity)
+        };
+        seen || {
+            let current = self.current_sessions.lock().expect("hub lock");
+            current
+                .get(room)
+                .is_none_or(|shown| shown.until_ms.is_some_and(|until| now_ms >= until))
+        }
     }
 
     pub fn publish(&self, room: &str, change: Change) {
-        let mut rooms = self.rooms.lock().expect("hub lock");
-        if let Some(tx) = rooms.get(room) {
-            if tx.send(change).is_err() {
-                // Last subscriber gone: forget the room.
-                rooms.remove(room);
-            }
+        let rooms = self.rooms.lock().expect("hub lock");
+        if let Some(entry) = rooms.get(room) {
+            // No receiver left: the last subscription's drop forgets the room.
+            let _ = entry.sender.send(change);
         }
     }
 
@@ -115,7 +222,7 @@ impl Hub {
         let rooms = self.rooms.lock().expect("hub lock");
         rooms
             .iter()
-            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .filter(|(_, entry)| entry.sender.receiver_count() > 0)
             .map(|(room, _)| room.clone())
             .collect()
     }
@@ -138,20 +245,29 @@ impl Hub {
     }
 
     /// Notes that `session` is the room's current session as subscribers
-    /// see it; `true` when it was another one (they must resync).
-    pub fn note_current(&self, room: &str, session: i64) -> bool {
+    /// see it, current until `until_ms` (see [`crate::domain::RoomFacts`]);
+    /// `true` when it was another one (they must resync).
+    pub fn note_current(&self, room: &str, session: i64, until_ms: Option<i64>) -> bool {
         let mut current = self.current_sessions.lock().expect("hub lock");
         if current.len() > 100_000 {
             current.clear();
         }
+        let noted = Shown {
+            session,
+            pushed: 0,
+            until_ms,
+        };
         match current.get_mut(room) {
-            Some((shown, _)) if *shown == session => false,
-            Some(entry) => {
-                *entry = (session, 0);
+            Some(shown) if shown.session == session => {
+                shown.until_ms = until_ms;
+                false
+            }
+            Some(shown) => {
+                *shown = noted;
                 true
             }
             None => {
-                current.insert(room.to_string(), (session, 0));
+                current.insert(room.to_string(), noted);
                 false
             }
         }
@@ -168,9 +284,9 @@ impl Hub {
         let hash = hasher.finish().max(1);
         let mut current = self.current_sessions.lock().expect("hub lock");
         match current.get_mut(room) {
-            Some((_, pushed)) if *pushed == hash => false,
-            Some((_, pushed)) => {
-                *pushed = hash;
+            Some(shown) if shown.pushed == hash => false,
+            Some(shown) => {
+                shown.pushed = hash;
                 true
             }
             None => true,
@@ -179,6 +295,62 @@ impl Hub {
 
     pub fn subscriber_count(&self) -> usize {
         let rooms = self.rooms.lock().expect("hub lock");
-        rooms.values().map(broadcast::Sender::receiver_count).sum()
+        rooms
+            .values()
+            .map(|entry| entry.sender.receiver_count())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_wanted_where_someone_sees_it() {
+        let hub = Hub::default();
+        assert!(!hub.wants("r", "a", 0), "nobody here");
+
+        let a = hub.subscribe("r", Sees::Own("a"));
+        // Which session is current is not known yet: recompute to learn it.
+        assert!(hub.wants("r", "b", 0));
+        hub.note_current("r", 7, Some(1_000));
+        assert!(hub.wants("r", "a", 0));
+        assert!(!hub.wants("r", "b", 0), "a's page does not show b");
+        // The lesson may have ended: b's change is recomputed, and finding
+        // another current session resyncs a's page.
+        assert!(hub.wants("r", "b", 1_000));
+        hub.note_current("r", 7, None);
+        assert!(!hub.wants("r", "b", i64::MAX));
+
+        let teacher = hub.subscribe("r", Sees::Everyone);
+        assert!(hub.wants("r", "b", 0));
+        drop(teacher);
+        assert!(!hub.wants("r", "b", 0));
+
+        let again = hub.subscribe("r", Sees::Own("a"));
+        drop(a);
+        assert!(hub.wants("r", "a", 0), "a's second page is still open");
+        drop(again);
+        assert!(!hub.wants("r", "a", 0));
+        assert!(!hub.has_subscribers("r"));
+        assert!(hub.rooms().is_empty());
+        assert!(
+            hub.rooms.lock().unwrap().is_empty(),
+            "the room is forgotten"
+        );
+    }
+
+    #[test]
+    fn published_changes_reach_every_subscriber_of_the_room() {
+        let hub = Hub::default();
+        let mut teacher = hub.subscribe("r", Sees::Everyone);
+        let mut student = hub.subscribe("r", Sees::Own("a"));
+        hub.publish("r", Change::Room);
+        hub.publish("other", Change::Room);
+        assert!(matches!(teacher.changes.try_recv(), Ok(Change::Room)));
+        assert!(matches!(student.changes.try_recv(), Ok(Change::Room)));
+        assert!(teacher.changes.try_recv().is_err());
+        assert_eq!(hub.subscriber_count(), 2);
     }
 }
