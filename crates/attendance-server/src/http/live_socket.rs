@@ -26,12 +26,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderValue};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use super::error::ApiError;
 use super::lessons::{self, LessonQuery};
+use super::live_admission::{admit, close_code, refresh, Admitted};
 use super::live_upgrade::{
     offered, switching_protocols, upgrade_request, UpgradeRequest, PROTOCOL, TOKEN_PROTOCOL,
 };
@@ -39,9 +40,9 @@ use super::params::Name;
 use super::{heartbeats, media, App};
 use crate::domain::{now, SessionRow};
 use crate::live::delivery;
-use crate::live::hub::{Change, ConnectionSlot, Sees};
+use crate::live::hub::{Change, Sees};
 use crate::live::parts;
-use crate::livekit::tokens::{token_from_header, LEEWAY_SECONDS};
+use crate::livekit::tokens::token_from_header;
 use crate::livekit::Principal;
 use crate::metrics::Metrics;
 
@@ -59,8 +60,6 @@ const LINGER: Duration = Duration::from_millis(200);
 const AUTH_WITHIN: Duration = Duration::from_secs(10);
 /// Heartbeats closer together than this are acknowledged but not stored.
 const MIN_HEARTBEAT_GAP: Duration = Duration::from_secs(5);
-/// Live connections one identity may hold in one room (tabs, devices).
-const MAX_CONNECTIONS_PER_IDENTITY: usize = 8;
 /// Messages a client may send per window before it is disconnected.
 const MAX_MESSAGES_PER_WINDOW: u32 = 30;
 const MESSAGE_WINDOW: Duration = Duration::from_secs(10);
@@ -69,16 +68,6 @@ const MESSAGE_WINDOW: Duration = Duration::from_secs(10);
 /// Client messages are small (a heartbeat is ~30 bytes); a bigger one (up to
 /// [`MAX_MESSAGE_BYTES`]) gets its exact room once its header is read.
 const READ_BUFFER_BYTES: usize = 512;
-
-/// Close codes of our own (4000–4999 are the application's).
-pub mod close_code {
-    /// The token expired (or is invalid): fetch a fresh one, then reconnect.
-    pub const TOKEN: u16 = 4001;
-    /// The token is valid but not for this room.
-    pub const FORBIDDEN: u16 = 4003;
-    /// This identity already has its maximum of live sockets in the room.
-    pub const TOO_MANY_SOCKETS: u16 = 4029;
-}
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -110,66 +99,6 @@ struct ClientMessage {
     #[serde(rename = "type")]
     kind: String,
     token: Option<String>,
-}
-
-/// An authenticated socket's place: who, until when, and its slot.
-struct Admitted {
-    who: Principal,
-    /// When the token stops being accepted (its `exp` plus the leeway).
-    expires: Instant,
-    slot: ConnectionSlot,
-}
-
-/// Why a socket is not admitted: an HTTP status before the upgrade, a
-/// close code after it (first-message authentication).
-struct Refusal {
-    error: ApiError,
-    close_code: u16,
-}
-
-fn admit(app: &App, room: &str, token: &str, pinned: bool) -> Result<Admitted, Refusal> {
-    let refused = |error: ApiError, close_code| Refusal { error, close_code };
-    let (who, exp) = app
-        .keys
-        .principal(token)
-        .and_then(|who| Ok((who, app.keys.verify(token)?.exp)))
-        .map_err(|e| refused(e.into(), close_code::TOKEN))?;
-    // A lesson named by id may be taught by another room's teacher (see `lessons::member`).
-    let may_teach = pinned && matches!(who.role, crate::livekit::Role::Teacher { .. });
-    if !who.belongs_to(room) && !may_teach {
-        return Err(refused(
-            ApiError::forbidden("this token is for another room"),
-            close_code::FORBIDDEN,
-        ));
-    }
-    let Some(slot) = app
-        .live
-        .hub
-        .admit(room, &who.identity, MAX_CONNECTIONS_PER_IDENTITY)
-    else {
-        return Err(refused(
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many live connections for this identity",
-            ),
-            close_code::TOO_MANY_SOCKETS,
-        ));
-    };
-    Ok(Admitted {
-        who,
-        expires: expiry(exp),
-        slot,
-    })
-}
-
-/// The instant a token whose `exp` is `exp` (unix seconds) stops being
-/// accepted.
-fn expiry(exp: i64) -> Instant {
-    let left = exp
-        .saturating_add(LEEWAY_SECONDS as i64)
-        .saturating_sub(now().timestamp())
-        .clamp(0, 10 * 365 * 24 * 3600);
-    Instant::now() + Duration::from_secs(left as u64)
 }
 
 pub fn route(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
@@ -450,11 +379,23 @@ async fn serve(
     let mut last_heartbeat: Option<Instant> = None;
     let mut window = (Instant::now(), 0u32);
     let mut ids = 0u64;
+    // The session object this subscriber was last sent (its hash).
+    let mut shown_session = 0u64;
     let expiry = sleep_until(expires);
     tokio::pin!(expiry);
     tracing::debug!(room = %room, identity = %who.identity, "live subscriber connected");
 
-    if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids).await {
+    if let Err(stop) = send_snapshot(
+        app,
+        room,
+        &who,
+        pinned,
+        socket,
+        &mut ids,
+        &mut shown_session,
+    )
+    .await
+    {
         return stop;
     }
     let stop = loop {
@@ -510,7 +451,7 @@ async fn serve(
                                 }
                             }
                             Ok(m) if m.kind == "resync" => {
-                                if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids).await {
+                                if let Err(stop) = send_snapshot(app, room, &who, pinned, socket, &mut ids, &mut shown_session).await {
                                     break stop;
                                 }
                                 continue;
@@ -538,10 +479,15 @@ async fn serve(
                 match change {
                     Ok(Change::Participant(change)) => {
                         let other_lesson = pinned.is_some_and(|p| p.id != change.session);
-                        if who.may_read(room, &change.identity) && !other_lesson { send(socket, &mut ids, &change.json).await } else { Ok(()) }
+                        if who.may_read(room, &change.identity) && !other_lesson {
+                            let message = change.message_for(&mut shown_session);
+                            send(socket, &mut ids, message).await
+                        } else {
+                            Ok(())
+                        }
                     }
                     // Lagged: this client missed messages; a snapshot repairs it.
-                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(app, room, &who, pinned, socket, &mut ids).await,
+                    Ok(Change::Room) | Err(RecvError::Lagged(_)) => send_snapshot(app, room, &who, pinned, socket, &mut ids, &mut shown_session).await,
                     Err(RecvError::Closed) => Err(Stop::close(CloseCode::Away, "server shutting down")),
                 }
             }
@@ -565,25 +511,6 @@ async fn serve(
     stop
 }
 
-/// A fresh token sent over an open socket: same identity, same room and
-/// the same reach; returns it and its expiry.
-fn refresh(
-    app: &App,
-    room: &str,
-    who: &Principal,
-    token: &str,
-) -> Result<(Principal, Instant), String> {
-    let fresh = app.keys.principal(token).map_err(|e| e.to_string())?;
-    let exp = app.keys.verify(token).map_err(|e| e.to_string())?.exp;
-    if fresh.identity != who.identity
-        || !fresh.belongs_to(room)
-        || fresh.manages(room) != who.manages(room)
-    {
-        return Err("the new token must be for the same identity, room and role".into());
-    }
-    Ok((fresh, expiry(exp)))
-}
-
 /// Pauses before each new try of a snapshot the database could not give
 /// (busy with a whole school connecting at once, or briefly away). After
 /// the last, the socket closes with 1013 (try again later) and the page
@@ -602,12 +529,16 @@ fn send_snapshot<'a>(
     pinned: Option<&'a SessionRow>,
     socket: &'a mut Socket,
     ids: &'a mut u64,
+    shown_session: &'a mut u64,
 ) -> BoxFuture<'a, Result<(), Stop>> {
     Box::pin(async move {
         let mut retries = SNAPSHOT_RETRIES.iter();
         loop {
             match delivery::snapshot(&app.live, room, who, pinned).await {
-                Ok(text) => return send(socket, ids, &text).await,
+                Ok((text, session_hash)) => {
+                    *shown_session = session_hash;
+                    return send(socket, ids, &text).await;
+                }
                 Err(error) => match retries.next() {
                     Some(pause) => {
                         tracing::debug!(%error, "snapshot failed; trying again");

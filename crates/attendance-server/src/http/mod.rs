@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod error;
 pub mod heartbeats;
 pub mod lessons;
+mod live_admission;
 pub mod live_socket;
 mod live_upgrade;
 pub mod media;

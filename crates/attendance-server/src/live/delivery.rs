@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::feed::{next_batch, FeedReader};
-use super::hub::{Change, ParticipantChange};
+use super::hub::{session_hash, Change, ParticipantChange};
 use super::Live;
 use crate::domain::{ms_to_time, now, now_ms, Changed, SessionRow};
 use crate::livekit::Principal;
@@ -26,8 +26,8 @@ struct Updated<'a> {
     room: &'a str,
     identity: &'a str,
     attendance: &'a ParticipantReport,
-    /// Only when it changed since the room's previous push: an update
-    /// carries what changed (subscribers got the session in their snapshot).
+    /// Only for subscribers last sent another session object: an update
+    /// carries what changed (they got the session in their snapshot).
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<&'a SessionView>,
     server_time: DateTime<Utc>,
@@ -144,28 +144,31 @@ pub async fn publish_participant(
     let at = now();
     let participant = report::one_participant(session, &facts, identity, &live.classifier, at);
     let view = SessionView::of(session, at);
-    let view_json = serde_json::to_string(&view).expect("serializable");
-    let message = Updated {
-        kind: "attendance.updated",
-        room,
-        identity,
-        attendance: &participant,
-        session: live.hub.session_changed(room, &view_json).then_some(&view),
-        server_time: at,
+    let render = |session: Option<&SessionView>| -> Arc<str> {
+        let message = Updated {
+            kind: "attendance.updated",
+            room,
+            identity,
+            attendance: &participant,
+            session,
+            server_time: at,
+        };
+        serde_json::to_string(&message)
+            .expect("serializable")
+            .into()
     };
-    let json: Arc<str> = serde_json::to_string(&message)
-        .expect("serializable")
-        .into();
+    let session_hash = session_hash(&serde_json::to_string(&view).expect("serializable"));
+    let change = ParticipantChange {
+        identity: identity.to_string(),
+        session: session.id,
+        json: render(None),
+        json_with_session: render(Some(&view)),
+        session_hash,
+    };
     Metrics::inc(&live.metrics.broadcasts);
     live.metrics.broadcast_latency.observe(started.elapsed());
-    live.hub.publish(
-        room,
-        Change::Participant(Arc::new(ParticipantChange {
-            identity: identity.to_string(),
-            session: session.id,
-            json,
-        })),
-    );
+    live.hub
+        .publish(room, Change::Participant(Arc::new(change)));
     Ok(())
 }
 
@@ -176,13 +179,14 @@ pub fn publish_room(live: &Live, room: &str) {
 
 /// The snapshot a subscriber gets on connect and on resync: everyone for a
 /// teacher or admin, only themselves for a participant; of the room's
-/// current session, or of `pinned` (a lesson addressed by id).
+/// current session, or of `pinned` (a lesson addressed by id). With it, the
+/// [`session_hash`] of the session object it carries (0: none).
 pub async fn snapshot(
     live: &Live,
     room: &str,
     who: &Principal,
     pinned: Option<&SessionRow>,
-) -> StoreResult<String> {
+) -> StoreResult<(String, u64)> {
     let identity = (!who.manages(room)).then_some(who.identity.as_str());
     let facts = match (pinned, identity) {
         (Some(session), _) => live.store.session_facts(session, identity).await?,
@@ -213,16 +217,23 @@ pub async fn snapshot(
         ),
         None => Default::default(),
     };
+    let session = facts.session.as_ref().map(|s| SessionView::of(s, at));
+    let shown = session.as_ref().map_or(0, |view| {
+        session_hash(&serde_json::to_string(view).expect("serializable"))
+    });
     let message = Snapshot {
         kind: "attendance.snapshot",
         room,
-        session: facts.session.as_ref().map(|s| SessionView::of(s, at)),
+        session,
         participants,
         teachers,
         excluded,
         server_time: at,
     };
-    Ok(serde_json::to_string(&message).expect("serializable"))
+    Ok((
+        serde_json::to_string(&message).expect("serializable"),
+        shown,
+    ))
 }
 
 #[cfg(test)]

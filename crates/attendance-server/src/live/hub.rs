@@ -31,8 +31,36 @@ pub struct ParticipantChange {
     pub identity: String,
     /// The session it happened in.
     pub session: i64,
-    /// The full `attendance.updated` message, rendered once for everyone.
+    /// The `attendance.updated` message, rendered once for everyone: for
+    /// subscribers who already have the session object as it is now…
     pub json: Arc<str>,
+    /// …and with it, for those who were last sent another one.
+    pub json_with_session: Arc<str>,
+    /// Tells the session objects apart ([`session_hash`]).
+    pub session_hash: u64,
+}
+
+impl ParticipantChange {
+    /// The message for a subscriber last sent the session object hashed
+    /// `shown`; notes that it now has this one. Each subscriber is told of
+    /// a changed session with its next update, whoever's update brought
+    /// the change (a student's page sees only its own).
+    pub fn message_for(&self, shown: &mut u64) -> &Arc<str> {
+        if *shown == self.session_hash {
+            &self.json
+        } else {
+            *shown = self.session_hash;
+            &self.json_with_session
+        }
+    }
+}
+
+/// A session object's hash (of its JSON), never 0: 0 stands for "none sent".
+pub fn session_hash(json: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut hasher);
+    hasher.finish().max(1)
 }
 
 #[derive(Clone, Default)]
@@ -104,8 +132,6 @@ impl Drop for Place {
 #[derive(Debug, Clone, Copy)]
 struct Shown {
     session: i64,
-    /// Hash of the session object last pushed to them (0: none yet).
-    pushed: u64,
     /// Until when (unix ms) that session stays current if nothing is
     /// written meanwhile; `None`: for good.
     until_ms: Option<i64>,
@@ -252,11 +278,7 @@ impl Hub {
         if current.len() > 100_000 {
             current.clear();
         }
-        let noted = Shown {
-            session,
-            pushed: 0,
-            until_ms,
-        };
+        let noted = Shown { session, until_ms };
         match current.get_mut(room) {
             Some(shown) if shown.session == session => {
                 shown.until_ms = until_ms;
@@ -270,26 +292,6 @@ impl Hub {
                 current.insert(room.to_string(), noted);
                 false
             }
-        }
-    }
-
-    /// Whether the session object (serialized: `json`) differs from the one
-    /// last pushed to the room's subscribers; notes it as pushed. Updates
-    /// carry the session only then: subscribers keep the one they have.
-    pub fn session_changed(&self, room: &str, json: &str) -> bool {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        json.hash(&mut hasher);
-        // 0 means "none pushed yet", so no real hash may be 0.
-        let hash = hasher.finish().max(1);
-        let mut current = self.current_sessions.lock().expect("hub lock");
-        match current.get_mut(room) {
-            Some(shown) if shown.pushed == hash => false,
-            Some(shown) => {
-                shown.pushed = hash;
-                true
-            }
-            None => true,
         }
     }
 
@@ -352,5 +354,43 @@ mod tests {
         assert!(matches!(student.changes.try_recv(), Ok(Change::Room)));
         assert!(teacher.changes.try_recv().is_err());
         assert_eq!(hub.subscriber_count(), 2);
+    }
+
+    fn update(identity: &str, session_json: &str) -> ParticipantChange {
+        ParticipantChange {
+            identity: identity.into(),
+            session: 7,
+            json: format!("{identity} only").into(),
+            json_with_session: format!("{identity} with {session_json}").into(),
+            session_hash: session_hash(session_json),
+        }
+    }
+
+    #[test]
+    fn each_subscriber_gets_a_changed_session_with_its_next_update() {
+        let first = r#"{"lesson_minutes":1}"#;
+        let longer = r#"{"lesson_minutes":2}"#;
+        // Both pages got the first session object in their snapshots.
+        let (mut a, mut b) = (session_hash(first), session_hash(first));
+        assert_eq!(&**update("a", first).message_for(&mut a), "a only");
+        // The session grew: a's update brings it to a's page…
+        assert_eq!(
+            &**update("a", longer).message_for(&mut a),
+            "a with {\"lesson_minutes\":2}"
+        );
+        assert_eq!(&**update("a", longer).message_for(&mut a), "a only");
+        // …and b, who never sees a's updates, gets it with its own next one.
+        assert_eq!(
+            &**update("b", longer).message_for(&mut b),
+            "b with {\"lesson_minutes\":2}"
+        );
+        assert_eq!(&**update("b", longer).message_for(&mut b), "b only");
+        // A page that has no session object yet gets it.
+        let mut none = 0;
+        assert_eq!(
+            &**update("c", first).message_for(&mut none),
+            "c with {\"lesson_minutes\":1}"
+        );
+        assert_ne!(session_hash(""), 0);
     }
 }
