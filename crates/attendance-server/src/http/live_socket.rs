@@ -40,7 +40,7 @@ use super::params::Name;
 use super::{heartbeats, media, App};
 use crate::domain::{now, SessionRow};
 use crate::live::delivery;
-use crate::live::hub::{Change, Sees};
+use crate::live::hub::Change;
 use crate::live::parts;
 use crate::livekit::tokens::token_from_header;
 use crate::livekit::Principal;
@@ -366,12 +366,12 @@ async fn serve(
     socket: &mut Socket,
 ) -> Stop {
     Metrics::inc(&app.metrics.websocket_connections);
-    let sees = if who.manages(room) {
-        Sees::Everyone
-    } else {
-        Sees::Own(&who.identity)
-    };
-    let mut subscription = app.live.hub.subscribe(room, sees);
+    let mut changes = app.live.hub.subscribe(room);
+    // A participant's own page is known by its connection slot; a
+    // dashboard that sees everyone is counted here.
+    let _seeing_everyone = who
+        .manages(room)
+        .then(|| app.live.hub.seeing_everyone(room));
     let mut ping = interval(PING_EVERY);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ping.tick().await;
@@ -475,7 +475,7 @@ async fn serve(
                     _ => Ok(()),
                 }
             }
-            change = subscription.changes.recv() => {
+            change = changes.recv() => {
                 match change {
                     Ok(Change::Participant(change)) => {
                         let other_lesson = pinned.is_some_and(|p| p.id != change.session);

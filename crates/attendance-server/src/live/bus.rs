@@ -6,8 +6,7 @@
 //! store), batched (NOTIFY serialises commits, so one per burst, not one per
 //! change or subscriber), and kept under PostgreSQL's 8000-byte limit. When
 //! a notification may have been missed (listener reconnect, a feed past its
-//! bound),
-//! every local subscriber resyncs from a snapshot.
+//! bound), every local subscriber resyncs from a snapshot.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

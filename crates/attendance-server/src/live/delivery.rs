@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::feed::{next_batch, FeedReader};
-use super::hub::{session_hash, Change, ParticipantChange};
+use super::hub::{Change, ParticipantChange};
 use super::Live;
 use crate::domain::{ms_to_time, now, now_ms, Changed, SessionRow};
 use crate::livekit::Principal;
@@ -157,19 +157,29 @@ pub async fn publish_participant(
             .expect("serializable")
             .into()
     };
-    let session_hash = session_hash(&serde_json::to_string(&view).expect("serializable"));
     let change = ParticipantChange {
         identity: identity.to_string(),
         session: session.id,
         json: render(None),
         json_with_session: render(Some(&view)),
-        session_hash,
+        session_hash: session_hash(&view),
     };
     Metrics::inc(&live.metrics.broadcasts);
     live.metrics.broadcast_latency.observe(started.elapsed());
     live.hub
         .publish(room, Change::Participant(Arc::new(change)));
     Ok(())
+}
+
+/// Tells session objects apart (of their JSON); never 0, which stands for
+/// "none sent" (see [`ParticipantChange::message_for`]).
+fn session_hash(view: &SessionView) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(view)
+        .expect("serializable")
+        .hash(&mut hasher);
+    hasher.finish().max(1)
 }
 
 /// Tells a room's subscribers to resync (schedule changed).
@@ -180,7 +190,7 @@ pub fn publish_room(live: &Live, room: &str) {
 /// The snapshot a subscriber gets on connect and on resync: everyone for a
 /// teacher or admin, only themselves for a participant; of the room's
 /// current session, or of `pinned` (a lesson addressed by id). With it, the
-/// [`session_hash`] of the session object it carries (0: none).
+/// hash of the session object it carries (0: none).
 pub async fn snapshot(
     live: &Live,
     room: &str,
@@ -218,9 +228,7 @@ pub async fn snapshot(
         None => Default::default(),
     };
     let session = facts.session.as_ref().map(|s| SessionView::of(s, at));
-    let shown = session.as_ref().map_or(0, |view| {
-        session_hash(&serde_json::to_string(view).expect("serializable"))
-    });
+    let shown = session.as_ref().map_or(0, session_hash);
     let message = Snapshot {
         kind: "attendance.snapshot",
         room,
@@ -269,5 +277,16 @@ mod tests {
                 change("s", Some("a"), None),
             ]
         );
+    }
+
+    #[test]
+    fn session_objects_are_told_apart_and_never_hash_to_none_sent() {
+        use crate::domain::lessons::tests::lesson;
+        let at = "2026-12-04T10:00:00Z".parse().unwrap();
+        let hour = SessionView::of(&lesson(1, "2026-12-04T09:30:00Z", 60), at);
+        let longer = SessionView::of(&lesson(1, "2026-12-04T09:30:00Z", 90), at);
+        assert_ne!(session_hash(&hour), 0);
+        assert_eq!(session_hash(&hour), session_hash(&hour.clone()));
+        assert_ne!(session_hash(&hour), session_hash(&longer));
     }
 }

@@ -36,7 +36,7 @@ pub struct ParticipantChange {
     pub json: Arc<str>,
     /// …and with it, for those who were last sent another one.
     pub json_with_session: Arc<str>,
-    /// Tells the session objects apart ([`session_hash`]).
+    /// Tells the session objects apart (never 0: 0 is "none sent").
     pub session_hash: u64,
 }
 
@@ -55,75 +55,34 @@ impl ParticipantChange {
     }
 }
 
-/// A session object's hash (of its JSON), never 0: 0 stands for "none sent".
-pub fn session_hash(json: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    json.hash(&mut hasher);
-    hasher.finish().max(1)
-}
-
 #[derive(Clone, Default)]
 pub struct Hub {
-    rooms: Arc<Mutex<HashMap<String, RoomSubscribers>>>,
-    /// Open live connections per (room, identity), to cap them.
+    rooms: Arc<Mutex<HashMap<String, broadcast::Sender<Change>>>>,
+    /// Open live connections per (room, identity), to cap them; also tells
+    /// whether a participant's own page is open here.
     connections: Arc<Mutex<HashMap<(String, String), usize>>>,
+    /// Subscribers per room who see every participant (teachers, admins).
+    seeing_everyone: Arc<Mutex<HashMap<String, usize>>>,
     /// When each identity's heartbeat was last announced to subscribers.
     heartbeats_announced: Arc<Mutex<HashMap<(String, String), Instant>>>,
     /// The session each room's subscribers were last told is current.
     current_sessions: Arc<Mutex<HashMap<String, Shown>>>,
 }
 
-/// A room's subscribers on this instance, and whose changes they see.
-struct RoomSubscribers {
-    sender: broadcast::Sender<Change>,
-    /// Subscribers who see every participant (teachers, admins).
-    everyone: usize,
-    /// Subscribers who see only themselves, per identity.
-    own: HashMap<String, usize>,
-}
-
-/// Whose changes a subscriber sees.
-#[derive(Debug, Clone, Copy)]
-pub enum Sees<'a> {
-    Everyone,
-    Own(&'a str),
-}
-
-/// One subscriber: its changes, and its place among the room's
-/// subscribers until dropped.
-pub struct Subscription {
-    // Dropped before `place`, so that the room is forgotten with its last
-    // receiver.
-    pub changes: broadcast::Receiver<Change>,
-    _place: Place,
-}
-
-struct Place {
-    rooms: Arc<Mutex<HashMap<String, RoomSubscribers>>>,
+/// A subscriber who sees every participant of a room, counted while held.
+pub struct SeeingEveryone {
+    counts: Arc<Mutex<HashMap<String, usize>>>,
     room: String,
-    own: Option<String>,
 }
 
-impl Drop for Place {
+impl Drop for SeeingEveryone {
     fn drop(&mut self) {
-        let mut rooms = self.rooms.lock().expect("hub lock");
-        let Some(entry) = rooms.get_mut(&self.room) else {
-            return;
-        };
-        match &self.own {
-            None => entry.everyone -= 1,
-            Some(identity) => {
-                if let Some(n) = entry.own.get_mut(identity) {
-                    *n -= 1;
-                    if *n == 0 {
-                        entry.own.remove(identity);
-                    }
-                }
+        let mut counts = self.counts.lock().expect("hub lock");
+        if let Some(n) = counts.get_mut(&self.room) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.room);
             }
-        }
-        if entry.sender.receiver_count() == 0 {
-            rooms.remove(&self.room);
         }
     }
 }
@@ -176,41 +135,33 @@ impl Hub {
         })
     }
 
-    pub fn subscribe(&self, room: &str, sees: Sees<'_>) -> Subscription {
+    pub fn subscribe(&self, room: &str) -> broadcast::Receiver<Change> {
         let mut rooms = self.rooms.lock().expect("hub lock");
-        let entry = rooms
+        rooms
             .entry(room.to_string())
-            .or_insert_with(|| RoomSubscribers {
-                sender: broadcast::channel(ROOM_QUEUE).0,
-                everyone: 0,
-                own: HashMap::new(),
-            });
-        let own = match sees {
-            Sees::Everyone => {
-                entry.everyone += 1;
-                None
-            }
-            Sees::Own(identity) => {
-                *entry.own.entry(identity.to_string()).or_default() += 1;
-                Some(identity.to_string())
-            }
-        };
-        Subscription {
-            changes: entry.sender.subscribe(),
-            _place: Place {
-                rooms: self.rooms.clone(),
-                room: room.to_string(),
-                own,
-            },
+            .or_insert_with(|| broadcast::channel(ROOM_QUEUE).0)
+            .subscribe()
+    }
+
+    /// Counts a subscriber of `room` who sees every participant, until the
+    /// returned guard is dropped (see [`Hub::wants`]).
+    pub fn seeing_everyone(&self, room: &str) -> SeeingEveryone {
+        *self
+            .seeing_everyone
+            .lock()
+            .expect("hub lock")
+            .entry(room.to_string())
+            .or_default() += 1;
+        SeeingEveryone {
+            counts: self.seeing_everyone.clone(),
+            room: room.to_string(),
         }
     }
 
     /// Whether anyone listens: lets publishers skip rendering for nobody.
-    pub fn has_subscribers(&self, room: &str) -> bool {
+    fn has_subscribers(&self, room: &str) -> bool {
         let rooms = self.rooms.lock().expect("hub lock");
-        rooms
-            .get(room)
-            .is_some_and(|entry| entry.sender.receiver_count() > 0)
+        rooms.get(room).is_some_and(|tx| tx.receiver_count() > 0)
     }
 
     /// Whether a change of `identity` is worth recomputing for this
@@ -220,13 +171,19 @@ impl Hub {
     /// resyncs them). With students and teachers spread over several
     /// instances, most instances see most students' changes nowhere.
     pub fn wants(&self, room: &str, identity: &str, now_ms: i64) -> bool {
-        let seen = {
-            let rooms = self.rooms.lock().expect("hub lock");
-            let Some(entry) = rooms.get(room) else {
-                return false;
-            };
-            entry.everyone > 0 || entry.own.contains_key(identity)
-        };
+        if !self.has_subscribers(room) {
+            return false;
+        }
+        let seen = self
+            .seeing_everyone
+            .lock()
+            .expect("hub lock")
+            .contains_key(room)
+            || self
+                .connections
+                .lock()
+                .expect("hub lock")
+                .contains_key(&(room.to_string(), identity.to_string()));
         seen || {
             let current = self.current_sessions.lock().expect("hub lock");
             current
@@ -236,10 +193,12 @@ impl Hub {
     }
 
     pub fn publish(&self, room: &str, change: Change) {
-        let rooms = self.rooms.lock().expect("hub lock");
-        if let Some(entry) = rooms.get(room) {
-            // No receiver left: the last subscription's drop forgets the room.
-            let _ = entry.sender.send(change);
+        let mut rooms = self.rooms.lock().expect("hub lock");
+        if let Some(tx) = rooms.get(room) {
+            if tx.send(change).is_err() {
+                // Last subscriber gone: forget the room.
+                rooms.remove(room);
+            }
         }
     }
 
@@ -248,7 +207,7 @@ impl Hub {
         let rooms = self.rooms.lock().expect("hub lock");
         rooms
             .iter()
-            .filter(|(_, entry)| entry.sender.receiver_count() > 0)
+            .filter(|(_, tx)| tx.receiver_count() > 0)
             .map(|(room, _)| room.clone())
             .collect()
     }
@@ -297,10 +256,7 @@ impl Hub {
 
     pub fn subscriber_count(&self) -> usize {
         let rooms = self.rooms.lock().expect("hub lock");
-        rooms
-            .values()
-            .map(|entry| entry.sender.receiver_count())
-            .sum()
+        rooms.values().map(broadcast::Sender::receiver_count).sum()
     }
 }
 
@@ -313,7 +269,9 @@ mod tests {
         let hub = Hub::default();
         assert!(!hub.wants("r", "a", 0), "nobody here");
 
-        let a = hub.subscribe("r", Sees::Own("a"));
+        // a's own page: admitted, then subscribed.
+        let a_slot = hub.admit("r", "a", 8).unwrap();
+        let a_changes = hub.subscribe("r");
         // Which session is current is not known yet: recompute to learn it.
         assert!(hub.wants("r", "b", 0));
         hub.note_current("r", 7, Some(1_000));
@@ -325,72 +283,73 @@ mod tests {
         hub.note_current("r", 7, None);
         assert!(!hub.wants("r", "b", i64::MAX));
 
-        let teacher = hub.subscribe("r", Sees::Everyone);
+        let teacher = (hub.subscribe("r"), hub.seeing_everyone("r"));
         assert!(hub.wants("r", "b", 0));
         drop(teacher);
         assert!(!hub.wants("r", "b", 0));
 
-        let again = hub.subscribe("r", Sees::Own("a"));
-        drop(a);
+        let second = hub.admit("r", "a", 8).unwrap();
+        drop(a_slot);
         assert!(hub.wants("r", "a", 0), "a's second page is still open");
-        drop(again);
+        drop(second);
         assert!(!hub.wants("r", "a", 0));
-        assert!(!hub.has_subscribers("r"));
+        // A slot without a subscription yet (or any more) hears nothing.
+        let _slot = hub.admit("r", "a", 8).unwrap();
+        drop(a_changes);
+        assert!(!hub.wants("r", "a", 0));
         assert!(hub.rooms().is_empty());
         assert!(
-            hub.rooms.lock().unwrap().is_empty(),
-            "the room is forgotten"
+            hub.seeing_everyone.lock().unwrap().is_empty(),
+            "the room's count is forgotten"
         );
     }
 
     #[test]
     fn published_changes_reach_every_subscriber_of_the_room() {
         let hub = Hub::default();
-        let mut teacher = hub.subscribe("r", Sees::Everyone);
-        let mut student = hub.subscribe("r", Sees::Own("a"));
+        let mut teacher = hub.subscribe("r");
+        let mut student = hub.subscribe("r");
         hub.publish("r", Change::Room);
         hub.publish("other", Change::Room);
-        assert!(matches!(teacher.changes.try_recv(), Ok(Change::Room)));
-        assert!(matches!(student.changes.try_recv(), Ok(Change::Room)));
-        assert!(teacher.changes.try_recv().is_err());
+        assert!(matches!(teacher.try_recv(), Ok(Change::Room)));
+        assert!(matches!(student.try_recv(), Ok(Change::Room)));
+        assert!(teacher.try_recv().is_err());
         assert_eq!(hub.subscriber_count(), 2);
     }
 
-    fn update(identity: &str, session_json: &str) -> ParticipantChange {
+    fn update(identity: &str, session_hash: u64) -> ParticipantChange {
         ParticipantChange {
             identity: identity.into(),
             session: 7,
             json: format!("{identity} only").into(),
-            json_with_session: format!("{identity} with {session_json}").into(),
-            session_hash: session_hash(session_json),
+            json_with_session: format!("{identity} with session {session_hash}").into(),
+            session_hash,
         }
     }
 
     #[test]
     fn each_subscriber_gets_a_changed_session_with_its_next_update() {
-        let first = r#"{"lesson_minutes":1}"#;
-        let longer = r#"{"lesson_minutes":2}"#;
+        let (first, longer) = (11, 12);
         // Both pages got the first session object in their snapshots.
-        let (mut a, mut b) = (session_hash(first), session_hash(first));
+        let (mut a, mut b) = (first, first);
         assert_eq!(&**update("a", first).message_for(&mut a), "a only");
         // The session grew: a's update brings it to a's page…
         assert_eq!(
             &**update("a", longer).message_for(&mut a),
-            "a with {\"lesson_minutes\":2}"
+            "a with session 12"
         );
         assert_eq!(&**update("a", longer).message_for(&mut a), "a only");
         // …and b, who never sees a's updates, gets it with its own next one.
         assert_eq!(
             &**update("b", longer).message_for(&mut b),
-            "b with {\"lesson_minutes\":2}"
+            "b with session 12"
         );
         assert_eq!(&**update("b", longer).message_for(&mut b), "b only");
         // A page that has no session object yet gets it.
         let mut none = 0;
         assert_eq!(
             &**update("c", first).message_for(&mut none),
-            "c with {\"lesson_minutes\":1}"
+            "c with session 11"
         );
-        assert_ne!(session_hash(""), 0);
     }
 }
