@@ -50,6 +50,7 @@ impl Store {
         apply_batch(&mut tx, self.backend, &ours, now_ms).await?;
         let opened = ensure_instances(
             &mut tx,
+            self.backend,
             ours.iter().filter_map(|facts| match facts {
                 EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => Some(fact),
                 _ => None,

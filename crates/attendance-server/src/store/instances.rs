@@ -4,19 +4,26 @@
 //! instance, so its attendance is still reported. Scheduling a lesson over
 //! it later turns it into that lesson (see [`super::sessions`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use attendance_rules::Schedule;
+use sqlx::Row;
 
-use super::StoreResult;
+use super::sql::Placeholders;
+use super::{Backend, StoreResult};
 use crate::domain::lessons::EARLY_JOIN;
 use crate::domain::{ms_to_time, CycleFact};
 
 /// Makes sure every room instance the facts show has its session (an
 /// unscheduled one where no lesson covers it); returns the rooms that got
 /// a new session. Idempotent, and safe when two instances race.
+///
+/// The batch's instances are looked up in one statement first: nearly
+/// always each already has its session, starting before these joins, and
+/// then nothing more is asked of the database for it.
 pub(super) async fn ensure_instances<'f>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     facts: impl IntoIterator<Item = &'f CycleFact>,
     now_ms: i64,
 ) -> StoreResult<Vec<String>> {
@@ -34,9 +41,16 @@ pub(super) async fn ensure_instances<'f>(
             .or_insert((&fact.room, joined));
         entry.1 = entry.1.min(joined);
     }
+    let sessions = sessions_of_instances(tx, backend, instances.keys().copied()).await?;
     let defaults = Schedule::new(ms_to_time(0), 1);
     let mut created = Vec::new();
     for (room_sid, (room, joined)) in instances {
+        match sessions.get(room_sid) {
+            // An unscheduled session that starts before these joins, or a
+            // lesson the instance became: nothing to do.
+            Some((kind, start)) if kind != "unscheduled" || *start <= joined => continue,
+            _ => {}
+        }
         // An instance whose session exists: an earlier join moves its start.
         let known = sqlx::query(
             "UPDATE sessions SET scheduled_at_ms = $2, window_end_ms = $2 \
@@ -80,3 +94,33 @@ pub(super) async fn ensure_instances<'f>(
     }
     Ok(created)
 }
+
+/// (kind, start) of the session of each of `room_sids` that has one.
+async fn sessions_of_instances<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    room_sids: impl Iterator<Item = &'a str>,
+) -> StoreResult<HashMap<String, (String, i64)>> {
+    let room_sids: Vec<&str> = room_sids.collect();
+    let mut sessions = HashMap::with_capacity(room_sids.len());
+    for chunk in room_sids.chunks(LOOKUPS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT room_sid, kind, scheduled_at_ms FROM sessions WHERE room_sid IN ({})",
+            Placeholders::new(backend).rows("?", chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for sid in chunk {
+            query = query.bind(*sid);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            sessions.insert(
+                row.try_get("room_sid")?,
+                (row.try_get("kind")?, row.try_get("scheduled_at_ms")?),
+            );
+        }
+    }
+    Ok(sessions)
+}
+
+/// Room instances per lookup statement.
+const LOOKUPS_PER_STATEMENT: usize = 256;

@@ -162,8 +162,13 @@ impl Store {
                 changed.push(fact.identity.clone());
             }
         }
-        let opened =
-            ensure_instances(&mut tx, found.opened.iter().map(|(fact, _)| fact), now_ms).await?;
+        let opened = ensure_instances(
+            &mut tx,
+            self.backend,
+            found.opened.iter().map(|(fact, _)| fact),
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         for room in &opened {
             self.facts_cache.invalidate_room(room);
