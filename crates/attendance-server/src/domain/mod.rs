@@ -18,4 +18,4 @@ pub use facts::{
 };
 pub use lessons::SessionKind;
 pub use outbound::{Attempt, AttemptOutcome, Endpoint, OutboundEvent, OutboundMessage};
-pub use webhooks::{InboxCounts, NewEvent, Shard, StoredEvent};
+pub use webhooks::{InboxCounts, NewEvent, Shard, StoredBatch, StoredEvent};

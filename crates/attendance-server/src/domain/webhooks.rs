@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::EventFacts;
+
 /// A webhook as stored in the inbox.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -27,6 +29,22 @@ pub struct NewEvent {
     pub api_key: String,
     /// The body exactly as received.
     pub body: String,
+    /// What it means for the facts, when that could be read on receipt:
+    /// applied in the transaction that stores it. `None`: stored pending,
+    /// for the processor (which retries and dead-letters).
+    pub facts: Option<EventFacts>,
+}
+
+/// What storing a batch of webhooks did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredBatch {
+    /// Per event, `false` when its id was already stored.
+    pub new: Vec<bool>,
+    /// Whether the new events' facts were applied with them (else they are
+    /// pending: the facts could not be applied in that transaction).
+    pub applied: bool,
+    /// Rooms that got a session (see `Store::apply_events`).
+    pub opened: Vec<String>,
 }
 
 /// Webhooks waiting to be applied, and dead-lettered ones.

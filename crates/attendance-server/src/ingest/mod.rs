@@ -1,8 +1,11 @@
 //! Webhooks in: verified and stored durably before LiveKit gets its 200
-//! ([`receive`], through the group-committing [`inbox`]), then applied to the
-//! facts in the background ([`processor`]); the [`sweeper`] closes what
-//! LiveKit never will (stale heartbeats, ended sessions).
+//! ([`receive`], through the group-committing [`inbox`]), and applied to the
+//! facts in the transaction that stores them; those that could not be are
+//! applied in the background ([`processor`]), retried, dead-lettered. The
+//! [`sweeper`] closes what LiveKit never will (stale heartbeats, ended
+//! sessions).
 
+mod applied;
 pub mod inbox;
 pub mod processor;
 pub mod receive;
@@ -14,8 +17,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::domain::EventFacts;
 use crate::live::Live;
-use crate::livekit::KeyRing;
+use crate::livekit::{facts_of, KeyRing, WebhookEvent};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use inbox::{Inbox, InboxWriter};
@@ -70,7 +74,7 @@ impl Ingest {
         live: Live,
         settings: IngestSettings,
     ) -> Ingest {
-        let (inbox, writer) = Inbox::new(store.clone());
+        let (inbox, writer) = Inbox::new(store.clone(), live.clone(), metrics.clone());
         Ingest(Arc::new(IngestState {
             store,
             keys,
@@ -95,6 +99,15 @@ impl Ingest {
             self.wake_processors();
         }
         Ok(queued)
+    }
+
+    /// What a webhook means for the facts; with engagement off, nothing
+    /// about tracks is stored.
+    pub(crate) fn facts_of(&self, event: &WebhookEvent) -> Result<EventFacts, String> {
+        match facts_of(event)? {
+            EventFacts::Media(_) if !self.settings.engagement => Ok(EventFacts::Ignored),
+            facts => Ok(facts),
+        }
     }
 
     /// Wakes every idle processor (each claims its own rooms' events), and

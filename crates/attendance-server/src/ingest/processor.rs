@@ -1,14 +1,17 @@
-//! Applies stored webhooks to the cycles table, in the background, after
-//! LiveKit already has its 200. Failures are retried with exponential
+//! Applies stored webhooks that are still pending to the cycles table, in
+//! the background, after LiveKit already has its 200: those whose facts
+//! could not be read or applied as they were stored (see [`super::inbox`]),
+//! retries, replays, and whatever a crash left. Failures are retried with exponential
 //! backoff and end as dead letters (`status = 'failed'`), never dropped.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::applied::AppliedChanges;
 use super::Ingest;
-use crate::domain::{now, now_ms, Changed, EventFacts, Shard, StoredEvent};
-use crate::livekit::{facts_of, WebhookEvent};
+use crate::domain::{now, now_ms, EventFacts, Shard, StoredEvent};
+use crate::livekit::WebhookEvent;
 use crate::metrics::Metrics;
 
 const BATCH: i64 = 256;
@@ -48,13 +51,8 @@ pub async fn process_due(ingest: &Ingest, shard: Shard) -> Result<usize, sqlx::E
         .await?;
     let mut good = Vec::with_capacity(due.len());
     for stored in &due {
-        match WebhookEvent::parse(stored.body.as_bytes()).and_then(|e| facts_of(&e).map(|f| (e, f)))
-        {
-            // Without engagement, nothing about tracks is stored.
-            Ok((event, EventFacts::Media(_))) if !ingest.settings.engagement => {
-                good.push((stored, event, EventFacts::Ignored))
-            }
-            Ok((event, facts)) => good.push((stored, event, facts)),
+        match WebhookEvent::parse(stored.body.as_bytes()).and_then(|e| ingest.facts_of(&e)) {
+            Ok(facts) => good.push((stored, facts)),
             Err(reason) => record_failure(ingest, stored, &reason).await?,
         }
     }
@@ -63,7 +61,7 @@ pub async fn process_due(ingest: &Ingest, shard: Shard) -> Result<usize, sqlx::E
     }
     // A database error is not the events' fault: they stay claimed and are
     // retried when the lease runs out, without spending an attempt.
-    let batch: Vec<(&str, &EventFacts)> = good.iter().map(|(s, _, f)| (s.id.as_str(), f)).collect();
+    let batch: Vec<(&str, &EventFacts)> = good.iter().map(|(s, f)| (s.id.as_str(), f)).collect();
     let (applied, opened) = match ingest.store.apply_events(&batch, now_ms()).await {
         Ok(result) => result,
         // A batch can lose a deadlock against another instance's batch;
@@ -84,48 +82,25 @@ pub async fn process_due(ingest: &Ingest, shard: Shard) -> Result<usize, sqlx::E
         }
         Err(error) => return Err(error),
     };
-    let mut changes = std::collections::BTreeSet::new();
-    // A room nobody scheduled got its session: its subscribers resync.
-    for room in opened {
-        changes.insert((room, None));
+    let mut changes = AppliedChanges::default();
+    for room in &opened {
+        changes.room_opened(room);
     }
-    for ((stored, event, facts), applied) in good.iter().zip(applied) {
+    for ((stored, facts), applied) in good.iter().zip(applied) {
         if !applied {
             continue; // another instance got there first
         }
-        Metrics::inc(&ingest.metrics.events_processed);
         let lag = (now() - stored.received_at).to_std().unwrap_or_default();
-        ingest.metrics.processing_lag.observe(lag);
-        let identity = event
-            .participant
-            .as_ref()
-            .map_or("", |p| p.identity.as_str());
-        tracing::info!(event_id = %stored.id, event = %stored.event, room = %stored.room, identity, "webhook processed");
-        match facts {
-            EventFacts::Joined(f) | EventFacts::Closed { fact: f, .. } => {
-                changes.insert((f.room.clone(), Some(f.identity.clone())));
-            }
-            EventFacts::RoomFinished { room, .. } => {
-                changes.insert((room.clone(), None));
-            }
-            EventFacts::Media(facts) => {
-                for f in facts {
-                    changes.insert((f.room.clone(), Some(f.identity.clone())));
-                }
-            }
-            EventFacts::Ignored => {}
-        }
+        changes.applied(
+            &ingest.metrics,
+            &stored.id,
+            &stored.event,
+            &stored.room,
+            facts,
+            lag,
+        );
     }
-    // One push per participant per batch, however many events touched them.
-    let changes: Vec<Changed> = changes
-        .into_iter()
-        .map(|(room, identity)| Changed {
-            room,
-            identity,
-            heartbeat_at_ms: None,
-        })
-        .collect();
-    ingest.live.changed_many(changes);
+    changes.publish(&ingest.live);
     Ok(due.len())
 }
 

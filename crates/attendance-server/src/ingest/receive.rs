@@ -1,6 +1,7 @@
 //! One webhook received: verified exactly as LiveKit's receivers do, parsed,
 //! and stored durably. The same path serves the HTTP route and demo mode.
 
+use super::inbox::Stored;
 use super::Ingest;
 use crate::domain::NewEvent;
 use crate::livekit::webhook::{self, WebhookError, WebhookEvent};
@@ -69,20 +70,27 @@ impl Ingest {
                 created_at_ms: event.created_at * 1000,
                 api_key,
                 body: text.to_string(),
+                // Unreadable facts: stored pending, for the processor to
+                // retry and dead-letter with the reason.
+                facts: self.facts_of(&event).ok(),
             })
             .await
             .map_err(|error| {
                 tracing::error!(event_id = %event.id, room = %event.room_name(), identity, %error, "webhook not stored: answering 503 so LiveKit retries");
                 ReceiveError::Unavailable
             })?;
-        let received = if stored {
-            Metrics::inc(&self.metrics.webhooks_accepted);
-            self.wake_processors();
-            Received::Accepted
-        } else {
-            Metrics::inc(&self.metrics.webhooks_duplicate);
-            Received::Duplicate
+        let received = match stored {
+            Stored::Applied => Received::Accepted,
+            Stored::Pending => {
+                self.wake_processors();
+                Received::Accepted
+            }
+            Stored::Duplicate => Received::Duplicate,
         };
+        Metrics::inc(match received {
+            Received::Accepted => &self.metrics.webhooks_accepted,
+            Received::Duplicate => &self.metrics.webhooks_duplicate,
+        });
         tracing::info!(event_id = %event.id, event = %event.event, room = %event.room_name(), identity, status = received.as_str(), "webhook stored");
         Ok((received, event.id))
     }

@@ -6,78 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use attendance_rules::CloseReason;
 use chrono::{DateTime, Utc};
 
-use super::inbox::mark_processed;
 use super::instances::ensure_instances;
 use super::media::insert_media;
 use super::sql::{cycle_from_row, Placeholders, CYCLE_SELECT, SWEEPER_REASONS};
-use super::writer::Durability;
 use super::{Backend, Store, StoreResult};
 use crate::domain::{ms_to_time, CycleFact, CycleRow, EventFacts};
 use sqlx::Row;
 
 impl Store {
-    /// Applies a batch of events' facts and marks them processed, in one
-    /// transaction: each event is processed exactly once even if the process
-    /// dies in between, or two instances race for it. Per event, `false` if
-    /// it was already processed; and the rooms that got a new (unscheduled)
-    /// session.
-    pub async fn apply_events(
-        &self,
-        events: &[(&str, &EventFacts)],
-        now_ms: i64,
-    ) -> StoreResult<(Vec<bool>, Vec<String>)> {
-        // Derived from stored webhooks: lost in a power cut, they are
-        // applied again (see `writer`).
-        let mut writer = self.writer(Durability::Relaxed).await?;
-        let mut tx = writer.begin().await?;
-        let mut pending = mark_processed(
-            &mut tx,
-            self.backend,
-            events.iter().map(|(id, _)| *id),
-            now_ms,
-        )
-        .await?;
-        let mut applied = Vec::with_capacity(events.len());
-        let mut ours = Vec::with_capacity(events.len());
-        for (id, facts) in events {
-            // Marked by another instance, or processed already: not again.
-            let mine = pending.remove(*id);
-            if mine {
-                ours.push(*facts);
-            }
-            applied.push(mine);
-        }
-        apply_batch(&mut tx, self.backend, &ours, now_ms).await?;
-        let opened = ensure_instances(
-            &mut tx,
-            self.backend,
-            ours.iter().filter_map(|facts| match facts {
-                EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => Some(fact),
-                _ => None,
-            }),
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
-        writer.finish();
-        for room in &opened {
-            self.facts_cache.invalidate_room(room);
-        }
-        for (_, facts) in events {
-            match facts {
-                EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => {
-                    self.facts_cache.invalidate(&fact.room, &fact.identity)
-                }
-                EventFacts::RoomFinished { room, .. } => self.facts_cache.invalidate_room(room),
-                EventFacts::Media(facts) => facts
-                    .iter()
-                    .for_each(|f| self.facts_cache.invalidate(&f.room, &f.identity)),
-                EventFacts::Ignored => {}
-            }
-        }
-        Ok((applied, opened))
-    }
-
     /// Every open cycle with its identity's newest heartbeat, for the
     /// sweeper.
     pub async fn open_cycles_with_heartbeats(
@@ -136,6 +72,52 @@ impl Store {
         .map(cycle_from_row)
         .collect()
     }
+}
+
+impl Store {
+    /// Drops what the facts cache holds of what `applied` (committed) changed.
+    pub(super) fn forget_applied<'f>(
+        &self,
+        applied: impl Iterator<Item = &'f EventFacts>,
+        opened: &[String],
+    ) {
+        for room in opened {
+            self.facts_cache.invalidate_room(room);
+        }
+        for facts in applied {
+            match facts {
+                EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => {
+                    self.facts_cache.invalidate(&fact.room, &fact.identity)
+                }
+                EventFacts::RoomFinished { room, .. } => self.facts_cache.invalidate_room(room),
+                EventFacts::Media(facts) => facts
+                    .iter()
+                    .for_each(|f| self.facts_cache.invalidate(&f.room, &f.identity)),
+                EventFacts::Ignored => {}
+            }
+        }
+    }
+}
+
+/// Applies a batch's facts (see [`apply_batch`]) and gives every room
+/// instance they show its session; returns the rooms that got one.
+pub(super) async fn apply_facts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    batch: &[&EventFacts],
+    now_ms: i64,
+) -> StoreResult<Vec<String>> {
+    apply_batch(tx, backend, batch, now_ms).await?;
+    ensure_instances(
+        tx,
+        backend,
+        batch.iter().filter_map(|facts| match facts {
+            EventFacts::Joined(fact) | EventFacts::Closed { fact, .. } => Some(fact),
+            _ => None,
+        }),
+        now_ms,
+    )
+    .await
 }
 
 /// Rows per multi-row statement when applying a batch (at most 10
@@ -429,6 +411,7 @@ mod tests {
                 created_at_ms: T,
                 api_key: "k".into(),
                 body: "{}".into(),
+                facts: None,
             })
             .collect();
         store.insert_events(&events, T).await.unwrap();

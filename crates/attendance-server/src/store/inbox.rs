@@ -5,17 +5,52 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
+use super::cycles::apply_facts;
 use super::sql::{event_from_row, Placeholders, EVENT_COLUMNS, EVENT_SELECT};
 use super::writer::Durability;
 use super::{Backend, Store, StoreResult};
-use crate::domain::{InboxCounts, NewEvent, Shard, StoredEvent};
+use crate::domain::{EventFacts, InboxCounts, NewEvent, Shard, StoredBatch, StoredEvent};
+
+/// Whether a batch's facts are applied as it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Apply {
+    /// Those of its events that carry them (`NewEvent::facts`).
+    Facts,
+    /// None: every event is stored pending, for the processor.
+    Later,
+}
 
 impl Store {
     /// Stores a batch of verified webhooks in one transaction (one fsync
-    /// for all); per event, `false` when its id was already stored.
-    pub async fn insert_events(&self, events: &[NewEvent], now_ms: i64) -> StoreResult<Vec<bool>> {
+    /// for all) and, in the same transaction, applies the facts of those
+    /// that are new and were read on receipt (`NewEvent::facts`): they are
+    /// stored processed, and never claimed, re-read or marked afterwards.
+    /// Should applying fail (two instances' batches deadlocking on the same
+    /// cycles, say), the batch is stored pending instead, for the processor.
+    pub async fn insert_events(
+        &self,
+        events: &[NewEvent],
+        now_ms: i64,
+    ) -> StoreResult<StoredBatch> {
+        if events.iter().any(|event| event.facts.is_some()) {
+            match self.store_events(events, Apply::Facts, now_ms).await {
+                Ok(batch) => return Ok(batch),
+                Err(error) => {
+                    tracing::debug!(%error, "webhooks not applied as stored; storing them pending")
+                }
+            }
+        }
+        self.store_events(events, Apply::Later, now_ms).await
+    }
+
+    async fn store_events(
+        &self,
+        events: &[NewEvent],
+        apply: Apply,
+        now_ms: i64,
+    ) -> StoreResult<StoredBatch> {
         let mut writer = self.writer(Durability::Durable).await?;
-        let mut stored = vec![false; events.len()];
+        let mut new = vec![false; events.len()];
         // Always insert in id order: two instances storing the same
         // retried webhooks then lock rows in one order and never deadlock.
         let mut order: Vec<usize> = (0..events.len()).collect();
@@ -24,22 +59,83 @@ impl Store {
         order.dedup_by(|later, first| events[*later].id == events[*first].id);
         // Several rows per statement: one round trip to the database for
         // many webhooks is what group commit is for.
-        if order.len() <= INSERT_ROWS_PER_STATEMENT {
+        if apply == Apply::Later && order.len() <= INSERT_ROWS_PER_STATEMENT {
             // One statement is a transaction of its own: no BEGIN and
             // COMMIT round trips around it.
-            let inserted = insert_rows(&mut *writer, self.backend, events, &order, now_ms).await?;
+            let inserted =
+                insert_rows(&mut *writer, self.backend, events, &order, apply, now_ms).await?;
             writer.finish();
-            mark_stored(&mut stored, events, &order, &inserted);
-            return Ok(stored);
+            mark_stored(&mut new, events, &order, &inserted);
+            return Ok(StoredBatch {
+                new,
+                applied: false,
+                opened: Vec::new(),
+            });
         }
         let mut tx = writer.begin().await?;
         for chunk in order.chunks(INSERT_ROWS_PER_STATEMENT) {
-            let inserted = insert_rows(&mut *tx, self.backend, events, chunk, now_ms).await?;
-            mark_stored(&mut stored, events, chunk, &inserted);
+            let inserted =
+                insert_rows(&mut *tx, self.backend, events, chunk, apply, now_ms).await?;
+            mark_stored(&mut new, events, chunk, &inserted);
         }
+        // Only what this batch stored is applied: a repeated id was
+        // applied (or left pending) when it was first stored.
+        let applying: Vec<&EventFacts> = match apply {
+            Apply::Facts => events
+                .iter()
+                .zip(&new)
+                .filter(|(_, new)| **new)
+                .filter_map(|(event, _)| event.facts.as_ref())
+                .collect(),
+            Apply::Later => Vec::new(),
+        };
+        let opened = apply_facts(&mut tx, self.backend, &applying, now_ms).await?;
         tx.commit().await?;
         writer.finish();
-        Ok(stored)
+        self.forget_applied(applying.into_iter(), &opened);
+        Ok(StoredBatch {
+            new,
+            applied: apply == Apply::Facts,
+            opened,
+        })
+    }
+
+    /// Applies a batch of events' facts and marks them processed, in one
+    /// transaction: each event is processed exactly once even if the process
+    /// dies in between, or two instances race for it. Per event, `false` if
+    /// it was already processed; and the rooms that got a new (unscheduled)
+    /// session.
+    pub async fn apply_events(
+        &self,
+        events: &[(&str, &EventFacts)],
+        now_ms: i64,
+    ) -> StoreResult<(Vec<bool>, Vec<String>)> {
+        // Derived from stored webhooks: lost in a power cut, they are
+        // applied again (see `writer`).
+        let mut writer = self.writer(Durability::Relaxed).await?;
+        let mut tx = writer.begin().await?;
+        let mut pending = mark_processed(
+            &mut tx,
+            self.backend,
+            events.iter().map(|(id, _)| *id),
+            now_ms,
+        )
+        .await?;
+        let mut applied = Vec::with_capacity(events.len());
+        let mut ours = Vec::with_capacity(events.len());
+        for (id, facts) in events {
+            // Marked by another instance, or processed already: not again.
+            let mine = pending.remove(*id);
+            if mine {
+                ours.push(*facts);
+            }
+            applied.push(mine);
+        }
+        let opened = apply_facts(&mut tx, self.backend, &ours, now_ms).await?;
+        tx.commit().await?;
+        writer.finish();
+        self.forget_applied(events.iter().map(|(_, facts)| *facts), &opened);
+        Ok((applied, opened))
     }
 
     /// Claims up to `limit` due events, oldest first, for `lease_ms`: other
@@ -194,27 +290,30 @@ impl Store {
 /// Ids per statement when marking a batch processed.
 const MARK_IDS_PER_STATEMENT: usize = 256;
 
-/// Rows per multi-row webhook insert (8 parameters each).
+/// Rows per multi-row webhook insert (11 parameters each).
 const INSERT_ROWS_PER_STATEMENT: usize = 64;
 
-/// Inserts `events[rows]` in one statement; the ids that were new.
+/// Inserts `events[rows]` in one statement, processed where `apply` applies
+/// their facts in this transaction, else pending; the ids that were new.
 async fn insert_rows<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     backend: Backend,
     events: &[NewEvent],
     rows: &[usize],
+    apply: Apply,
     now_ms: i64,
 ) -> StoreResult<HashSet<String>> {
-    let values =
-        Placeholders::new(backend).rows("(?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)", rows.len());
+    let values = Placeholders::new(backend).rows("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.len());
     let sql = format!(
         "INSERT INTO webhook_events (id, event, room, created_at_ms, received_at_ms, api_key, body, \
-         status, attempts, next_attempt_at_ms) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
+         status, attempts, next_attempt_at_ms, processed_at_ms) VALUES {values} \
+         ON CONFLICT (id) DO NOTHING RETURNING id"
     );
     let mut query = sqlx::query(&sql);
     for &index in rows {
         let event = &events[index];
-        // Received now, due now.
+        let applied = apply == Apply::Facts && event.facts.is_some();
+        // Received now; processed now, or due now.
         query = query
             .bind(&event.id)
             .bind(&event.event)
@@ -223,7 +322,10 @@ async fn insert_rows<'e>(
             .bind(now_ms)
             .bind(&event.api_key)
             .bind(&event.body)
-            .bind(now_ms);
+            .bind(if applied { "processed" } else { "pending" })
+            .bind(i64::from(applied))
+            .bind(now_ms)
+            .bind(applied.then_some(now_ms));
     }
     query
         .fetch_all(executor)
@@ -247,7 +349,7 @@ fn mark_stored(
 /// Marks the batch's still-pending events processed, in one statement, and
 /// returns their ids. This takes the rows' locks first: a racing instance
 /// waits there, then finds them no longer pending and backs off.
-pub(super) async fn mark_processed<'a>(
+async fn mark_processed<'a>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     ids: impl Iterator<Item = &'a str>,
@@ -289,6 +391,7 @@ mod tests {
             created_at_ms: T,
             api_key: "key".into(),
             body: format!("{{\"id\":\"{id}\"}}"),
+            facts: None,
         }
     }
 
@@ -303,7 +406,7 @@ mod tests {
         let (store, _dir) = temp_store().await;
         let small: Vec<NewEvent> = ["b", "a", "b"].into_iter().map(event).collect();
         assert_eq!(
-            store.insert_events(&small, T).await.unwrap(),
+            store.insert_events(&small, T).await.unwrap().new,
             [true, true, false]
         );
         assert_eq!(pending(&store).await, 2);
@@ -312,7 +415,7 @@ mod tests {
         let mut large: Vec<NewEvent> = (0..n).map(|i| event(&format!("EV_{i:04}"))).collect();
         large.push(event("a")); // stored by the small batch
         large.push(event("EV_0007")); // twice in this batch
-        let stored = store.insert_events(&large, T).await.unwrap();
+        let stored = store.insert_events(&large, T).await.unwrap().new;
         assert_eq!(stored.len(), n + 2);
         assert!(stored[..n].iter().all(|s| *s), "{stored:?}");
         assert_eq!(&stored[n..], [false, false]);
@@ -326,5 +429,94 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| e.body == format!("{{\"id\":\"{}\"}}", e.id)));
+    }
+
+    fn join(id: &str, sid: &str, name: &str) -> NewEvent {
+        let fact = crate::domain::CycleFact {
+            participant_sid: sid.into(),
+            room: "math 101".into(),
+            room_sid: "RM_1".into(),
+            identity: format!("student {sid}"),
+            name: name.into(),
+            kind: String::new(),
+            metadata: String::new(),
+            attributes: String::new(),
+            joined_at_ms: Some(T),
+            disconnect_reason: String::new(),
+        };
+        NewEvent {
+            facts: Some(EventFacts::Joined(fact)),
+            ..event(id)
+        }
+    }
+
+    async fn cycle_names(store: &Store) -> Vec<(String, String)> {
+        sqlx::query("SELECT participant_sid, name FROM cycles ORDER BY participant_sid")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .collect()
+    }
+
+    /// Webhooks whose facts were read on receipt are applied as they are
+    /// stored: processed at once, never claimed; a repeated id is neither
+    /// stored nor applied again, and one without facts waits for the
+    /// processor.
+    #[tokio::test]
+    async fn facts_read_on_receipt_are_applied_in_the_storing_transaction() {
+        let (store, _dir) = temp_store().await;
+        let batch = vec![
+            join("EV_1", "PA_a", "Ada"),
+            join("EV_2", "PA_b", "Bo"),
+            event("EV_3"),
+        ];
+        let stored = store.insert_events(&batch, T).await.unwrap();
+        assert_eq!(stored.new, [true, true, true]);
+        assert!(stored.applied);
+        // The room nobody scheduled got its session.
+        assert_eq!(stored.opened, ["math 101"]);
+        assert_eq!(
+            cycle_names(&store).await,
+            [("PA_a".into(), "Ada".into()), ("PA_b".into(), "Bo".into())]
+        );
+        let pending: Vec<String> = store
+            .claim_due_events(T, 1000, 1000, Shard::ALL)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(pending, ["EV_3"]);
+
+        // LiveKit retries EV_1, with other facts: nothing changes.
+        let again = store
+            .insert_events(&[join("EV_1", "PA_a", "Someone else")], T)
+            .await
+            .unwrap();
+        assert_eq!(again.new, [false]);
+        assert!(again.opened.is_empty());
+        assert_eq!(cycle_names(&store).await[0].1, "Ada");
+    }
+
+    /// When applying fails, the webhooks are still stored (pending, for the
+    /// processor): an acknowledged webhook is never lost to its facts.
+    #[tokio::test]
+    async fn a_batch_that_cannot_be_applied_is_stored_pending() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query(
+            "CREATE TRIGGER refuse_cycles BEFORE INSERT ON cycles \
+             BEGIN SELECT RAISE(ABORT, 'cycles refused'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let batch = vec![join("EV_1", "PA_a", "Ada"), join("EV_2", "PA_b", "Bo")];
+        let stored = store.insert_events(&batch, T).await.unwrap();
+        assert_eq!(stored.new, [true, true]);
+        assert!(!stored.applied);
+        assert_eq!(pending(&store).await, 2);
+        assert!(cycle_names(&store).await.is_empty());
     }
 }
