@@ -54,7 +54,7 @@ pub(super) async fn ensure_instances<'f>(
         // An instance whose session exists: an earlier join moves its start.
         let known = sqlx::query(
             "UPDATE sessions SET scheduled_at_ms = $2, window_end_ms = $2 \
-             WHERE room_sid = $1 AND kind = 'unscheduled' AND scheduled_at_ms > $2",
+             WHERE room_sid = $1 AND room_sid <> '' AND kind = 'unscheduled' AND scheduled_at_ms > $2",
         )
         .bind(room_sid)
         .bind(joined)
@@ -68,7 +68,7 @@ pub(super) async fn ensure_instances<'f>(
              grace_minutes, late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, \
              created_at_ms, updated_at_ms) \
              SELECT $1, 'unscheduled', $2, '', $3, 1, 0, 1, $4, $5, $3, $6, $6 \
-             WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE room_sid = $2) \
+             WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE room_sid = $2 AND room_sid <> '') \
              AND NOT EXISTS (SELECT 1 FROM cycles c, sessions s WHERE c.room_sid = $2 \
              AND s.room = $1 AND s.kind = 'lesson' AND c.joined_at_ms >= s.scheduled_at_ms - $7 \
              AND c.joined_at_ms <= s.window_end_ms) \
@@ -96,6 +96,10 @@ pub(super) async fn ensure_instances<'f>(
 }
 
 /// (kind, start) of the session of each of `room_sids` that has one.
+///
+/// (`room_sid <> ''` here and in [`ensure_instances`] lets the planners use
+/// the partial index of instances' sessions, which they cannot infer from a
+/// parameter; without it each was a scan of every session.)
 async fn sessions_of_instances<'a>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
@@ -105,7 +109,8 @@ async fn sessions_of_instances<'a>(
     let mut sessions = HashMap::with_capacity(room_sids.len());
     for chunk in room_sids.chunks(LOOKUPS_PER_STATEMENT) {
         let sql = format!(
-            "SELECT room_sid, kind, scheduled_at_ms FROM sessions WHERE room_sid IN ({})",
+            "SELECT room_sid, kind, scheduled_at_ms FROM sessions WHERE room_sid IN ({}) \
+             AND room_sid <> ''",
             Placeholders::new(backend).rows("?", chunk.len())
         );
         let mut query = sqlx::query(&sql);
