@@ -4,7 +4,7 @@
 //! instance, so its attendance is still reported. Scheduling a lesson over
 //! it later turns it into that lesson (see [`super::sessions`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use attendance_rules::Schedule;
 use sqlx::Row;
@@ -18,9 +18,10 @@ use crate::domain::{ms_to_time, CycleFact};
 /// unscheduled one where no lesson covers it); returns the rooms that got
 /// a new session. Idempotent, and safe when two instances race.
 ///
-/// The batch's instances are looked up in one statement first: nearly
-/// always each already has its session, starting before these joins, and
-/// then nothing more is asked of the database for it.
+/// The batch's instances are looked up first, in two statements for all
+/// of them: nearly always each already has its session, starting before
+/// these joins, or belongs to a lesson, and then nothing more is asked of
+/// the database for it.
 pub(super) async fn ensure_instances<'f>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
@@ -42,27 +43,41 @@ pub(super) async fn ensure_instances<'f>(
         entry.1 = entry.1.min(joined);
     }
     let sessions = sessions_of_instances(tx, backend, instances.keys().copied()).await?;
+    // Instances without a session that a lesson covers (the common case
+    // in a scheduled room): asked once for the batch, not per instance.
+    let covered = covered_by_lessons(
+        tx,
+        backend,
+        instances
+            .keys()
+            .copied()
+            .filter(|sid| !sessions.contains_key(*sid)),
+    )
+    .await?;
     let defaults = Schedule::new(ms_to_time(0), 1);
     let mut created = Vec::new();
     for (room_sid, (room, joined)) in instances {
-        match sessions.get(room_sid) {
-            // An unscheduled session that starts before these joins, or a
-            // lesson the instance became: nothing to do.
-            Some((kind, start)) if kind != "unscheduled" || *start <= joined => continue,
-            _ => {}
-        }
-        // An instance whose session exists: an earlier join moves its start.
-        let known = sqlx::query(
-            "UPDATE sessions SET scheduled_at_ms = $2, window_end_ms = $2 \
-             WHERE room_sid = $1 AND room_sid <> '' AND kind = 'unscheduled' AND scheduled_at_ms > $2",
-        )
-        .bind(room_sid)
-        .bind(joined)
-        .execute(&mut **tx)
-        .await?;
-        if known.rows_affected() > 0 {
+        if let Some((kind, start)) = sessions.get(room_sid) {
+            // An unscheduled session that starts after these joins starts
+            // earlier; one that starts before them, or a lesson the
+            // instance became, stays.
+            if kind == "unscheduled" && *start > joined {
+                sqlx::query(
+                    "UPDATE sessions SET scheduled_at_ms = $2, window_end_ms = $2 \
+                     WHERE room_sid = $1 AND room_sid <> '' AND kind = 'unscheduled' AND scheduled_at_ms > $2",
+                )
+                .bind(room_sid)
+                .bind(joined)
+                .execute(&mut **tx)
+                .await?;
+            }
             continue;
         }
+        if covered.contains(room_sid) {
+            continue;
+        }
+        // The statement checks again: another instance may have opened
+        // the session, or a lesson covered it, since the lookups.
         let inserted = sqlx::query(
             "INSERT INTO sessions (room, kind, room_sid, title, scheduled_at_ms, duration_minutes, \
              grace_minutes, late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, \
@@ -125,6 +140,40 @@ async fn sessions_of_instances<'a>(
         }
     }
     Ok(sessions)
+}
+
+/// Which of `room_sids` have a connection that joined inside one of their
+/// room's lessons (or up to [`EARLY_JOIN`] before it): such an instance is
+/// that lesson's and gets no session of its own.
+async fn covered_by_lessons<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    room_sids: impl Iterator<Item = &'a str>,
+) -> StoreResult<HashSet<String>> {
+    let room_sids: Vec<&str> = room_sids.collect();
+    let mut covered = HashSet::new();
+    for chunk in room_sids.chunks(LOOKUPS_PER_STATEMENT) {
+        let mut params = Placeholders::new(backend);
+        let sids = params.rows("?", chunk.len());
+        let early = params.one();
+        let sql = format!(
+            "SELECT DISTINCT c.room_sid FROM cycles c, sessions s WHERE c.room_sid IN ({sids}) \
+             AND s.room = c.room AND s.kind = 'lesson' AND c.joined_at_ms >= s.scheduled_at_ms - {early} \
+             AND c.joined_at_ms <= s.window_end_ms"
+        );
+        let mut query = sqlx::query(&sql);
+        for sid in chunk {
+            query = query.bind(*sid);
+        }
+        for row in query
+            .bind(EARLY_JOIN.num_milliseconds())
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            covered.insert(row.try_get("room_sid")?);
+        }
+    }
+    Ok(covered)
 }
 
 /// Room instances per lookup statement.
