@@ -15,6 +15,7 @@ on_both_backends!(
     a_student_reads_their_own_history_with_totals_and_grade,
     the_schools_points_and_a_lessons_own_points_make_the_grade,
     a_student_named_in_any_script_reads_their_history,
+    a_history_gathers_every_room_the_student_joined,
 );
 
 /// 2025-11-17 and 2025-11-24 09:00Z: past lessons, so results are final.
@@ -431,4 +432,42 @@ async fn a_student_named_in_any_script_reads_their_history(db: Db) {
     // The csv crate doubles quotes inside a quoted field.
     assert!(csv.contains("\"فنون / \"\"الصف\"\" 7\""), "{csv}");
     assert!(csv.contains("\"ليلى / \"\"ب\"\" 2\""), "{csv}");
+}
+
+/// A student on no roster: their history is every room their connections
+/// were in, whatever the names, and no room they never joined.
+async fn a_history_gathers_every_room_the_student_joined(db: Db) {
+    let server = TestServer::start(db).await;
+    let joined = ["art", "art 2", "فنون / \"الصف\" 7", "z/\"last\""];
+    let not_joined = ["art 1", "music", "zz"];
+    for room in joined.iter().chain(&not_joined) {
+        lesson(
+            &server,
+            room,
+            json!({"scheduled_at": WEEK_1, "duration_minutes": 60}),
+        )
+        .await;
+    }
+    // A connection's sid names its join minute: one minute per room.
+    for (minute, room) in (0..).zip(joined) {
+        attend(&server, room, "ada", on(17, 9, minute), on(17, 10, 0)).await;
+    }
+    // Someone else was everywhere.
+    for (minute, room) in (0..).zip(joined.iter().chain(&not_joined)) {
+        attend(&server, room, "bo", on(17, 9, minute), on(17, 9, 30)).await;
+    }
+    server.settle().await;
+    let token = access_token("ada", "", Grant::Student);
+    let own = json_of(server.get("/api/attendance", &token).await, 200).await;
+    let mut rooms: Vec<&str> = own["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session"]["room"].as_str().unwrap())
+        .collect();
+    rooms.sort_unstable();
+    let mut expected = joined.to_vec();
+    expected.sort_unstable();
+    assert_eq!(rooms, expected, "{own}");
+    assert_eq!(own["totals"]["present"], 4, "{own}");
 }
