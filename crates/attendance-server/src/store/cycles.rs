@@ -128,11 +128,11 @@ const APPLY_ROWS_PER_STATEMENT: usize = 100;
 /// event: every statement is a round trip to the database.
 ///
 /// The result does not depend on the order of events inside the batch, as
-/// it does not across batches: cycles are written first (what a leave says,
-/// then what a join says over it), then rooms that finished close what is
-/// open in them, then LiveKit's closes (of two closes the earlier wins, and
-/// replaces a sweeper's guess), then joins into rooms that had already
-/// finished are closed at the finish.
+/// it does not across batches: what joins say is written first, then rooms
+/// that finished close what is open in them, then LiveKit's closes (of two
+/// closes the earlier wins, and replaces a sweeper's guess; a leave that
+/// came before its join writes the cycle, closed), then joins into rooms
+/// that had already finished are closed at the finish.
 ///
 /// No close is put before its join: LiveKit dates a close in whole seconds
 /// (`createdAt`) and a join in milliseconds, so a connection that ends in
@@ -179,15 +179,20 @@ async fn apply_batch(
         }
     }
     insert_media(tx, backend, &media).await?;
-    let close_facts: Vec<&CycleFact> = closes.values().map(|(fact, _, _)| *fact).collect();
-    upsert_cycles(
-        tx,
-        backend,
-        &close_facts,
-        now_ms,
-        "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)",
-    )
-    .await?;
+    if !finished.is_empty() {
+        // A room that finished closes what is open in it, the cycles of
+        // this batch's leaves included, so they are written before it
+        // (their closes follow, below).
+        let close_facts: Vec<&CycleFact> = closes.values().map(|(fact, _, _)| *fact).collect();
+        upsert_cycles(
+            tx,
+            backend,
+            &close_facts,
+            now_ms,
+            "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)",
+        )
+        .await?;
+    }
     let join_facts: Vec<&CycleFact> = joins.values().collect();
     // What LiveKit says at join fills in what a reordered leave could not.
     let left_at = ended_after_join(
@@ -239,29 +244,7 @@ async fn apply_batch(
     }
     let closes: Vec<_> = closes.into_iter().collect();
     for chunk in closes.chunks(APPLY_ROWS_PER_STATEMENT) {
-        let mut params = Placeholders::new(backend);
-        let values = params.rows("(?, ?, ?, ?)", chunk.len());
-        let at = params.one();
-        let left_at = ended_after_join("cycles.joined_at_ms", "closing.close_at_ms");
-        // LiveKit's close wins over the sweeper's guess; of two LiveKit
-        // closes, the earlier one is the truth.
-        let sql = format!(
-            "WITH closing (sid, close_at_ms, reason, disconnect) AS (VALUES {values}) \
-             UPDATE cycles SET left_at_ms = {left_at}, close_reason = closing.reason, \
-             disconnect_reason = closing.disconnect, \
-             updated_at_ms = {at} FROM closing WHERE cycles.participant_sid = closing.sid \
-             AND (cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
-             OR cycles.left_at_ms > closing.close_at_ms)"
-        );
-        let mut query = sqlx::query(&sql);
-        for (sid, (fact, at_ms, reason)) in chunk {
-            query = query
-                .bind(*sid)
-                .bind(*at_ms)
-                .bind(reason.as_str())
-                .bind(&fact.disconnect_reason);
-        }
-        query.bind(now_ms).execute(&mut **tx).await?;
+        close_cycles(tx, backend, chunk, now_ms).await?;
     }
     // A join into a room that had already finished (events reordered).
     // Rare: the batch's room instances are looked up by key first, and
@@ -325,6 +308,59 @@ async fn finished_instances<'a>(
         }
     }
     Ok(finished)
+}
+
+/// LiveKit's closes, in one statement: a cycle not seen yet (its leave
+/// came before its join) is written closed; one seen is closed unless it
+/// already has a LiveKit close as early. LiveKit's close wins over the
+/// sweeper's guess; of two LiveKit closes, the earlier one is the truth.
+async fn close_cycles(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    closes: &[(&str, (&CycleFact, i64, CloseReason))],
+    now_ms: i64,
+) -> StoreResult<()> {
+    let rows =
+        Placeholders::new(backend).rows("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", closes.len());
+    let closing = format!(
+        "(cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
+         OR cycles.left_at_ms > excluded.left_at_ms)"
+    );
+    let joined = "COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)";
+    let left_at = ended_after_join(joined, "excluded.left_at_ms");
+    let sql = format!(
+        "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
+         joined_at_ms, left_at_ms, close_reason, disconnect_reason, updated_at_ms, attributes) \
+         VALUES {rows} ON CONFLICT (participant_sid) DO UPDATE SET joined_at_ms = {joined}, \
+         left_at_ms = CASE WHEN {closing} THEN {left_at} ELSE cycles.left_at_ms END, \
+         close_reason = CASE WHEN {closing} THEN excluded.close_reason ELSE cycles.close_reason END, \
+         disconnect_reason = CASE WHEN {closing} THEN excluded.disconnect_reason \
+         ELSE cycles.disconnect_reason END, \
+         updated_at_ms = CASE WHEN {closing} THEN excluded.updated_at_ms ELSE cycles.updated_at_ms END"
+    );
+    let mut query = sqlx::query(&sql);
+    for (sid, (fact, at_ms, reason)) in closes {
+        // Not before its join (see `apply_batch`).
+        let left_at_ms = fact
+            .joined_at_ms
+            .map_or(*at_ms, |joined| joined.max(*at_ms));
+        query = query
+            .bind(*sid)
+            .bind(&fact.room)
+            .bind(&fact.room_sid)
+            .bind(&fact.identity)
+            .bind(&fact.name)
+            .bind(&fact.kind)
+            .bind(&fact.metadata)
+            .bind(fact.joined_at_ms)
+            .bind(left_at_ms)
+            .bind(reason.as_str())
+            .bind(&fact.disconnect_reason)
+            .bind(now_ms)
+            .bind(&fact.attributes);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Inserts cycles, or updates those already there with `on_conflict` (an
@@ -501,5 +537,58 @@ mod tests {
             (Some(50), Some("room_finished"))
         );
         assert_eq!(cycle(&facts, "PA_a").close_reason.as_deref(), Some("left"));
+    }
+
+    /// LiveKit's closes in a batch with no room finishing (the common
+    /// case): the earlier of two wins, one replaces a sweeper's guess, one
+    /// later than a close already stored changes nothing, a leave whose
+    /// join never came writes its cycle closed, and no close is put before
+    /// its join.
+    #[tokio::test]
+    async fn closes_apply_over_what_is_stored() {
+        let (store, _dir) = temp_store().await;
+        let joins = ["PA_a", "PA_s", "PA_e"]
+            .map(|sid| EventFacts::Joined(fact(sid, &sid[3..], Some(0), sid)));
+        apply(&store, "joins", &joins).await;
+        apply(&store, "early", &[closed("PA_e", "e", 0, 10)]).await;
+        sqlx::query(
+            "UPDATE cycles SET left_at_ms = $1, close_reason = 'stale_heartbeat' \
+             WHERE participant_sid = 'PA_s'",
+        )
+        .bind(T + 40 * MINUTE)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+
+        let batch = vec![
+            closed("PA_a", "a", 0, 30),
+            closed("PA_s", "s", 0, 50),
+            closed("PA_j", "j", 12, 11), // dated a second before its join
+            closed("PA_e", "e", 0, 25),
+            closed("PA_n", "n", 5, 15), // its join never came
+            closed("PA_a", "a", 0, 20),
+            EventFacts::Joined(fact("PA_j", "j", Some(12), "Jo")),
+        ];
+        assert_eq!(apply(&store, "closes", &batch).await, vec![true; 7]);
+        let facts = all_cycles(&store).await;
+        let ended = |sid: &str| {
+            let c = cycle(&facts, sid);
+            (
+                minute(c.joined_at),
+                minute(c.left_at),
+                c.close_reason.clone().unwrap_or_default(),
+            )
+        };
+        let left = |joined, left| (Some(joined), Some(left), "left".to_string());
+        assert_eq!(ended("PA_a"), left(0, 20), "the earlier of two");
+        assert_eq!(ended("PA_s"), left(0, 50), "over the sweeper's guess");
+        assert_eq!(
+            ended("PA_e"),
+            left(0, 10),
+            "the close stored first was earlier"
+        );
+        assert_eq!(ended("PA_n"), left(5, 15), "written closed");
+        assert_eq!(ended("PA_j"), left(12, 12), "not before its join");
+        assert_eq!(cycle(&facts, "PA_j").name, "Jo");
     }
 }
