@@ -183,17 +183,17 @@ async fn apply_batch(
         // A room that finished closes what is open in it, the cycles of
         // this batch's leaves included, so they are written before it
         // (their closes follow, below).
-        let close_facts: Vec<&CycleFact> = closes.values().map(|(fact, _, _)| *fact).collect();
+        let leaves: Vec<CycleWrite> = closes.values().map(|(fact, _, _)| (*fact, None)).collect();
         upsert_cycles(
             tx,
             backend,
-            &close_facts,
+            &leaves,
             now_ms,
             "joined_at_ms = COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)",
         )
         .await?;
     }
-    let join_facts: Vec<&CycleFact> = joins.values().collect();
+    let join_facts: Vec<CycleWrite> = joins.values().map(|fact| (fact, None)).collect();
     // What LiveKit says at join fills in what a reordered leave could not.
     let left_at = ended_after_join(
         "COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)",
@@ -242,10 +242,35 @@ async fn apply_batch(
         .execute(&mut **tx)
         .await?;
     }
-    let closes: Vec<_> = closes.into_iter().collect();
-    for chunk in closes.chunks(APPLY_ROWS_PER_STATEMENT) {
-        close_cycles(tx, backend, chunk, now_ms).await?;
-    }
+    // LiveKit's closes: a cycle not seen yet (its leave came before its
+    // join) is written closed; one seen is closed unless it already has a
+    // LiveKit close as early. LiveKit's close wins over the sweeper's
+    // guess; of two LiveKit closes, the earlier one is the truth.
+    let closing = format!(
+        "(cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
+         OR cycles.left_at_ms > excluded.left_at_ms)"
+    );
+    let joined = "COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)";
+    let left_at = ended_after_join(joined, "excluded.left_at_ms");
+    let closes: Vec<CycleWrite> = closes
+        .values()
+        .map(|(fact, at_ms, reason)| (*fact, Some((*at_ms, *reason))))
+        .collect();
+    upsert_cycles(
+        tx,
+        backend,
+        &closes,
+        now_ms,
+        &format!(
+            "joined_at_ms = {joined}, \
+             left_at_ms = CASE WHEN {closing} THEN {left_at} ELSE cycles.left_at_ms END, \
+             close_reason = CASE WHEN {closing} THEN excluded.close_reason ELSE cycles.close_reason END, \
+             disconnect_reason = CASE WHEN {closing} THEN excluded.disconnect_reason \
+             ELSE cycles.disconnect_reason END, \
+             updated_at_ms = CASE WHEN {closing} THEN excluded.updated_at_ms ELSE cycles.updated_at_ms END"
+        ),
+    )
+    .await?;
     // A join into a room that had already finished (events reordered).
     // Rare: the batch's room instances are looked up by key first, and
     // only joins into a finished one (or of unknown instance) are closed.
@@ -310,79 +335,34 @@ async fn finished_instances<'a>(
     Ok(finished)
 }
 
-/// LiveKit's closes, in one statement: a cycle not seen yet (its leave
-/// came before its join) is written closed; one seen is closed unless it
-/// already has a LiveKit close as early. LiveKit's close wins over the
-/// sweeper's guess; of two LiveKit closes, the earlier one is the truth.
-async fn close_cycles(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
-    closes: &[(&str, (&CycleFact, i64, CloseReason))],
-    now_ms: i64,
-) -> StoreResult<()> {
-    let rows =
-        Placeholders::new(backend).rows("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", closes.len());
-    let closing = format!(
-        "(cycles.left_at_ms IS NULL OR cycles.close_reason IN {SWEEPER_REASONS} \
-         OR cycles.left_at_ms > excluded.left_at_ms)"
-    );
-    let joined = "COALESCE(cycles.joined_at_ms, excluded.joined_at_ms)";
-    let left_at = ended_after_join(joined, "excluded.left_at_ms");
-    let sql = format!(
-        "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
-         joined_at_ms, left_at_ms, close_reason, disconnect_reason, updated_at_ms, attributes) \
-         VALUES {rows} ON CONFLICT (participant_sid) DO UPDATE SET joined_at_ms = {joined}, \
-         left_at_ms = CASE WHEN {closing} THEN {left_at} ELSE cycles.left_at_ms END, \
-         close_reason = CASE WHEN {closing} THEN excluded.close_reason ELSE cycles.close_reason END, \
-         disconnect_reason = CASE WHEN {closing} THEN excluded.disconnect_reason \
-         ELSE cycles.disconnect_reason END, \
-         updated_at_ms = CASE WHEN {closing} THEN excluded.updated_at_ms ELSE cycles.updated_at_ms END"
-    );
-    let mut query = sqlx::query(&sql);
-    for (sid, (fact, at_ms, reason)) in closes {
-        // Not before its join (see `apply_batch`).
-        let left_at_ms = fact
-            .joined_at_ms
-            .map_or(*at_ms, |joined| joined.max(*at_ms));
-        query = query
-            .bind(*sid)
-            .bind(&fact.room)
-            .bind(&fact.room_sid)
-            .bind(&fact.identity)
-            .bind(&fact.name)
-            .bind(&fact.kind)
-            .bind(&fact.metadata)
-            .bind(fact.joined_at_ms)
-            .bind(left_at_ms)
-            .bind(reason.as_str())
-            .bind(&fact.disconnect_reason)
-            .bind(now_ms)
-            .bind(&fact.attributes);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
+/// A cycle to write: what LiveKit said of the connection, and when and why
+/// it ended if this is its close.
+type CycleWrite<'a> = (&'a CycleFact, Option<(i64, CloseReason)>);
 
 /// Inserts cycles, or updates those already there with `on_conflict` (an
-/// `ON CONFLICT … DO UPDATE SET` list; `excluded.*` is the fact). At most one
-/// fact per participant sid.
+/// `ON CONFLICT … DO UPDATE SET` list; `excluded.*` is the row as it would
+/// be inserted: open, or closed when it is a close). At most one row per
+/// participant sid.
 async fn upsert_cycles(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
-    facts: &[&CycleFact],
+    cycles: &[CycleWrite<'_>],
     now_ms: i64,
     on_conflict: &str,
 ) -> StoreResult<()> {
-    for chunk in facts.chunks(APPLY_ROWS_PER_STATEMENT) {
-        let rows = Placeholders::new(backend)
-            .rows("(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)", chunk.len());
+    for chunk in cycles.chunks(APPLY_ROWS_PER_STATEMENT) {
+        let rows =
+            Placeholders::new(backend).rows("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chunk.len());
         let sql = format!(
             "INSERT INTO cycles (participant_sid, room, room_sid, identity, name, kind, metadata, \
-             joined_at_ms, left_at_ms, close_reason, updated_at_ms, attributes) VALUES {rows} \
-             ON CONFLICT (participant_sid) DO UPDATE SET {on_conflict}"
+             joined_at_ms, left_at_ms, close_reason, disconnect_reason, updated_at_ms, attributes) \
+             VALUES {rows} ON CONFLICT (participant_sid) DO UPDATE SET {on_conflict}"
         );
         let mut query = sqlx::query(&sql);
-        for fact in chunk {
+        for (fact, close) in chunk {
+            // A close is never put before its join (see `apply_batch`).
+            let left_at_ms =
+                close.map(|(at_ms, _)| fact.joined_at_ms.map_or(at_ms, |j| j.max(at_ms)));
             query = query
                 .bind(&fact.participant_sid)
                 .bind(&fact.room)
@@ -392,6 +372,12 @@ async fn upsert_cycles(
                 .bind(&fact.kind)
                 .bind(&fact.metadata)
                 .bind(fact.joined_at_ms)
+                .bind(left_at_ms)
+                .bind(close.map(|(_, reason)| reason.as_str()))
+                .bind(match close {
+                    Some(_) => fact.disconnect_reason.as_str(),
+                    None => "",
+                })
                 .bind(now_ms)
                 .bind(&fact.attributes);
         }
