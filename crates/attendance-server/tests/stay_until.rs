@@ -69,13 +69,12 @@ async fn stay_until_is_reported_during_the_class(db: Db) {
     // The join's own push may still be on its way (on PostgreSQL it goes
     // through NOTIFY after the join was stored): the leave's is the one
     // that says she is out.
-    let attendance = loop {
+    let attendance = &loop {
         let pushed = next_of_type(&mut socket, "attendance.updated", Duration::from_secs(5)).await;
         if pushed["attendance"]["in_meeting"] == false {
             break pushed["attendance"].clone();
         }
     };
-    let attendance = &attendance;
     assert_eq!(attendance["reachable_status"], "present", "{attendance}");
     let rejoin_by = time(&attendance["rejoin_by"]);
     // Already attended (left - joined); needs 48 minutes in all, and the

@@ -374,10 +374,7 @@ async fn upsert_cycles(
                 .bind(fact.joined_at_ms)
                 .bind(left_at_ms)
                 .bind(close.map(|(_, reason)| reason.as_str()))
-                .bind(match close {
-                    Some(_) => fact.disconnect_reason.as_str(),
-                    None => "",
-                })
+                .bind(close.map_or("", |_| fact.disconnect_reason.as_str()))
                 .bind(now_ms)
                 .bind(&fact.attributes);
         }

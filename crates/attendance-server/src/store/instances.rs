@@ -78,17 +78,16 @@ pub(super) async fn ensure_instances<'f>(
         }
         // The statement checks again: another instance may have opened
         // the session, or a lesson covered it, since the lookups.
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(&format!(
             "INSERT INTO sessions (room, kind, room_sid, title, scheduled_at_ms, duration_minutes, \
              grace_minutes, late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, \
              created_at_ms, updated_at_ms) \
              SELECT $1, 'unscheduled', $2, '', $3, 1, 0, 1, $4, $5, $3, $6, $6 \
              WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE room_sid = $2 AND room_sid <> '') \
-             AND NOT EXISTS (SELECT 1 FROM cycles c, sessions s WHERE c.room_sid = $2 \
-             AND s.room = $1 AND s.kind = 'lesson' AND c.joined_at_ms >= s.scheduled_at_ms - $7 \
-             AND c.joined_at_ms <= s.window_end_ms) \
+             AND NOT EXISTS (SELECT 1 FROM cycles c, sessions s WHERE c.room_sid = $2 AND {}) \
              ON CONFLICT (room_sid) WHERE room_sid <> '' DO NOTHING RETURNING id",
-        )
+            lesson_covers_cycle("$7")
+        ))
         .bind(room)
         .bind(room_sid)
         .bind(joined)
@@ -158,8 +157,8 @@ async fn covered_by_lessons<'a>(
         let early = params.one();
         let sql = format!(
             "SELECT DISTINCT c.room_sid FROM cycles c, sessions s WHERE c.room_sid IN ({sids}) \
-             AND s.room = c.room AND s.kind = 'lesson' AND c.joined_at_ms >= s.scheduled_at_ms - {early} \
-             AND c.joined_at_ms <= s.window_end_ms"
+             AND {}",
+            lesson_covers_cycle(&early)
         );
         let mut query = sqlx::query(&sql);
         for sid in chunk {
@@ -174,6 +173,16 @@ async fn covered_by_lessons<'a>(
         }
     }
     Ok(covered)
+}
+
+/// SQL: session `s` is a lesson of cycle `c`'s room that `c` joined
+/// inside, or up to `early` (a placeholder for [`EARLY_JOIN`]) before: the
+/// room instance of `c` belongs to that lesson.
+fn lesson_covers_cycle(early: &str) -> String {
+    format!(
+        "s.room = c.room AND s.kind = 'lesson' AND c.joined_at_ms >= s.scheduled_at_ms - {early} \
+         AND c.joined_at_ms <= s.window_end_ms"
+    )
 }
 
 /// Room instances per lookup statement.
