@@ -204,6 +204,9 @@ const LOOKUPS_PER_STATEMENT: usize = 256;
 
 #[cfg(test)]
 mod tests {
+    use std::panic::AssertUnwindSafe;
+
+    use futures_util::FutureExt;
     use sqlx::{Connection, Executor};
 
     use super::*;
@@ -311,11 +314,17 @@ mod tests {
             .unwrap();
         let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
         let store = Store::connect(&url, 2).await.unwrap();
-        lookup_probes_the_lessons_index(&store).await;
+        // The database is dropped whether the checks pass or not.
+        let checked = AssertUnwindSafe(lookup_probes_the_lessons_index(&store))
+            .catch_unwind()
+            .await;
         store.pool().close().await;
         admin
             .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
             .await
             .unwrap();
+        if let Err(panic) = checked {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
