@@ -220,31 +220,33 @@ mod tests {
     /// statistics gathered since they were written (as with autovacuum
     /// off, or right after a morning's classes began).
     async fn fill(store: &Store) {
-        let (sessions, cycles) = (
-            format!(
-                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {LESSONS}) \
-                 INSERT INTO sessions (room, kind, scheduled_at_ms, duration_minutes, grace_minutes, \
-                 late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, \
-                 created_at_ms, updated_at_ms) \
-                 SELECT 'room ' || i, 'lesson', 1000000, 45, 5, 10, 80, 180, 4000000, 0, 0 FROM n"
-            ),
-            format!(
-                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {}) \
-                 INSERT INTO cycles (participant_sid, room, room_sid, identity, joined_at_ms, updated_at_ms) \
-                 SELECT 'PA_' || i, 'room ' || (i % {LESSONS}), 'RM_' || (i % {LESSONS}), 'p' || i, \
-                 1000000 + i, 0 FROM n",
-                LESSONS * 30
-            ),
+        let numbers = |count: i64| {
+            format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {count})")
+        };
+        let lessons = format!(
+            "{} INSERT INTO sessions (room, kind, scheduled_at_ms, duration_minutes, grace_minutes, \
+             late_after_minutes, present_percent, heartbeat_stale_seconds, window_end_ms, \
+             created_at_ms, updated_at_ms) \
+             SELECT 'room ' || i, 'lesson', 1000000, 45, 5, 10, 80, 180, 4000000, 0, 0 FROM n",
+            numbers(LESSONS)
         );
-        store.pool().execute(sessions.as_str()).await.unwrap();
-        store.pool().execute(cycles.as_str()).await.unwrap();
+        let connections = format!(
+            "{} INSERT INTO cycles (participant_sid, room, room_sid, identity, joined_at_ms, updated_at_ms) \
+             SELECT 'PA_' || i, 'room ' || (i % {LESSONS}), 'RM_' || (i % {LESSONS}), 'p' || i, \
+             1000000 + i, 0 FROM n",
+            numbers(LESSONS * 30)
+        );
+        for sql in [lessons, connections] {
+            store.pool().execute(sql.as_str()).await.unwrap();
+        }
     }
 
     /// The database's plan for the lookup over five instances, one line per node.
     async fn plan(store: &Store) -> String {
-        let explain = match store.backend() {
-            Backend::Postgres => "EXPLAIN",
-            Backend::Sqlite => "EXPLAIN QUERY PLAN",
+        // SQLite's plan rows are (id, parent, notused, detail).
+        let (explain, detail) = match store.backend() {
+            Backend::Postgres => ("EXPLAIN", 0),
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN", 3),
         };
         let sql = format!("{explain} {}", covered_by_lessons_sql(store.backend(), 5));
         let mut query = sqlx::query(&sql);
@@ -256,12 +258,8 @@ mod tests {
             .fetch_all(store.pool())
             .await
             .unwrap();
-        let column = match store.backend() {
-            Backend::Postgres => 0,
-            Backend::Sqlite => 3, // id, parent, notused, detail
-        };
         rows.iter()
-            .map(|row| row.try_get::<String, _>(column).unwrap())
+            .map(|row| row.try_get::<String, _>(detail).unwrap())
             .collect::<Vec<_>>()
             .join("\n")
     }
